@@ -1,0 +1,24 @@
+"""From tables and arrays to tensors: reading, target encoding with label masks, feature
+preprocessing fitted on training rows only, seeded splits, and the multi-input setting."""
+
+from polytask.data.multi_input import from_task_column, from_task_datasets
+from polytask.data.preprocessing import FeaturePreprocessor
+from polytask.data.splits import Split, split_indices
+from polytask.data.tables import as_frame, read_table
+from polytask.data.targets import TargetEncoder, infer_tasks, validate_targets
+from polytask.data.tensors import TaskTensors, to_tensors
+
+__all__ = [
+    "FeaturePreprocessor",
+    "Split",
+    "TargetEncoder",
+    "TaskTensors",
+    "as_frame",
+    "from_task_column",
+    "from_task_datasets",
+    "infer_tasks",
+    "read_table",
+    "split_indices",
+    "to_tensors",
+    "validate_targets",
+]

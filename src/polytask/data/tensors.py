@@ -1,0 +1,62 @@
+"""Tensors for training: encoded features plus, per task, targets and a label mask."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from polytask.data.preprocessing import FeaturePreprocessor
+from polytask.data.targets import TargetEncoder
+
+
+@dataclass
+class TaskTensors:
+    """Features ``x`` (n, p) and, per task name, ``targets`` (n, d_t) and ``masks`` (n, d_t) bool."""
+
+    x: torch.Tensor
+    targets: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def subset(self, rows: np.ndarray | torch.Tensor | Sequence[int]) -> "TaskTensors":
+        idx = torch.as_tensor(np.asarray(rows), dtype=torch.long)
+        return TaskTensors(
+            self.x[idx],
+            {k: v[idx] for k, v in self.targets.items()},
+            {k: v[idx] for k, v in self.masks.items()},
+        )
+
+    def to(self, device: torch.device | str) -> "TaskTensors":
+        return TaskTensors(
+            self.x.to(device),
+            {k: v.to(device) for k, v in self.targets.items()},
+            {k: v.to(device) for k, v in self.masks.items()},
+        )
+
+    def label_counts(self) -> dict[str, int]:
+        """Rows with at least one observed label, per task."""
+        return {k: int(m.any(dim=1).sum()) for k, m in self.masks.items()}
+
+
+def to_tensors(
+    frame: pd.DataFrame,
+    preprocessor: FeaturePreprocessor,
+    encoders: Sequence[TargetEncoder],
+    with_targets: bool = True,
+) -> TaskTensors:
+    """Encode ``frame`` with fitted preprocessing and target encoders."""
+    x = torch.from_numpy(preprocessor.transform(frame))
+    targets: dict[str, torch.Tensor] = {}
+    masks: dict[str, torch.Tensor] = {}
+    if with_targets:
+        for enc in encoders:
+            y, m = enc.encode(frame)
+            targets[enc.task.name] = torch.from_numpy(y)
+            masks[enc.task.name] = torch.from_numpy(np.ascontiguousarray(m))
+    return TaskTensors(x, targets, masks)

@@ -1,0 +1,131 @@
+"""Per-task metrics (computed with scikit-learn on observed labels only) and delta against STL.
+
+Regression: RMSE, MAE, R^2 (averaged over columns for a vector target), in original units.
+Binary and multiclass: log-loss, accuracy, ROC-AUC (one-vs-rest for multiclass), F1 (macro for
+multiclass). Multilabel: log-loss, micro and macro F1, macro ROC-AUC over the labels that have
+both classes. A metric that is undefined on the data (AUC with one class present) is NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from sklearn import metrics as skm
+
+from polytask.data.targets import TargetEncoder
+
+#: Metrics for which a larger value is better; all others are better when smaller.
+HIGHER_IS_BETTER: frozenset[str] = frozenset(
+    {"accuracy", "roc_auc", "f1", "r2", "micro_f1", "macro_f1", "auc"}
+)
+
+
+def _safe(fn, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]
+    try:
+        return float(fn(*args, **kwargs))
+    except ValueError:
+        return float("nan")
+
+
+def task_metrics(
+    encoder: TargetEncoder, output: np.ndarray, target: np.ndarray, mask: np.ndarray
+) -> dict[str, float]:
+    """Metrics of one task over the rows whose label is observed.
+
+    ``output`` is the raw network output (n, d); ``target`` and ``mask`` are as encoded by
+    ``encoder``. Returns NaN for every metric when no label is observed.
+    """
+    task = encoder.task
+    names = task.metric_names
+    if not mask.any():
+        return {m: float("nan") for m in names}
+    kind = task.kind
+    out: dict[str, float] = {}
+    if kind == "regression":
+        pred = encoder.decode(output)["value"]
+        true = target * np.asarray(encoder.std_) + np.asarray(encoder.mean_)
+        cols = [(true[mask[:, j], j], pred[mask[:, j], j]) for j in range(true.shape[1]) if mask[:, j].any()]
+        fns = {
+            "rmse": lambda y, p: math.sqrt(skm.mean_squared_error(y, p)),
+            "mae": skm.mean_absolute_error,
+            "r2": lambda y, p: _safe(skm.r2_score, y, p) if len(y) > 1 else float("nan"),
+        }
+        for m in names:
+            out[m] = float(np.mean([fns[m](y, p) for y, p in cols]))
+        return out
+    dec = encoder.decode(output)
+    proba = dec["proba"]
+    if kind in ("binary", "multiclass"):
+        rows = mask[:, 0]
+        y = target[rows, 0].astype(int)
+        p = proba[rows]
+        labels = list(range(p.shape[1]))
+        y_hat = p.argmax(axis=1)
+        for m in names:
+            if m == "accuracy":
+                out[m] = float(skm.accuracy_score(y, y_hat))
+            elif m == "log_loss":
+                out[m] = _safe(skm.log_loss, y, p, labels=labels)
+            elif m == "f1":
+                avg = "binary" if kind == "binary" else "macro"
+                out[m] = float(skm.f1_score(y, y_hat, average=avg, labels=labels if avg == "macro" else None, zero_division=0))
+            elif m == "roc_auc":
+                if len(np.unique(y)) < 2:
+                    out[m] = float("nan")
+                elif kind == "binary":
+                    out[m] = _safe(skm.roc_auc_score, y, p[:, 1])
+                else:
+                    present = np.unique(y)
+                    if len(present) < p.shape[1]:
+                        out[m] = float("nan")
+                    else:
+                        out[m] = _safe(skm.roc_auc_score, y, p, multi_class="ovr", labels=labels)
+        return out
+    # multilabel: score every observed (row, label) entry
+    y = target.astype(int)
+    y_hat = (proba >= 0.5).astype(int)
+    for m in names:
+        if m == "log_loss":
+            eps = 1e-12
+            pp = np.clip(proba, eps, 1 - eps)
+            ll = -(y * np.log(pp) + (1 - y) * np.log(1 - pp))
+            out[m] = float(ll[mask].mean())
+        elif m in ("micro_f1", "macro_f1"):
+            if mask.all():
+                out[m] = float(skm.f1_score(y, y_hat, average=m.split("_")[0], zero_division=0))
+            elif m == "micro_f1":
+                out[m] = float(skm.f1_score(y[mask], y_hat[mask], zero_division=0))
+            else:
+                out[m] = float(np.mean([skm.f1_score(y[mask[:, j], j], y_hat[mask[:, j], j], zero_division=0) for j in range(y.shape[1]) if mask[:, j].any()]))
+        elif m == "auc":
+            aucs = [
+                skm.roc_auc_score(y[mask[:, j], j], proba[mask[:, j], j])
+                for j in range(y.shape[1])
+                if len(np.unique(y[mask[:, j], j])) == 2
+            ]
+            out[m] = float(np.mean(aucs)) if aucs else float("nan")
+    return out
+
+
+def relative_delta(metric: str, value: float, baseline: float) -> float:
+    """Signed relative improvement of ``value`` over ``baseline`` (positive is better):
+    ``(-1)^{s} (M - M_b) / |M_b|`` with ``s = 0`` when higher is better and ``s = 1`` otherwise."""
+    if baseline == 0 or math.isnan(baseline) or math.isnan(value):
+        return float("nan")
+    sign = 1.0 if metric in HIGHER_IS_BETTER else -1.0
+    return sign * (value - baseline) / abs(baseline)
+
+
+def delta_m(results: Mapping[str, Mapping[str, float]], baseline: Mapping[str, Mapping[str, float]]) -> float:
+    """Delta-m (Maninis et al. 2019): the mean over tasks and their metrics of ``relative_delta``."""
+    deltas = [
+        relative_delta(metric, float(results[task][metric]), float(baseline[task][metric]))
+        for task in results
+        if task in baseline
+        for metric in results[task]
+        if metric in baseline[task]
+    ]
+    deltas = [d for d in deltas if not math.isnan(d)]
+    return float(np.mean(deltas)) if deltas else float("nan")

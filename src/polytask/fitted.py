@@ -1,0 +1,142 @@
+"""A trained multi-task model: preprocessing, target encoders, network and best-epoch snapshots.
+
+``predict`` returns one column per main task (auxiliary tasks are trained, never predicted):
+the value for regression, the label plus ``<task>:proba_<class>`` columns for classification,
+and a 0/1 column plus a ``:proba`` column per label for multilabel. With per-task early
+stopping each task is predicted by the snapshot of its own best epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from polytask.data.preprocessing import FeaturePreprocessor
+from polytask.data.tables import TableLike, as_frame
+from polytask.data.targets import TargetEncoder, validate_targets
+from polytask.data.tensors import to_tensors
+from polytask.errors import PolytaskError
+from polytask.evaluate import task_metrics
+from polytask.models.base import MultiTaskNetwork
+from polytask.tasks import Task
+from polytask.training.trainer import predict_raw
+
+
+@dataclass
+class FittedModel:
+    """Everything needed to predict, evaluate and save a trained model."""
+
+    network: MultiTaskNetwork
+    tasks: list[Task]
+    encoders: list[TargetEncoder]
+    preprocessor: FeaturePreprocessor
+    snapshots: dict[int, dict[str, torch.Tensor]]
+    best_epoch: dict[str, int]
+    train_config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def main_tasks(self) -> list[Task]:
+        return [t for t in self.tasks if not t.auxiliary]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return list(self.preprocessor.columns_)
+
+    def _check_columns(self, frame: pd.DataFrame) -> None:
+        missing = [c for c in self.feature_columns if c not in frame.columns]
+        if missing:
+            raise PolytaskError(f"feature column '{missing[0]}' used in training is missing from the data")
+
+    def raw_outputs(self, data: TableLike) -> dict[str, np.ndarray]:
+        """Raw network outputs per task (logits or standardized values), each task from the
+        snapshot of its best epoch."""
+        frame = as_frame(data)
+        self._check_columns(frame)
+        device = next(self.network.parameters()).device
+        x = torch.from_numpy(self.preprocessor.transform(frame)).to(device)
+        current = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+        outputs: dict[str, np.ndarray] = {}
+        try:
+            for epoch in sorted(set(self.best_epoch.values())):
+                if epoch in self.snapshots:
+                    self.network.load_state_dict(self.snapshots[epoch])
+                raw = predict_raw(self.network, x)
+                for task, best in self.best_epoch.items():
+                    if best == epoch:
+                        outputs[task] = raw[task].cpu().numpy()
+        finally:
+            self.network.load_state_dict(current)
+        return outputs
+
+    def predict_outputs(self, data: TableLike, include_auxiliary: bool = False) -> dict[str, dict[str, np.ndarray]]:
+        """Decoded predictions per task: ``{"value"}`` or ``{"proba", "label"}``."""
+        raw = self.raw_outputs(data)
+        return {
+            enc.task.name: enc.decode(raw[enc.task.name])
+            for enc in self.encoders
+            if include_auxiliary or not enc.task.auxiliary
+        }
+
+    def predict(self, data: TableLike, include_auxiliary: bool = False) -> pd.DataFrame:
+        """A DataFrame of predictions, one block of columns per (main) task."""
+        decoded = self.predict_outputs(data, include_auxiliary)
+        columns: dict[str, Any] = {}
+        for enc in self.encoders:
+            task = enc.task
+            if task.name not in decoded:
+                continue
+            d = decoded[task.name]
+            if task.kind == "regression":
+                for j, col in enumerate(task.columns):
+                    columns[col if len(task.columns) > 1 else task.name] = d["value"][:, j]
+            elif task.kind == "multilabel":
+                for j, col in enumerate(task.columns):
+                    columns[col] = d["label"][:, j]
+                    columns[f"{col}:proba"] = d["proba"][:, j]
+            else:
+                columns[task.name] = d["label"]
+                for j, cls in enumerate(enc.classes_):
+                    columns[f"{task.name}:proba_{cls}"] = d["proba"][:, j]
+        return pd.DataFrame(columns)
+
+    def evaluate(self, data: TableLike, include_auxiliary: bool = False) -> dict[str, dict[str, float]]:
+        """Per-task metrics on labelled ``data`` (missing labels are ignored)."""
+        frame = as_frame(data)
+        tasks = [t for t in self.tasks if include_auxiliary or not t.auxiliary]
+        validate_columns = [t for t in tasks if all(c in frame.columns for c in t.columns)]
+        missing = [t for t in tasks if t not in validate_columns]
+        if missing:
+            raise PolytaskError(f"target column '{missing[0].columns[0]}' of task '{missing[0].name}' is not in the data")
+        encs = [e for e in self.encoders if e.task in tasks]
+        labelled = [e for e in encs if frame[list(e.task.columns)].notna().any().any()]
+        if not labelled:
+            raise PolytaskError("the data holds no label for any task")
+        validate_targets(frame, [e.task for e in labelled if e.task.kind in ("regression", "multilabel")])
+        tensors = to_tensors(frame, self.preprocessor, labelled)
+        raw = self.raw_outputs(frame)
+        return {
+            e.task.name: task_metrics(
+                e, raw[e.task.name], tensors.targets[e.task.name].numpy(), tensors.masks[e.task.name].numpy()
+            )
+            for e in labelled
+        }
+
+    def parameter_counts(self) -> dict[str, int]:
+        return self.network.parameter_counts()
+
+    def save(self, directory: str | Path) -> Path:
+        from polytask.io import save_model
+
+        return save_model(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, **network_options: Any) -> "FittedModel":
+        from polytask.io import load_model
+
+        return load_model(directory, **network_options)

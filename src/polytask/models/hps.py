@@ -1,0 +1,74 @@
+"""Hard parameter sharing (Caruana 1993, 1997): one shared trunk, one head per task.
+
+``z = trunk(x; phi)``, ``y_t = head_t(z; theta_t)``. The trunk is an MLP (configurable widths,
+activation, dropout, normalization) or any user ``nn.Module`` mapping ``(n, p)`` to ``(n, k)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from polytask.models.base import MultiTaskNetwork
+from polytask.models.layers import head, mlp
+
+
+class HardSharing(MultiTaskNetwork):
+    """Shared trunk + task heads."""
+
+    arch = "hps"
+
+    def __init__(
+        self,
+        input_dim: int,
+        output_dims: dict[str, int],
+        trunk: Sequence[int] = (64, 64),
+        head_hidden: Sequence[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        norm: str = "none",
+        custom_trunk: nn.Module | None = None,
+    ) -> None:
+        super().__init__(list(output_dims))
+        self._config: dict[str, Any] = {
+            "input_dim": int(input_dim),
+            "output_dims": {k: int(v) for k, v in output_dims.items()},
+            "trunk": [int(w) for w in trunk],
+            "head_hidden": [int(w) for w in head_hidden],
+            "activation": activation,
+            "dropout": float(dropout),
+            "norm": norm,
+        }
+        if custom_trunk is not None:
+            self.trunk: nn.Module = custom_trunk
+            with torch.no_grad():
+                was_training = custom_trunk.training
+                custom_trunk.eval()
+                rep_dim = int(custom_trunk(torch.zeros(2, input_dim)).shape[-1])
+                custom_trunk.train(was_training)
+            self._config["trunk"] = "custom"
+        else:
+            self.trunk = mlp(input_dim, trunk, activation, dropout, norm)
+            rep_dim = int(trunk[-1]) if len(trunk) else int(input_dim)
+        self.rep_dim = rep_dim
+        self.heads = nn.ModuleDict(
+            {t: head(rep_dim, d, head_hidden, activation, dropout) for t, d in output_dims.items()}
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x)
+
+    def decode(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {t: h(z) for t, h in self.heads.items()}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return list(self.trunk.parameters())
+
+    def task_parameters(self, task: str) -> list[nn.Parameter]:
+        return list(self.heads[task].parameters())
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)

@@ -1,0 +1,106 @@
+"""Lightning-style callbacks: progress, logging and checkpoints hang off the training loop.
+
+A callback overrides any of the hooks; the trainer calls them in order. ``logs`` passed to
+``on_epoch_end`` holds ``epoch``, ``train_loss`` and ``val_loss`` (per task), ``val_metrics``
+(per task), ``weights`` (mean balancer weight per task) and ``improved`` (tasks that improved).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polytask.balancers.base import StepContext
+
+if TYPE_CHECKING:
+    from polytask.training.trainer import Trainer
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    def on_fit_start(self, trainer: "Trainer") -> None: ...
+
+    def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None: ...
+
+    def on_before_backward(self, trainer: "Trainer", ctx: StepContext) -> None:
+        """Called with the step's loss vector still attached to its graph (per-task gradients
+        may be taken here with ``retain_graph=True``)."""
+
+    def on_step_end(self, trainer: "Trainer", ctx: StepContext, weights: Any) -> None: ...
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, trainer: "Trainer") -> None: ...
+
+
+class ProgressCallback(Callback):
+    """A rich progress bar over epochs, showing each main task's validation metric."""
+
+    def __init__(self, description: str = "training", transient: bool = True) -> None:
+        self.description = description
+        self.transient = transient
+        self._progress: Any = None
+        self._task_id: Any = None
+
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            transient=self.transient,
+        )
+        self._progress.start()
+        self._task_id = self._progress.add_task(self.description, total=trainer.config.epochs, status="")
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        parts = []
+        for task in trainer.tasks:
+            if task.auxiliary:
+                continue
+            metrics = logs.get("val_metrics", {}).get(task.name, {})
+            if metrics:
+                name = task.metric_names[0]
+                parts.append(f"{task.name} {name}={metrics.get(name, float('nan')):.4g}")
+        self._progress.update(self._task_id, advance=1, status="  ".join(parts[:4]))
+
+    def on_fit_end(self, trainer: "Trainer") -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+class JsonLinesLogger(Callback):
+    """Appends one JSON line per epoch (the ``logs`` dict) to ``path``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(logs, default=float) + "\n")
+
+
+class CheckpointCallback(Callback):
+    """Writes a resumable checkpoint (network, optimizer, balancer, epoch) every ``every`` epochs.
+
+    Writes are atomic, so the previous checkpoint survives a crash mid-write.
+    """
+
+    def __init__(self, directory: str | Path, every: int = 1) -> None:
+        self.directory = Path(directory)
+        self.every = max(1, int(every))
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        if (epoch + 1) % self.every == 0:
+            from polytask.training.checkpoint import save_checkpoint
+
+            save_checkpoint(trainer, self.directory, epoch)

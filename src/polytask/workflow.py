@@ -1,0 +1,294 @@
+"""The end-to-end path a user takes: table -> tasks -> split -> preprocessing -> train MTL (and
+STL) -> evaluate on validation and test. The CLI, the scikit-learn estimators and the
+experiments all go through these functions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from polytask.data.preprocessing import FeaturePreprocessor, MissingPolicy
+from polytask.data.splits import Split, split_indices
+from polytask.data.tables import TableLike, as_frame
+from polytask.data.targets import TargetEncoder, infer_tasks, validate_targets
+from polytask.data.tensors import TaskTensors, to_tensors
+from polytask.errors import PolytaskError
+from polytask.evaluate import task_metrics
+from polytask.fitted import FittedModel
+from polytask.models import build_network, matched_stl_trunk
+from polytask.tasks import Task, TaskSet
+from polytask.training.callbacks import Callback
+from polytask.training.config import TrainConfig
+from polytask.training.trainer import Trainer, WeightSchedule, predict_raw
+
+
+@dataclass
+class NetworkSpec:
+    """Which architecture to build and how wide.
+
+    ``trunk`` gives the shared layers' widths, ``head_hidden`` the hidden widths of each task head;
+    ``options`` passes architecture-specific settings (experts, gates...); ``custom_trunk``
+    replaces the MLP trunk of hard sharing with any module mapping (n, p) to (n, k).
+    """
+
+    arch: str = "hps"
+    trunk: tuple[int, ...] = (64, 64)
+    head_hidden: tuple[int, ...] = ()
+    activation: str = "relu"
+    dropout: float = 0.0
+    norm: str = "none"
+    options: dict[str, Any] = field(default_factory=dict)
+    custom_trunk: nn.Module | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "trunk": tuple(self.trunk),
+            "head_hidden": tuple(self.head_hidden),
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "norm": self.norm,
+            **self.options,
+        }
+        if self.custom_trunk is not None:
+            kw["custom_trunk"] = self.custom_trunk
+        return kw
+
+
+@dataclass
+class Prepared:
+    """A problem ready to train: tasks, split, fitted preprocessing and tensors per split."""
+
+    frame: pd.DataFrame
+    tasks: list[Task]
+    split: Split
+    preprocessor: FeaturePreprocessor
+    encoders: list[TargetEncoder]
+    train: TaskTensors
+    val: TaskTensors
+    test: TaskTensors
+
+    @property
+    def output_dims(self) -> dict[str, int]:
+        return {e.task.name: e.output_dim for e in self.encoders}
+
+
+def prepare(
+    data: TableLike,
+    targets: Sequence[str] | None = None,
+    aux: Sequence[str] | None = None,
+    kinds: dict[str, str] | None = None,
+    weights: dict[str, float] | None = None,
+    tasks: Sequence[Task] | None = None,
+    features: Sequence[str] | None = None,
+    split: Split | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    shuffle_split: bool = True,
+    missing: MissingPolicy = "impute",
+) -> Prepared:
+    """Resolve tasks, validate targets, split rows and fit preprocessing on the training rows."""
+    frame = as_frame(data).reset_index(drop=True)
+    if tasks is None:
+        tasks = infer_tasks(frame, list(targets or []), list(aux or []), kinds, weights)
+    task_list = list(TaskSet(tuple(tasks)))
+    validate_targets(frame, task_list)
+    target_cols = {c for t in task_list for c in t.columns}
+    if features is None:
+        features = [c for c in frame.columns if c not in target_cols]
+    else:
+        absent = [c for c in features if c not in frame.columns]
+        if absent:
+            raise PolytaskError(f"feature column '{absent[0]}' is not in the data")
+        clash = [c for c in features if c in target_cols]
+        if clash:
+            raise PolytaskError(f"column '{clash[0]}' is both a feature and a target")
+    if split is None:
+        split = split_indices(len(frame), val_fraction, test_fraction, seed, shuffle=shuffle_split)
+    train_frame = frame.iloc[split.train]
+    preprocessor = FeaturePreprocessor(missing=missing).fit(train_frame[list(features)])
+    encoders = [TargetEncoder(t).fit(frame, split.train) for t in task_list]
+    all_tensors = to_tensors(frame[list(features) + sorted(target_cols)], preprocessor, encoders)
+    train = all_tensors.subset(split.train)
+    for task, count in train.label_counts().items():
+        if count == 0:
+            raise PolytaskError(f"task '{task}' has no labels in the training rows")
+    return Prepared(
+        frame=frame,
+        tasks=task_list,
+        split=split,
+        preprocessor=preprocessor,
+        encoders=encoders,
+        train=train,
+        val=all_tensors.subset(split.val),
+        test=all_tensors.subset(split.test),
+    )
+
+
+def split_metrics(model: FittedModel, data: TaskTensors, include_auxiliary: bool = True) -> dict[str, dict[str, float]]:
+    """Per-task metrics of a fitted model on encoded tensors."""
+    if len(data) == 0:
+        return {}
+    current = {k: v.detach().clone() for k, v in model.network.state_dict().items()}
+    raw: dict[str, np.ndarray] = {}
+    device = next(model.network.parameters()).device
+    try:
+        for epoch in sorted(set(model.best_epoch.values())):
+            model.network.load_state_dict(model.snapshots[epoch])
+            out = predict_raw(model.network, data.x.to(device))
+            for t, e in model.best_epoch.items():
+                if e == epoch:
+                    raw[t] = out[t].cpu().numpy()
+    finally:
+        model.network.load_state_dict(current)
+    return {
+        e.task.name: task_metrics(e, raw[e.task.name], data.targets[e.task.name].numpy(), data.masks[e.task.name].numpy())
+        for e in model.encoders
+        if include_auxiliary or not e.task.auxiliary
+    }
+
+
+def train_model(
+    prepared: Prepared,
+    spec: NetworkSpec | None = None,
+    config: TrainConfig | None = None,
+    stl: bool = False,
+    match_params_to: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    weight_schedule: WeightSchedule | None = None,
+    train_data: TaskTensors | None = None,
+) -> FittedModel:
+    """Build and train one network (MTL, or STL when ``stl=True``) on a prepared problem.
+
+    Seeding happens inside a forked RNG, so the caller's global random state is untouched and
+    the same seed gives the same model.
+    """
+    spec = spec or NetworkSpec()
+    config = config or TrainConfig()
+    kwargs = spec.kwargs()
+    arch = spec.arch
+    if stl:
+        arch = "stl"
+        kwargs = {k: v for k, v in kwargs.items() if k in ("trunk", "head_hidden", "activation", "dropout", "norm")}
+        if match_params_to is not None:
+            kwargs["trunk"] = tuple(
+                matched_stl_trunk(prepared.train.x.shape[1], prepared.output_dims, match_params_to, spec.trunk, spec.head_hidden)
+            )
+    started = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        network = build_network(arch, prepared.train.x.shape[1], prepared.output_dims, **kwargs)
+        trainer = Trainer(network, prepared.tasks, prepared.encoders, config, callbacks=callbacks, weight_schedule=weight_schedule)
+        result = trainer.fit(train_data if train_data is not None else prepared.train, prepared.val)
+    seconds = time.perf_counter() - started
+    last = max(result.snapshots) if result.snapshots else None
+    if last is not None:
+        network.load_state_dict(result.snapshots[last])
+    network.eval().cpu()
+    model = FittedModel(
+        network=network,
+        tasks=prepared.tasks,
+        encoders=prepared.encoders,
+        preprocessor=prepared.preprocessor,
+        snapshots={e: {k: v.cpu() for k, v in s.items()} for e, s in result.snapshots.items()},
+        best_epoch=result.best_epoch,
+        train_config=config.to_dict(),
+        summary={
+            "kind": "stl" if stl else "mtl",
+            "arch": arch,
+            "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "best_epoch": result.best_epoch,
+            "train_seconds": seconds,
+            "parameters": network.parameter_counts(),
+            "balancer": trainer.balancer.name,
+            "applied_weights": result.applied_weights,
+            "history": [
+                {k: h[k] for k in ("epoch", "train_loss", "val_loss", "weights") if k in h} for h in result.history
+            ],
+        },
+    )
+    model.summary["val_metrics"] = split_metrics(model, prepared.val)
+    model.summary["test_metrics"] = split_metrics(model, prepared.test)
+    return model
+
+
+@dataclass
+class FitReport:
+    """MTL (and optionally STL) trained on one split, with their metrics side by side."""
+
+    prepared: Prepared
+    mtl: FittedModel
+    stl: FittedModel | None = None
+
+    def metrics(self, split: str = "test") -> dict[str, dict[str, dict[str, float]]]:
+        """``{"mtl": {task: {metric: value}}, "stl": ...}`` on ``val`` or ``test``, main tasks only."""
+        key = f"{split}_metrics"
+        out = {}
+        for name, model in (("mtl", self.mtl), ("stl", self.stl)):
+            if model is not None:
+                out[name] = {t: m for t, m in model.summary[key].items() if not self.prepared.tasks[[x.name for x in self.prepared.tasks].index(t)].auxiliary}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "tasks": [t.to_dict() for t in self.prepared.tasks],
+            "rows": {"train": len(self.prepared.split.train), "val": len(self.prepared.split.val), "test": len(self.prepared.split.test)},
+        }
+        for name, model in (("mtl", self.mtl), ("stl", self.stl)):
+            if model is None:
+                continue
+            s = model.summary
+            out[name] = {
+                "val": s["val_metrics"],
+                "test": s["test_metrics"],
+                "best_epoch": s["best_epoch"],
+                "epochs_run": s["epochs_run"],
+                "parameters": s["parameters"],
+                "train_seconds": s["train_seconds"],
+                "balancer": s["balancer"],
+                "mean_applied_weights": {t: float(np.mean(w)) if w else float("nan") for t, w in s["applied_weights"].items()},
+            }
+        return out
+
+
+def fit(
+    data: TableLike,
+    targets: Sequence[str] | None = None,
+    aux: Sequence[str] | None = None,
+    kinds: dict[str, str] | None = None,
+    weights: dict[str, float] | None = None,
+    tasks: Sequence[Task] | None = None,
+    features: Sequence[str] | None = None,
+    spec: NetworkSpec | None = None,
+    config: TrainConfig | None = None,
+    stl: bool = False,
+    match_params: bool = False,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    split_seed: int | None = None,
+    missing: MissingPolicy = "impute",
+    callbacks: Sequence[Callback] = (),
+    stl_callbacks: Sequence[Callback] = (),
+) -> FitReport:
+    """Train MTL on ``data`` (and, with ``stl=True``, the STL baseline on the same split)."""
+    config = config or TrainConfig()
+    prepared = prepare(
+        data, targets, aux, kinds, weights, tasks, features,
+        val_fraction=val_fraction, test_fraction=test_fraction,
+        seed=config.seed if split_seed is None else split_seed, missing=missing,
+    )
+    mtl = train_model(prepared, spec, config, callbacks=callbacks)
+    baseline = None
+    if stl:
+        target = mtl.network.parameter_counts()["total"] if match_params else None
+        baseline = train_model(prepared, spec, config, stl=True, match_params_to=target, callbacks=stl_callbacks)
+    return FitReport(prepared, mtl, baseline)
