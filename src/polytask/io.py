@@ -16,6 +16,8 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +51,39 @@ def versions() -> dict[str, str]:
     }
 
 
-def save_model(model: Any, directory: str | Path) -> Path:
-    """Write ``model`` (a :class:`~polytask.fitted.FittedModel`) to ``directory`` atomically."""
+@contextmanager
+def staged_directory(directory: str | Path) -> Iterator[Path]:
+    """Yield an empty staging directory beside ``directory``; on success swap it into place
+    with renames (the old directory, if any, is removed only after the swap); on failure
+    remove it and leave ``directory`` untouched."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    try:
+        yield staging
+        backup = None
+        if directory.exists():
+            backup = directory.parent / f".{directory.name}.old-{staging.name[-8:]}"
+            directory.rename(backup)
+        staging.rename(directory)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def check_output_directory(directory: str | Path) -> None:
+    """Refuse to replace something that is not a polytask model directory."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise PolytaskError(f"'{directory}' exists and is not a directory")
     if directory.exists() and any(directory.iterdir()) and not (directory / META_FILE).exists():
         raise PolytaskError(f"'{directory}' exists and is not a polytask model directory; refusing to overwrite it")
-    directory.parent.mkdir(parents=True, exist_ok=True)
+
+
+def write_model_files(model: Any, directory: Path) -> None:
+    """Write the weights and ``model.json`` of ``model`` into the existing ``directory``."""
     tensors = {
         f"epoch{epoch}/{name}": t
         for epoch, state in model.snapshots.items()
@@ -75,20 +102,16 @@ def save_model(model: Any, directory: str | Path) -> Path:
         "train_config": model.train_config,
         "summary": model.summary,
     }
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
-    try:
-        save_tensors(staging / WEIGHTS_FILE, tensors)
-        atomic_write_json(staging / META_FILE, meta)
-        backup = None
-        if directory.exists():
-            backup = directory.parent / f".{directory.name}.old-{staging.name[-8:]}"
-            directory.rename(backup)
-        staging.rename(directory)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    save_tensors(directory / WEIGHTS_FILE, tensors)
+    atomic_write_json(directory / META_FILE, meta)
+
+
+def save_model(model: Any, directory: str | Path) -> Path:
+    """Write ``model`` (a :class:`~polytask.fitted.FittedModel`) to ``directory`` atomically."""
+    directory = Path(directory)
+    check_output_directory(directory)
+    with staged_directory(directory) as staging:
+        write_model_files(model, staging)
     return directory
 
 

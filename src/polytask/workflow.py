@@ -232,11 +232,12 @@ class FitReport:
     def metrics(self, split: str = "test") -> dict[str, dict[str, dict[str, float]]]:
         """``{"mtl": {task: {metric: value}}, "stl": ...}`` on ``val`` or ``test``, main tasks only."""
         key = f"{split}_metrics"
-        out = {}
-        for name, model in (("mtl", self.mtl), ("stl", self.stl)):
-            if model is not None:
-                out[name] = {t: m for t, m in model.summary[key].items() if not self.prepared.tasks[[x.name for x in self.prepared.tasks].index(t)].auxiliary}
-        return out
+        main = {t.name for t in self.prepared.tasks if not t.auxiliary}
+        return {
+            name: {t: m for t, m in model.summary[key].items() if t in main}
+            for name, model in (("mtl", self.mtl), ("stl", self.stl))
+            if model is not None
+        }
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -275,6 +276,7 @@ def fit(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     split_seed: int | None = None,
+    split: Split | None = None,
     missing: MissingPolicy = "impute",
     callbacks: Sequence[Callback] = (),
     stl_callbacks: Sequence[Callback] = (),
@@ -282,7 +284,7 @@ def fit(
     """Train MTL on ``data`` (and, with ``stl=True``, the STL baseline on the same split)."""
     config = config or TrainConfig()
     prepared = prepare(
-        data, targets, aux, kinds, weights, tasks, features,
+        data, targets, aux, kinds, weights, tasks, features, split=split,
         val_fraction=val_fraction, test_fraction=test_fraction,
         seed=config.seed if split_seed is None else split_seed, missing=missing,
     )
