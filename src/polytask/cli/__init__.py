@@ -1,13 +1,14 @@
 """The ``polytask`` command line.
 
-Each command lives in its own module under ``polytask.cli`` and is listed in
-:data:`COMMAND_MODULES`. User mistakes (:class:`~polytask.errors.PolytaskError`) print one line,
+Each command lives in its own module under ``polytask.cli`` that defines ``command`` (a click
+command); modules are discovered, so adding a command means adding a module. User mistakes (:class:`~polytask.errors.PolytaskError`) print one line,
 ``error: ...``, on stderr and exit with code 2, without a traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
 
 import click
@@ -15,8 +16,13 @@ import click
 from polytask import __version__
 from polytask.errors import PolytaskError
 
-#: Modules that each define ``command`` (a click command); order is the order in ``--help``.
-COMMAND_MODULES: tuple[str, ...] = ("fit", "predict", "evaluate", "demo")
+#: Modules of ``polytask.cli`` that hold helpers rather than a command.
+HELPER_MODULES: frozenset[str] = frozenset({"common", "options"})
+
+
+def command_modules() -> list[str]:
+    """The command modules of this package, sorted by name."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in HELPER_MODULES)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -26,7 +32,7 @@ def app() -> None:
     networks, and predict."""
 
 
-for _name in COMMAND_MODULES:
+for _name in command_modules():
     app.add_command(importlib.import_module(f"polytask.cli.{_name}").command)
 
 
