@@ -127,6 +127,11 @@ def train_config(o: dict[str, Any]) -> TrainConfig:
 
 
 def network_spec(o: dict[str, Any]) -> NetworkSpec:
+    if o["arch"] not in ARCHITECTURES or o["arch"] == "stl":
+        from polytask.errors import PolytaskError
+
+        names = ", ".join(sorted(a for a in ARCHITECTURES if a != "stl"))
+        raise PolytaskError(f"unknown architecture '{o['arch']}' (choose from {names}; use --stl for the single-task baseline)")
     return NetworkSpec(
         arch=o["arch"],
         trunk=parse_widths(o["trunk"], "--trunk"),

@@ -118,7 +118,8 @@ class FeaturePreprocessor:
                 blocks.append(((x - st["mean"]) / st["std"])[:, None])
             else:
                 cats = self.categorical_[col]
-                codes = pd.Categorical(s.astype(str).where(s.notna(), None), categories=cats).codes
+                lookup = {c: i for i, c in enumerate(cats)}
+                codes = s.astype(str).map(lookup).where(s.notna(), -1).fillna(-1).to_numpy(dtype=np.int64)
                 onehot = np.zeros((len(s), len(cats)))
                 known = codes >= 0
                 onehot[np.flatnonzero(known), codes[known]] = 1.0

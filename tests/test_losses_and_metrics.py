@@ -1,0 +1,120 @@
+"""Losses and metrics against hand computations and scikit-learn."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+
+from polytask import Task
+from polytask.data import TargetEncoder
+from polytask.evaluate import delta_m, relative_delta, task_metrics
+from polytask.losses import loss_vector, task_loss
+
+
+def test_masked_mse_ignores_missing_entries() -> None:
+    out = torch.tensor([[1.0], [2.0], [5.0]])
+    y = torch.tensor([[0.0], [2.0], [0.0]])
+    m = torch.tensor([[True], [True], [False]])
+    assert task_loss(Task("r"), out, y, m).item() == pytest.approx((1.0 + 0.0) / 2)
+    assert task_loss(Task("r"), out, y, torch.zeros_like(m)).item() == 0.0
+
+
+@pytest.mark.parametrize("loss,fn", [("l1", lambda d: abs(d)), ("huber", lambda d: 0.5 * d * d if abs(d) <= 1 else abs(d) - 0.5)])
+def test_regression_losses_by_hand(loss: str, fn) -> None:  # type: ignore[no-untyped-def]
+    out = torch.tensor([[0.5], [3.0]])
+    y = torch.zeros(2, 1)
+    m = torch.ones(2, 1, dtype=torch.bool)
+    assert task_loss(Task("r", loss=loss), out, y, m).item() == pytest.approx((fn(0.5) + fn(3.0)) / 2)
+
+
+def test_classification_losses_match_sklearn_log_loss() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(50, 1))
+    labels = rng.integers(0, 2, size=50)
+    mask = rng.random(50) < 0.7
+    got = task_loss(Task("b", "binary"), torch.tensor(logits), torch.tensor(labels[:, None], dtype=torch.float64), torch.tensor(mask[:, None]))
+    p = 1 / (1 + np.exp(-logits[mask, 0]))
+    assert got.item() == pytest.approx(skm.log_loss(labels[mask], p, labels=[0, 1]))
+    logits3 = rng.normal(size=(50, 3))
+    labels3 = rng.integers(0, 3, size=50)
+    got3 = task_loss(Task("m", "multiclass"), torch.tensor(logits3), torch.tensor(labels3[:, None], dtype=torch.float64), torch.tensor(mask[:, None]))
+    e = np.exp(logits3 - logits3.max(1, keepdims=True))
+    p3 = e / e.sum(1, keepdims=True)
+    assert got3.item() == pytest.approx(skm.log_loss(labels3[mask], p3[mask], labels=[0, 1, 2]))
+
+
+def test_loss_vector_order() -> None:
+    tasks = [Task("a"), Task("b")]
+    outs = {"a": torch.ones(3, 1), "b": torch.zeros(3, 1)}
+    tg = {"a": torch.zeros(3, 1), "b": torch.zeros(3, 1)}
+    ms = {k: torch.ones(3, 1, dtype=torch.bool) for k in tg}
+    np.testing.assert_allclose(loss_vector(tasks, outs, tg, ms).numpy(), [1.0, 0.0])
+
+
+def test_regression_metrics_match_sklearn_in_original_units() -> None:
+    rng = np.random.default_rng(1)
+    enc = TargetEncoder(Task("r"), mean_=[10.0], std_=[2.0])
+    true = rng.normal(size=(40, 1))
+    pred = true + rng.normal(scale=0.3, size=(40, 1))
+    mask = np.ones((40, 1), bool)
+    mask[::4] = False
+    got = task_metrics(enc, pred, true, mask)
+    yt, yp = true[mask] * 2 + 10, pred[mask] * 2 + 10
+    assert got["rmse"] == pytest.approx(math.sqrt(skm.mean_squared_error(yt, yp)))
+    assert got["mae"] == pytest.approx(skm.mean_absolute_error(yt, yp))
+    assert got["r2"] == pytest.approx(skm.r2_score(yt, yp))
+
+
+def test_binary_and_multiclass_metrics_match_sklearn() -> None:
+    rng = np.random.default_rng(2)
+    enc = TargetEncoder(Task("b", "binary"), classes_=["no", "yes"])
+    logits = rng.normal(size=(60, 1))
+    y = (logits[:, 0] + rng.normal(size=60) > 0).astype(float)[:, None]
+    mask = rng.random((60, 1)) < 0.8
+    got = task_metrics(enc, logits, y, mask)
+    p = 1 / (1 + np.exp(-logits[mask[:, 0], 0]))
+    yt = y[mask[:, 0], 0]
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(yt, p))
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(yt, p >= 0.5))
+    assert got["f1"] == pytest.approx(skm.f1_score(yt, p >= 0.5))
+    assert got["log_loss"] == pytest.approx(skm.log_loss(yt, p))
+    enc3 = TargetEncoder(Task("m", "multiclass"), classes_=["a", "b", "c"])
+    logits3 = rng.normal(size=(90, 3))
+    y3 = rng.integers(0, 3, size=(90, 1)).astype(float)
+    full = np.ones((90, 1), bool)
+    got3 = task_metrics(enc3, logits3, y3, full)
+    e = np.exp(logits3 - logits3.max(1, keepdims=True))
+    p3 = e / e.sum(1, keepdims=True)
+    assert got3["roc_auc"] == pytest.approx(skm.roc_auc_score(y3[:, 0], p3, multi_class="ovr"))
+    assert got3["f1"] == pytest.approx(skm.f1_score(y3[:, 0], p3.argmax(1), average="macro"))
+
+
+def test_multilabel_metrics_match_sklearn() -> None:
+    rng = np.random.default_rng(3)
+    enc = TargetEncoder(Task("ml", "multilabel", ("a", "b", "c")))
+    logits = rng.normal(size=(40, 3))
+    y = (rng.random((40, 3)) < 0.5).astype(float)
+    mask = np.ones((40, 3), bool)
+    got = task_metrics(enc, logits, y, mask)
+    p = 1 / (1 + np.exp(-logits))
+    assert got["micro_f1"] == pytest.approx(skm.f1_score(y, p >= 0.5, average="micro"))
+    assert got["macro_f1"] == pytest.approx(skm.f1_score(y, p >= 0.5, average="macro"))
+    assert got["auc"] == pytest.approx(skm.roc_auc_score(y, p, average="macro"))
+
+
+def test_metrics_all_missing_are_nan() -> None:
+    enc = TargetEncoder(Task("r"), mean_=[0.0], std_=[1.0])
+    got = task_metrics(enc, np.zeros((3, 1)), np.zeros((3, 1)), np.zeros((3, 1), bool))
+    assert all(math.isnan(v) for v in got.values())
+
+
+def test_relative_delta_and_delta_m_by_hand() -> None:
+    assert relative_delta("rmse", 0.9, 1.0) == pytest.approx(0.1)  # lower is better
+    assert relative_delta("accuracy", 0.9, 0.8) == pytest.approx(0.125)
+    mtl = {"a": {"rmse": 0.9}, "b": {"accuracy": 0.7}}
+    stl = {"a": {"rmse": 1.0}, "b": {"accuracy": 0.8}}
+    assert delta_m(mtl, stl) == pytest.approx((0.1 + (-0.125)) / 2)

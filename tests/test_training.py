@@ -1,0 +1,170 @@
+"""The trainer: masking, per-task early stopping, reproducibility, STL, checkpoints, failures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import polytask as pt
+from polytask.errors import NonFiniteLossError
+from polytask.losses import task_loss
+from polytask.models import HardSharing, SingleTaskNetworks
+from polytask.training import CheckpointCallback, Trainer
+from polytask.workflow import prepare, train_model
+
+FAST = dict(epochs=15, batch_size=32, lr=3e-3, seed=0)
+
+
+def test_task_with_90_percent_missing_labels_trains_and_is_scored_on_labelled_rows(small_frame: pd.DataFrame) -> None:
+    rng = np.random.default_rng(0)
+    sparse = small_frame.copy()
+    hidden = rng.random(len(sparse)) < 0.9
+    sparse.loc[hidden, "task1"] = np.nan
+    report = pt.fit(sparse, ["task0", "task1"], config=pt.TrainConfig(**FAST))
+    model = report.mtl
+    assert math.isfinite(model.summary["history"][-1]["train_loss"]["task1"])
+    # metric on the labelled rows only: identical to scoring the labelled subset by hand
+    labelled = sparse[sparse["task1"].notna()]
+    got = model.evaluate(sparse)["task1"]["rmse"]
+    pred = model.predict(labelled)["task1"].to_numpy()
+    assert got == pytest.approx(float(np.sqrt(np.mean((pred - labelled["task1"].to_numpy()) ** 2))), rel=1e-5)
+    # and it learned something: better than predicting the training mean
+    baseline = float(np.sqrt(np.mean((labelled["task1"] - sparse["task1"].mean()) ** 2)))
+    assert got < baseline
+
+
+def test_per_task_early_stopping_keeps_each_tasks_own_best_epoch(small_frame: pd.DataFrame) -> None:
+    p = prepare(small_frame, ["task0", "task1"], seed=0)
+    model = train_model(p, config=pt.TrainConfig(epochs=25, batch_size=16, lr=2e-2, patience=25, seed=0))
+    history = model.summary["history"]
+    for task in ("task0", "task1"):
+        curve = [h["val_loss"][task] for h in history]
+        assert model.best_epoch[task] == int(np.argmin(curve))
+        # predictions for the task come from its own best snapshot
+        raw = model.raw_outputs(p.frame.iloc[p.split.val])[task]
+        t = next(t for t in p.tasks if t.name == task)
+        loss = task_loss(t, torch.from_numpy(raw), p.val.targets[task], p.val.masks[task]).item()
+        assert loss == pytest.approx(min(curve), rel=1e-5)
+
+
+def test_joint_early_stopping_uses_one_epoch(small_frame: pd.DataFrame) -> None:
+    p = prepare(small_frame, ["task0", "task1"], seed=0)
+    model = train_model(p, config=pt.TrainConfig(epochs=10, early_stopping="joint", seed=0))
+    assert len(set(model.best_epoch.values())) == 1
+    history = model.summary["history"]
+    joint = [h["val_loss"]["task0"] + h["val_loss"]["task1"] for h in history]
+    assert model.best_epoch["task0"] == int(np.argmin(joint))
+
+
+def test_patience_stops_training(small_frame: pd.DataFrame) -> None:
+    p = prepare(small_frame, ["task0"], seed=0)
+    model = train_model(p, config=pt.TrainConfig(epochs=200, lr=5e-2, patience=3, seed=0))
+    assert model.summary["stopped_early"] and model.summary["epochs_run"] < 200
+
+
+def test_same_seed_same_metrics_different_seed_differs(small_frame: pd.DataFrame) -> None:
+    a = pt.fit(small_frame, ["task0", "task1"], config=pt.TrainConfig(**FAST)).metrics()
+    b = pt.fit(small_frame, ["task0", "task1"], config=pt.TrainConfig(**FAST)).metrics()
+    c = pt.fit(small_frame, ["task0", "task1"], config=pt.TrainConfig(**{**FAST, "seed": 1})).metrics()
+    assert a == b
+    assert a != c
+
+
+def test_training_leaves_global_rng_untouched(small_frame: pd.DataFrame) -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    pt.fit(small_frame, ["task0"], config=pt.TrainConfig(epochs=2))
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_stl_networks_are_independent() -> None:
+    net = SingleTaskNetworks(4, {"a": 1, "b": 1}, trunk=(8,))
+    assert net.shared_parameters() == []
+    out_a = net(torch.randn(5, 4))["a"]
+    out_a.sum().backward()
+    assert all(p.grad is None for p in net.task_parameters("b"))
+    counts = net.parameter_counts()
+    assert counts["total"] == counts["a"] + counts["b"]
+
+
+def test_stl_baseline_side_by_side_and_parameter_matching(small_frame: pd.DataFrame) -> None:
+    report = pt.fit(small_frame, ["task0", "task1"], stl=True, match_params=True, config=pt.TrainConfig(epochs=3))
+    assert set(report.metrics()) == {"mtl", "stl"}
+    mtl_total = report.mtl.parameter_counts()["total"]
+    stl_total = report.stl.parameter_counts()["total"]
+    assert abs(stl_total - mtl_total) / mtl_total < 0.1
+    assert report.stl.summary["kind"] == "stl"
+
+
+def test_hard_sharing_partitions_parameters_and_accepts_a_custom_trunk() -> None:
+    net = HardSharing(6, {"a": 1, "b": 3}, trunk=(16, 8), head_hidden=(4,))
+    ids = [id(p) for p in net.shared_parameters()] + [id(p) for t in ("a", "b") for p in net.task_parameters(t)]
+    assert sorted(ids) == sorted(id(p) for p in net.parameters())
+    out = net(torch.randn(7, 6))
+    assert out["a"].shape == (7, 1) and out["b"].shape == (7, 3)
+    custom = HardSharing(6, {"a": 1}, custom_trunk=torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh()))
+    assert custom.rep_dim == 5 and custom(torch.randn(2, 6))["a"].shape == (2, 1)
+
+
+def test_non_finite_loss_names_task_and_epoch_and_keeps_last_checkpoint(small_frame: pd.DataFrame, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    p = prepare(small_frame, ["task0", "task1"], seed=0)
+    net = HardSharing(p.train.x.shape[1], p.output_dims, trunk=(8,))
+
+    class Explode(pt.Callback):
+        def on_epoch_start(self, trainer, epoch):  # type: ignore[no-untyped-def]
+            if epoch == 2:
+                with torch.no_grad():
+                    trainer.network.heads["task1"][-1].weight.fill_(float("nan"))
+
+    ckpt = tmp_path / "ckpt"
+    trainer = Trainer(net, p.tasks, p.encoders, pt.TrainConfig(epochs=5), callbacks=[CheckpointCallback(ckpt), Explode()])
+    with pytest.raises(NonFiniteLossError, match="task 'task1' at epoch 2"):
+        trainer.fit(p.train, p.val)
+    import json
+
+    assert json.loads((ckpt / "checkpoint.json").read_text())["epoch"] == 1
+
+
+def test_checkpoint_resume_matches_uninterrupted_run(small_frame: pd.DataFrame, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    p = prepare(small_frame, ["task0", "task1"], seed=0)
+    cfg = pt.TrainConfig(epochs=6, early_stopping="none", optimizer="adam", seed=0)
+
+    def net() -> HardSharing:
+        torch.manual_seed(0)
+        return HardSharing(p.train.x.shape[1], p.output_dims, trunk=(8,))
+
+    full = Trainer(net(), p.tasks, p.encoders, cfg)
+    full.fit(p.train, p.val)
+    first = Trainer(net(), p.tasks, p.encoders, pt.TrainConfig(**{**cfg.to_dict(), "epochs": 3}), callbacks=[CheckpointCallback(tmp_path / "c")])
+    first.fit(p.train, p.val)
+    resumed = Trainer(net(), p.tasks, p.encoders, cfg)
+    resumed.fit(p.train, p.val, resume_from=str(tmp_path / "c"))
+    for a, b in zip(full.network.parameters(), resumed.network.parameters()):
+        torch.testing.assert_close(a, b)
+    assert len(resumed.history) == 6
+
+
+def test_sgd_with_l2_and_schedule_and_clipping_trains(small_frame: pd.DataFrame) -> None:
+    cfg = pt.TrainConfig(epochs=8, optimizer="sgd", lr=0.05, momentum=0.9, l2=1e-3, lr_schedule="cosine", grad_clip=1.0)
+    report = pt.fit(small_frame, ["task0", "task1"], config=cfg)
+    assert report.metrics()["mtl"]["task0"]["r2"] > 0.3
+
+
+def test_l2_penalty_shrinks_weights(small_frame: pd.DataFrame) -> None:
+    def norm(l2: float) -> float:
+        model = pt.fit(small_frame, ["task0"], config=pt.TrainConfig(epochs=10, l2=l2, early_stopping="none")).mtl
+        return float(sum((p.detach() ** 2).sum() for n, p in model.network.named_parameters() if p.ndim > 1))
+
+    assert norm(0.05) < norm(0.0)
+
+
+def test_cuda_request_without_cuda_is_a_clear_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available on this machine; the error path cannot occur")
+    with pytest.raises(pt.PolytaskError, match="CUDA is not available"):
+        pt.fit(pd.DataFrame({"x": [1.0, 2, 3, 4, 5, 6, 7, 8], "y": [1.0, 2, 3, 4, 5, 6, 7, 8]}), ["y"], config=pt.TrainConfig(device="cuda"))
