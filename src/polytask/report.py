@@ -13,11 +13,13 @@ from polytask.evaluate import HIGHER_IS_BETTER, delta_m, relative_delta
 Metrics = Mapping[str, Mapping[str, float]]
 
 
-def comparison_rows(mtl: Metrics, stl: Metrics | None) -> list[dict[str, Any]]:
-    """One row per (task, metric): MTL, STL, the difference MTL - STL, and whether MTL is better."""
+def comparison_rows(mtl: Metrics, stl: Metrics | None, headline_only: bool = False) -> list[dict[str, Any]]:
+    """One row per (task, metric): MTL, STL, the difference MTL - STL, and whether MTL is better.
+
+    ``headline_only`` keeps each task's first metric (its headline)."""
     rows = []
     for task, metrics in mtl.items():
-        for metric, value in metrics.items():
+        for metric, value in list(metrics.items())[: 1 if headline_only else None]:
             row: dict[str, Any] = {"task": task, "metric": metric, "mtl": value}
             if stl is not None and task in stl:
                 base = stl[task].get(metric, math.nan)
@@ -37,11 +39,11 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def comparison_table(mtl: Metrics, stl: Metrics | None, title: str = "test metrics") -> Table:
+def comparison_table(mtl: Metrics, stl: Metrics | None, title: str = "test metrics", headline_only: bool = False) -> Table:
     table = Table(title=title)
     for col in ["task", "metric", "MTL"] + (["STL", "MTL - STL", "better"] if stl is not None else []):
         table.add_column(col, justify="left" if col in ("task", "metric", "better") else "right")
-    for row in comparison_rows(mtl, stl):
+    for row in comparison_rows(mtl, stl, headline_only):
         arrow = "higher" if row["metric"] in HIGHER_IS_BETTER else "lower"
         cells = [row["task"], f"{row['metric']} ({arrow} is better)", _fmt(row["mtl"])]
         if stl is not None and "stl" in row:

@@ -13,7 +13,7 @@ from polytask.training.callbacks import ProgressCallback
 from polytask.training.config import TrainConfig
 from polytask.workflow import NetworkSpec, fit
 
-DEMO_ROWS = {"train": 200, "val": 200, "test": 2000}
+DEMO_ROWS = {"train": 100, "val": 200, "test": 2000}
 
 
 @click.command("demo")
@@ -21,15 +21,15 @@ DEMO_ROWS = {"train": 200, "val": 200, "test": 2000}
 @click.option("--epochs", type=int, default=150, show_default=True)
 @output_options
 def command(seed: int, epochs: int, as_json: bool, quiet: bool) -> None:
-    """Train MTL and STL on five related tasks and print them side by side.
+    """Train MTL and STL on eight related tasks and print them side by side.
 
-    The data is generated here: 20 inputs, a 3-factor latent representation shared by every
-    task (h = tanh(X U)), four regression targets and one binary target, each a different mix
-    of the factors plus noise. Only 200 training rows, so sharing the representation should
+    The data is generated here: 60 inputs, a 3-factor latent representation shared by every
+    task (h = tanh(X U)), seven regression targets and one binary target, each a different mix
+    of the factors plus noise. Only 100 training rows, so sharing the representation should
     pay; 2,000 test rows measure it.
     """
-    frame, names = related_tasks(n_rows=sum(DEMO_ROWS.values()), n_features=20, n_tasks=5, n_latent=3,
-                                 noise=0.5, binary_tasks=1, seed=1234)
+    frame, names = related_tasks(n_rows=sum(DEMO_ROWS.values()), n_features=60, n_tasks=8, n_latent=3,
+                                 noise=0.3, binary_tasks=1, seed=1234)
     a, b = DEMO_ROWS["train"], DEMO_ROWS["train"] + DEMO_ROWS["val"]
     idx = np.arange(len(frame))
     split = Split(idx[:a], idx[a:b], idx[b:])
@@ -42,6 +42,7 @@ def command(seed: int, epochs: int, as_json: bool, quiet: bool) -> None:
         callbacks=[ProgressCallback("MTL")] if show else [], stl_callbacks=[ProgressCallback("STL")] if show else [],
     )
     metrics = report.metrics("test")
-    con.print(comparison_table(metrics["mtl"], metrics["stl"], title="demo: test metrics (2,000 rows)"))
+    con.print(comparison_table(metrics["mtl"], metrics["stl"], title="demo: test metrics (2,000 rows)", headline_only=True))
+    con.print("every metric: polytask demo --json")
     if as_json:
         emit_json(report.to_dict())
