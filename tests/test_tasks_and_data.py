@@ -130,3 +130,21 @@ def test_multi_input_from_task_column_and_datasets() -> None:
     assert wide.loc[2, "score@s1"] == 30 and "school" not in wide.columns
     stacked, names2 = from_task_datasets({"a": frame.iloc[:2][["x", "score"]], "b": frame.iloc[2:][["x", "score"]]}, "score")
     assert names2 == ["a", "b"] and stacked["a"].notna().sum() == 2
+
+
+def test_numpy_and_torch_arrays_train_like_tables() -> None:
+    import torch
+
+    import polytask as pt
+    from polytask.data import from_arrays
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4))
+    y = np.stack([x[:, 0] + x[:, 1], x[:, 0] - x[:, 2]], axis=1)
+    y[::3, 1] = np.nan  # a missing label, masked
+    table, targets = from_arrays(torch.tensor(x), y)
+    assert targets == ["y0", "y1"] and list(table.columns[:4]) == ["x0", "x1", "x2", "x3"]
+    report = pt.fit(table, targets, config=pt.TrainConfig(epochs=3))
+    assert set(report.metrics()["mtl"]) == {"y0", "y1"}
+    with pytest.raises(PolytaskError, match="x has 120 rows but y has 3"):
+        from_arrays(x, y[:3])

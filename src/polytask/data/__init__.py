@@ -4,7 +4,7 @@ preprocessing fitted on training rows only, seeded splits, and the multi-input s
 from polytask.data.multi_input import from_task_column, from_task_datasets
 from polytask.data.preprocessing import FeaturePreprocessor
 from polytask.data.splits import Split, split_indices
-from polytask.data.tables import as_frame, read_table
+from polytask.data.tables import as_frame, from_arrays, read_table
 from polytask.data.targets import TargetEncoder, infer_tasks, validate_targets
 from polytask.data.tensors import TaskTensors, to_tensors
 
@@ -14,6 +14,7 @@ __all__ = [
     "TargetEncoder",
     "TaskTensors",
     "as_frame",
+    "from_arrays",
     "from_task_column",
     "from_task_datasets",
     "infer_tasks",

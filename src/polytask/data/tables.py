@@ -61,3 +61,19 @@ def as_frame(data: TableLike, prefix: str = "x") -> pd.DataFrame:
     if arr.ndim != 2:
         raise PolytaskError(f"expected a 2-D array, got shape {arr.shape}")
     return pd.DataFrame(arr, columns=[f"{prefix}{i}" for i in range(arr.shape[1])])
+
+
+def from_arrays(x: TableLike, y: TableLike, target_prefix: str = "y") -> tuple[pd.DataFrame, list[str]]:
+    """One table from feature and target arrays (numpy or torch): columns ``x0..`` and ``y0..``.
+
+    Returns the table and the target column names, ready for ``polytask.fit(table, targets)``.
+    NaN in ``y`` marks a missing label.
+    """
+    features = as_frame(x, prefix="x")
+    targets = as_frame(y, prefix=target_prefix)
+    if len(features) != len(targets):
+        raise PolytaskError(f"x has {len(features)} rows but y has {len(targets)}")
+    clash = set(features.columns) & set(targets.columns)
+    if clash:
+        raise PolytaskError(f"column '{sorted(clash)[0]}' is both a feature and a target")
+    return pd.concat([features.reset_index(drop=True), targets.reset_index(drop=True)], axis=1), list(targets.columns)
