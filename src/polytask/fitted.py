@@ -58,8 +58,11 @@ class FittedModel:
         snapshot of its best epoch."""
         frame = as_frame(data)
         self._check_columns(frame)
-        device = next(self.network.parameters()).device
-        x = torch.from_numpy(self.preprocessor.transform(frame)).to(device)
+        return self.raw_outputs_from_features(torch.from_numpy(self.preprocessor.transform(frame)))
+
+    def raw_outputs_from_features(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        """As :meth:`raw_outputs`, from already preprocessed features ``x``."""
+        x = x.to(next(self.network.parameters()).device)
         current = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
         outputs: dict[str, np.ndarray] = {}
         try:

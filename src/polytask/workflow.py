@@ -27,7 +27,7 @@ from polytask.models import build_network, matched_stl_trunk
 from polytask.tasks import Task, TaskSet
 from polytask.training.callbacks import Callback
 from polytask.training.config import TrainConfig
-from polytask.training.trainer import Trainer, WeightSchedule, predict_raw
+from polytask.training.trainer import Trainer, WeightSchedule
 
 
 @dataclass
@@ -137,18 +137,7 @@ def split_metrics(model: FittedModel, data: TaskTensors, include_auxiliary: bool
     """Per-task metrics of a fitted model on encoded tensors."""
     if len(data) == 0:
         return {}
-    current = {k: v.detach().clone() for k, v in model.network.state_dict().items()}
-    raw: dict[str, np.ndarray] = {}
-    device = next(model.network.parameters()).device
-    try:
-        for epoch in sorted(set(model.best_epoch.values())):
-            model.network.load_state_dict(model.snapshots[epoch])
-            out = predict_raw(model.network, data.x.to(device))
-            for t, e in model.best_epoch.items():
-                if e == epoch:
-                    raw[t] = out[t].cpu().numpy()
-    finally:
-        model.network.load_state_dict(current)
+    raw = model.raw_outputs_from_features(data.x)
     return {
         e.task.name: task_metrics(e, raw[e.task.name], data.targets[e.task.name].numpy(), data.masks[e.task.name].numpy())
         for e in model.encoders
