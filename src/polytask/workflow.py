@@ -165,6 +165,8 @@ def train_model(
     kwargs = spec.kwargs()
     arch = spec.arch
     if stl:
+        # Each STL network is trained on its own loss alone: there is nothing to balance.
+        config = TrainConfig.from_dict({**config.to_dict(), "balancer": "ew", "balancer_options": {}})
         arch = "stl"
         kwargs = {k: v for k, v in kwargs.items() if k in ("trunk", "head_hidden", "activation", "dropout", "norm")}
         if match_params_to is not None:
