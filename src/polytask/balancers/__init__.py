@@ -33,6 +33,15 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
+def modes(name: str) -> tuple[str, ...]:
+    """Gradient modes a method supports: ``("exact", "representation")`` or a subset for
+    gradient-aggregation methods (chosen with the ``mode`` option), ``()`` for loss weighting."""
+    key = name.strip().lower().replace("-", "_")
+    if key not in REGISTRY:
+        raise PolytaskError(f"unknown balancer '{name}' (choose from {', '.join(names())})")
+    return tuple(REGISTRY[key].modes)
+
+
 def get(name: str, **options: Any) -> Balancer:
     """Build the balancer registered as ``name`` with ``options``."""
     key = name.strip().lower().replace("-", "_")
@@ -48,4 +57,4 @@ def get(name: str, **options: Any) -> Balancer:
     return cls(**options)
 
 
-__all__ = ["Balancer", "LossWeighting", "REGISTRY", "StepContext", "get", "names", "register"]
+__all__ = ["Balancer", "LossWeighting", "REGISTRY", "StepContext", "get", "modes", "names", "register"]

@@ -54,6 +54,8 @@ class Balancer(ABC):
     name: ClassVar[str] = ""
     #: Gradient information a method needs: "losses", "gradients" or "representation".
     requires: ClassVar[str] = "losses"
+    #: Gradient modes the method can run in (the ``mode`` option); empty for loss weighting.
+    modes: ClassVar[tuple[str, ...]] = ()
 
     def setup(self, task_names: list[str]) -> None:
         """Called once by the trainer before the first step (allocate per-task state here)."""
