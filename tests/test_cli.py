@@ -184,6 +184,10 @@ def test_checkpoints_and_resume_from_the_command_line(small_frame: pd.DataFrame,
     base = ["fit", data, "-t", "task0", "--stl", "--early-stopping", "none", "--trunk", "8", "--quiet", "--json"]
     assert run([*base, "--epochs", "2", "--checkpoint-dir", ckpt, "--out", tmp_path / "a"], capsys)[0] == 0
     assert json.loads((ckpt / "stl" / "checkpoint.json").read_text())["epoch"] == 1
+    log = tmp_path / "log.jsonl"
+    assert run([*base, "--epochs", "3", "--log-file", log, "--out", tmp_path / "logged"], capsys)[0] == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["epoch"] for e in lines] == [0, 1, 2] and set(lines[0]["val_metrics"]) == {"task0"}
     code, out, err = run([*base, "--epochs", "4", "--checkpoint-dir", ckpt, "--resume", "--out", tmp_path / "b"], capsys)
     assert code == 0, err
     resumed = json.loads(out)

@@ -13,7 +13,7 @@ from polytask.errors import PolytaskError
 from polytask.io import check_output_directory, staged_directory, write_model_files
 from polytask.report import comparison_table
 from polytask.serialization import atomic_write_json
-from polytask.training.callbacks import ProgressCallback
+from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
 
 
 @click.command("fit")
@@ -25,11 +25,13 @@ from polytask.training.callbacks import ProgressCallback
 @click.option("--match-params", is_flag=True, help="Scale STL widths to match MTL's total parameter count.")
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
               help="Write a resumable checkpoint after every epoch here (a failed run keeps the last good one).")
+@click.option("--log-file", default=None, type=click.Path(dir_okay=False),
+              help="Append one JSON line per epoch (losses, validation metrics, balancer weights) to this file.")
 @click.option("--resume", is_flag=True, help="Continue training from the checkpoint in --checkpoint-dir.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @output_options
 def command(
-    data: str, out: str, stl: bool, match_params: bool, checkpoint_dir: str | None, resume: bool,
+    data: str, out: str, stl: bool, match_params: bool, checkpoint_dir: str | None, resume: bool, log_file: str | None,
     as_json: bool, quiet: bool, **o: Any,
 ) -> None:
     """Train a multi-task network on DATA (CSV or Parquet) and save it to --out.
@@ -52,7 +54,7 @@ def command(
         problem.frame, problem.targets, problem.aux, problem.kinds, problem.weights,
         features=problem.features, spec=spec, config=config, stl=stl, match_params=match_params,
         val_fraction=o["val_fraction"], test_fraction=o["test_fraction"], missing=o["missing"],
-        callbacks=[ProgressCallback("MTL")] if show else [],
+        callbacks=([ProgressCallback("MTL")] if show else []) + ([JsonLinesLogger(log_file)] if log_file else []),
         stl_callbacks=[ProgressCallback("STL")] if show else [],
         checkpoint_dir=checkpoint_dir, resume=resume,
     )
