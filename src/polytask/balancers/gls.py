@@ -7,8 +7,8 @@ The objective is the geometric mean of the task losses,
 
 which is invariant to each task's loss scale in the sense that its gradient direction does not
 change when one ``L_t`` is multiplied by a constant. Its gradient is ``sum_t w_t grad L_t`` with
-``w_t = L_GLS / (T L_t)``: these are the weights reported. Losses are shifted by ``eps`` (1e-8)
-inside the logarithm so a zero loss (a task with no label in the batch) gives no NaN.
+``w_t = L_GLS / (T L_t)``: these are the weights reported. Losses are clamped from below at
+1e-12 inside the logarithm, so a zero loss (a task with no label in the batch) gives no NaN.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ import torch
 
 from polytask.balancers.base import LossWeighting, StepContext
 
-EPS = 1e-8
+FLOOR = 1e-12
 
 
 class GeometricLossStrategy(LossWeighting):
-    """``L = exp(mean_t log(L_t + eps))``; applied weights ``L / (T (L_t + eps))``."""
+    """``L = exp(mean_t log L_t)`` (losses floored at 1e-12); applied weights ``L / (T L_t)``."""
 
     name = "gls"
 
     def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        shifted = losses + EPS
-        return torch.exp(torch.log(shifted).mean()) / (losses.numel() * shifted)
+        floored = losses.clamp_min(FLOOR)
+        return torch.exp(torch.log(floored).mean()) / (losses.numel() * floored)
 
     def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
-        return torch.exp(torch.log(ctx.losses + EPS).mean())
+        return torch.exp(torch.log(ctx.losses.clamp_min(FLOOR)).mean())
