@@ -63,7 +63,7 @@ class DynamicWeightAverage(LossWeighting):
             w = torch.ones_like(losses)
         else:
             w = losses.numel() * torch.softmax(r.to(losses) / self.temperature, dim=0)
-        self._sum = losses.clone() if self._sum is None else self._sum + losses.to(self._sum)
+        self._sum = losses.clone() if self._sum is None else self._sum.to(losses) + losses
         self._batches += 1
         return w
 

@@ -8,7 +8,8 @@ The objective is the geometric mean of the task losses,
 which is invariant to each task's loss scale in the sense that its gradient direction does not
 change when one ``L_t`` is multiplied by a constant. Its gradient is ``sum_t w_t grad L_t`` with
 ``w_t = L_GLS / (T L_t)``: these are the weights reported. Losses are clamped from below at
-1e-12 inside the logarithm, so a zero loss (a task with no label in the batch) gives no NaN.
+1e-12 inside the logarithm, so a zero loss (a task with no label in the batch) gives no NaN;
+such a batch makes the geometric mean, and so every task's gradient, nearly vanish.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ class SmoothTchebycheff(LossWeighting):
     def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         if self._in_warmup(ctx):
             if ctx.epoch == self.warmup_epochs - 1 and self.given_reference is None:
-                self._sum = losses.clone() if self._sum is None else self._sum + losses.to(self._sum)
+                self._sum = losses.clone() if self._sum is None else self._sum.to(losses) + losses
                 self._batches += 1
             return 1.0 / (losses + EPS)
         return losses.numel() * torch.softmax(self._exponents(losses), dim=0) / (losses + EPS)
