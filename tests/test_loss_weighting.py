@@ -93,7 +93,7 @@ class Toy:
             p.grad = None
 
 
-FAST = settings(max_examples=15, deadline=None)
+FAST = settings(max_examples=10, deadline=None)
 loss_values = st.floats(min_value=1e-2, max_value=50.0, allow_nan=False)
 
 
