@@ -18,7 +18,7 @@ Warm-up: during the first ``warmup_epochs`` epochs the objective is ``sum_t log(
 and the losses of the last of those epochs are averaged into ``Lbar``. (The paper's code counts
 differently: its ``warmup_epoch = k`` is ``warmup_epochs = k + 1`` here.) A reference given with
 ``reference=[...]`` replaces the averaged one. The applied weights are the coefficients of
-``grad L_t``: ``1 / (L_t + eps)`` in warm-up, ``T softmax(f - z* / mu)_t / (L_t + eps)`` after.
+``grad L_t``: ``1 / (L_t + eps)`` in warm-up, ``T softmax((f - z*) / mu)_t / (L_t + eps)`` after.
 """
 
 from __future__ import annotations
