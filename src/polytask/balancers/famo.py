@@ -9,7 +9,7 @@ FAMO keeps task logits ``xi`` (its own state, not network parameters) with weigh
 the gradient of ``c * sum_t z_t log(L_t - b_t + eps)`` with ``c`` held constant, so every loss
 is pushed down at a similar *relative* rate. The applied weights are
 ``w_t = c z_t / (L_t - b_t + eps)`` (they sum to 1). ``b_t`` is a lower bound of the loss
-(``min_losses``, 0 by default).
+(``min_losses``, 0 by default); a loss below its bound is treated as equal to it.
 
 The logits learn from the decrease of each log-loss across a step,
 
@@ -98,7 +98,7 @@ class FAMO(LossWeighting):
         logits, optimizer = self._place(before)
         b = self._bounds(before)
         after = after.detach().to(before)
-        delta = torch.log(before - b + EPS) - torch.log(after - b + EPS)
+        delta = torch.log((before - b).clamp_min(0) + EPS) - torch.log((after - b).clamp_min(0) + EPS)
         delta = torch.where((before == 0) | (after == 0), torch.zeros_like(delta), delta)
         z = torch.softmax(logits.detach(), dim=0)
         # gradient of z(xi) . delta with respect to xi: the softmax Jacobian (diag(z) - z z^T) delta
@@ -111,7 +111,7 @@ class FAMO(LossWeighting):
             self.update(self.previous.to(losses), losses)
         self.previous = losses.clone()
         z = self.task_weights(losses)
-        shifted = losses - self._bounds(losses) + EPS
+        shifted = (losses - self._bounds(losses)).clamp_min(0) + EPS
         c = 1.0 / (z / shifted).sum()
         return c * z / shifted
 
