@@ -275,12 +275,16 @@ def test_gls_gradient_is_the_gradient_of_the_geometric_mean(seed: int, scale: fl
 
 
 @FAST
-@given(steps=st.lists(losses_of(3, 3), min_size=2, max_size=8), lr=st.floats(1e-3, 0.5), wd=st.floats(0.0, 1e-2))
-def test_famo_matches_torchjd_fed_with_the_next_batch_losses(steps: list[list[float]], lr: float, wd: float) -> None:
+@given(
+    steps=st.lists(losses_of(3, 3), min_size=2, max_size=8), lr=st.floats(1e-3, 0.5), wd=st.floats(0.0, 1e-2),
+    bounded=st.booleans(),
+)
+def test_famo_matches_torchjd_fed_with_the_next_batch_losses(steps: list[list[float]], lr: float, wd: float, bounded: bool) -> None:
     """torchjd's ``update`` takes the losses after the step on the same batch; our cheap variant
     uses the next step's losses instead, so feeding torchjd those same values must agree."""
-    b = built("famo", 3, lr=lr, weight_decay=wd)
-    oracle = tjs.FAMO(3, lr=lr, weight_decay=wd).double()
+    bounds = (0.5 * np.min(np.array(steps), axis=0)).tolist() if bounded else None
+    b = built("famo", 3, lr=lr, weight_decay=wd, min_losses=bounds)
+    oracle = tjs.FAMO(3, None if bounds is None else torch.tensor(bounds), lr=lr, weight_decay=wd).double()
     for k, values in enumerate(steps):
         L = torch.tensor(values, dtype=F64)
         if k > 0:
