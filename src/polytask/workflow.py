@@ -23,7 +23,7 @@ from polytask.data.tensors import TaskTensors, to_tensors
 from polytask.errors import PolytaskError
 from polytask.evaluate import task_metrics
 from polytask.fitted import FittedModel
-from polytask.models import build_network, matched_stl_trunk
+from polytask.models import build_network, input_size, matched_stl_trunk
 from polytask.tasks import Task, TaskSet
 from polytask.training.callbacks import Callback
 from polytask.training.config import TrainConfig
@@ -171,12 +171,12 @@ def train_model(
         kwargs = {k: v for k, v in kwargs.items() if k in ("trunk", "head_hidden", "activation", "dropout", "norm")}
         if match_params_to is not None:
             kwargs["trunk"] = tuple(
-                matched_stl_trunk(prepared.train.x.shape[1], prepared.output_dims, match_params_to, spec.trunk, spec.head_hidden)
+                matched_stl_trunk(input_size(prepared.train.x), prepared.output_dims, match_params_to, spec.trunk, spec.head_hidden)
             )
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        network = build_network(arch, prepared.train.x.shape[1], prepared.output_dims, **kwargs)
+        network = build_network(arch, input_size(prepared.train.x), prepared.output_dims, **kwargs)
         trainer = Trainer(network, prepared.tasks, prepared.encoders, config, callbacks=callbacks, weight_schedule=weight_schedule)
         result = trainer.fit(train_data if train_data is not None else prepared.train, prepared.val)
     seconds = time.perf_counter() - started
