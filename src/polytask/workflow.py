@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from polytask.evaluate import task_metrics
 from polytask.fitted import FittedModel
 from polytask.models import build_network, input_size, matched_stl_trunk
 from polytask.tasks import Task, TaskSet
-from polytask.training.callbacks import Callback
+from polytask.training.callbacks import Callback, CheckpointCallback
 from polytask.training.config import TrainConfig
 from polytask.training.trainer import Trainer, WeightSchedule
 
@@ -154,11 +155,15 @@ def train_model(
     callbacks: Sequence[Callback] = (),
     weight_schedule: WeightSchedule | None = None,
     train_data: TaskTensors | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> FittedModel:
     """Build and train one network (MTL, or STL when ``stl=True``) on a prepared problem.
 
     Seeding happens inside a forked RNG, so the caller's global random state is untouched and
-    the same seed gives the same model.
+    the same seed gives the same model. With ``checkpoint_dir`` a resumable checkpoint is
+    written after every epoch (so a run stopped by a non-finite loss keeps its last good one);
+    ``resume=True`` continues from the checkpoint found there.
     """
     spec = spec or NetworkSpec()
     config = config or TrainConfig()
@@ -168,7 +173,7 @@ def train_model(
         # Each STL network is trained on its own loss alone: there is nothing to balance.
         config = TrainConfig.from_dict({**config.to_dict(), "balancer": "ew", "balancer_options": {}})
         arch = "stl"
-        kwargs = {k: v for k, v in kwargs.items() if k in ("trunk", "head_hidden", "activation", "dropout", "norm")}
+        kwargs = {k: v for k, v in kwargs.items() if k in ("trunk", "head_hidden", "activation", "dropout", "norm", "conv_channels")}
         if match_params_to is not None:
             kwargs["trunk"] = tuple(
                 matched_stl_trunk(input_size(prepared.train.x), prepared.output_dims, match_params_to, spec.trunk, spec.head_hidden)
@@ -177,8 +182,16 @@ def train_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         network = build_network(arch, input_size(prepared.train.x), prepared.output_dims, **kwargs)
+        callbacks = list(callbacks)
+        if checkpoint_dir is not None:
+            callbacks.append(CheckpointCallback(checkpoint_dir))
+        resume_from = None
+        if resume:
+            if checkpoint_dir is None or not (Path(checkpoint_dir) / "checkpoint.json").exists():
+                raise PolytaskError(f"no checkpoint to resume from in '{checkpoint_dir}'")
+            resume_from = str(checkpoint_dir)
         trainer = Trainer(network, prepared.tasks, prepared.encoders, config, callbacks=callbacks, weight_schedule=weight_schedule)
-        result = trainer.fit(train_data if train_data is not None else prepared.train, prepared.val)
+        result = trainer.fit(train_data if train_data is not None else prepared.train, prepared.val, resume_from=resume_from)
     seconds = time.perf_counter() - started
     last = max(result.snapshots) if result.snapshots else None
     if last is not None:
@@ -271,17 +284,27 @@ def fit(
     missing: MissingPolicy = "impute",
     callbacks: Sequence[Callback] = (),
     stl_callbacks: Sequence[Callback] = (),
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> FitReport:
-    """Train MTL on ``data`` (and, with ``stl=True``, the STL baseline on the same split)."""
+    """Train MTL on ``data`` (and, with ``stl=True``, the STL baseline on the same split).
+
+    ``checkpoint_dir``: per-epoch resumable checkpoints in ``checkpoint_dir/mtl`` (and
+    ``/stl``); ``resume=True`` continues both from there.
+    """
     config = config or TrainConfig()
     prepared = prepare(
         data, targets, aux, kinds, weights, tasks, features, split=split,
         val_fraction=val_fraction, test_fraction=test_fraction,
         seed=config.seed if split_seed is None else split_seed, missing=missing,
     )
-    mtl = train_model(prepared, spec, config, callbacks=callbacks)
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    mtl = train_model(prepared, spec, config, callbacks=callbacks, checkpoint_dir=ckpt / "mtl" if ckpt else None, resume=resume)
     baseline = None
     if stl:
         target = mtl.network.parameter_counts()["total"] if match_params else None
-        baseline = train_model(prepared, spec, config, stl=True, match_params_to=target, callbacks=stl_callbacks)
+        baseline = train_model(
+            prepared, spec, config, stl=True, match_params_to=target, callbacks=stl_callbacks,
+            checkpoint_dir=ckpt / "stl" if ckpt else None, resume=resume and ckpt is not None and (ckpt / "stl" / "checkpoint.json").exists(),
+        )
     return FitReport(prepared, mtl, baseline)

@@ -9,11 +9,12 @@ import click
 
 from polytask.cli.common import console, emit_json, output_options
 from polytask.cli.options import data_options, load_problem, network_options, network_spec, train_config, training_options
+from polytask.errors import PolytaskError
 from polytask.io import check_output_directory, staged_directory, write_model_files
 from polytask.models.capacity import capacity_report, format_capacity
 from polytask.report import comparison_table
 from polytask.serialization import atomic_write_json
-from polytask.training.callbacks import ProgressCallback
+from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
 
 
 @click.command("fit")
@@ -23,9 +24,17 @@ from polytask.training.callbacks import ProgressCallback
 @training_options
 @click.option("--stl", is_flag=True, help="Also train the single-task baseline and report both side by side.")
 @click.option("--match-params", is_flag=True, help="Scale STL widths to match MTL's total parameter count.")
+@click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
+              help="Write a resumable checkpoint after every epoch here (a failed run keeps the last good one).")
+@click.option("--log-file", default=None, type=click.Path(dir_okay=False),
+              help="Append one JSON line per epoch (losses, validation metrics, balancer weights) to this file.")
+@click.option("--resume", is_flag=True, help="Continue training from the checkpoint in --checkpoint-dir.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @output_options
-def command(data: str, out: str, stl: bool, match_params: bool, as_json: bool, quiet: bool, **o: Any) -> None:
+def command(
+    data: str, out: str, stl: bool, match_params: bool, checkpoint_dir: str | None, resume: bool, log_file: str | None,
+    as_json: bool, quiet: bool, **o: Any,
+) -> None:
     """Train a multi-task network on DATA (CSV or Parquet) and save it to --out.
 
     The model directory holds the MTL model (and, with --stl, the STL baseline in OUT/stl) plus
@@ -35,6 +44,8 @@ def command(data: str, out: str, stl: bool, match_params: bool, as_json: bool, q
 
     out_dir = Path(out)
     check_output_directory(out_dir)
+    if resume and checkpoint_dir is None:
+        raise PolytaskError("--resume needs --checkpoint-dir (where the checkpoint is)")
     problem = load_problem(data, o)
     config = train_config(o)
     spec = network_spec(o)
@@ -44,8 +55,9 @@ def command(data: str, out: str, stl: bool, match_params: bool, as_json: bool, q
         problem.frame, problem.targets, problem.aux, problem.kinds, problem.weights,
         features=problem.features, spec=spec, config=config, stl=stl, match_params=match_params,
         val_fraction=o["val_fraction"], test_fraction=o["test_fraction"], missing=o["missing"],
-        callbacks=[ProgressCallback("MTL")] if show else [],
+        callbacks=([ProgressCallback("MTL")] if show else []) + ([JsonLinesLogger(log_file)] if log_file else []),
         stl_callbacks=[ProgressCallback("STL")] if show else [],
+        checkpoint_dir=checkpoint_dir, resume=resume,
     )
     summary = report.to_dict()
     stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None
