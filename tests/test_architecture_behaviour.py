@@ -216,3 +216,12 @@ def test_fit_command_trains_an_architecture_and_reports_its_capacity(small_frame
     code = main(["fit", str(data), "-t", "task0", "--arch", "cgc", "--arch-option", "experts=2", "--out", str(tmp_path / "x"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: architecture 'cgc' takes no option 'experts' (options: ") and "n_shared_experts" in err
+
+
+def test_the_table_in_the_docs_is_what_the_command_prints(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["architectures", "--markdown"]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table.count("\n") == 2 + 8 - 1  # header, rule and one row per architecture
+    docs = (Path(__file__).parent.parent / "docs" / "ARCHITECTURES.md").read_text()
+    assert table in docs
+    assert main(["architectures", "--input-shape", "3,32"]) == 2

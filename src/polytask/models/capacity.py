@@ -54,3 +54,40 @@ def format_capacity(report: dict[str, Any]) -> str:
     if report.get("ratio_to_stl") is not None:
         line += f" = {report['ratio_to_stl']:.2f}x STL ({report['stl_total']:,})"
     return line
+
+
+def capacity_table(
+    input_dim: int | tuple[int, ...],
+    output_dims: dict[str, int],
+    archs: list[str] | None = None,
+    seed: int = 0,
+    **common: Any,
+) -> list[dict[str, Any]]:
+    """:func:`capacity_report` of every architecture (default: all but ``stl``) built with
+    default options plus ``common`` (e.g. ``trunk``) on one problem."""
+    import torch
+
+    from polytask.models import ARCHITECTURES, architecture_options, build_network
+
+    names = archs or [a for a in ARCHITECTURES if a != "stl"]
+    rows = []
+    for arch in names:
+        accepted = architecture_options(arch)
+        options = {k: v for k, v in common.items() if k in accepted}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            rows.append(capacity_report(build_network(arch, input_dim, output_dims, **options)))
+    return rows
+
+
+def markdown_capacity_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of :func:`capacity_table` as a Markdown table."""
+    tasks = list(rows[0]["tasks"]) if rows else []
+    head = "| architecture | shared | " + " | ".join(f"task `{t}`" for t in tasks) + " | total | total / STL |"
+    rule = "| --- | ---: | " + " | ".join("---:" for _ in tasks) + " | ---: | ---: |"
+    lines = [head, rule]
+    for r in rows:
+        ratio = f"{r['ratio_to_stl']:.2f}" if r["ratio_to_stl"] is not None else "n/a"
+        cells = " | ".join(f"{r['tasks'][t]:,}" for t in tasks)
+        lines.append(f"| `{r['arch']}` | {r['shared']:,} | {cells} | {r['total']:,} | {ratio} |")
+    return "\n".join(lines)
