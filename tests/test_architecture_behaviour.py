@@ -43,7 +43,7 @@ def test_soft_penalty_is_the_weighted_squared_distance() -> None:
     net = build_network("soft", 3, {"a": 1, "b": 1, "c": 1}, trunk=(4,), penalty_weight=0.5)
     towers = [torch.cat([p.flatten() for p in net.towers[t].parameters()]) for t in ("a", "b", "c")]
     by_hand = sum((towers[i] - towers[j]).pow(2).sum() for i in range(3) for j in range(i + 1, 3))
-    assert float(net.penalty()) == pytest.approx(0.5 * float(by_hand), rel=1e-6)
+    assert net.penalty().item() == pytest.approx(0.5 * by_hand.item(), rel=1e-6)
     assert build_network("soft", 3, {"a": 1, "b": 1}, penalty_weight=0).penalty() is None
 
 
@@ -134,7 +134,7 @@ def test_dselect_gate_is_a_distribution_and_selects_at_most_k_once_binary(n_expe
     assert int((w[0] > 0).sum()) <= 2
     assert float(gate.entropy()) == pytest.approx(0.0, abs=1e-4)
     net = build_network("dselect_k", 6, {"a": 1}, gate="static")
-    assert net.penalty() is not None and float(net.penalty()) > 0
+    assert net.penalty() is not None and net.penalty().item() > 0
     assert build_network("dselect_k", 6, {"a": 1}).penalty() is None
 
 

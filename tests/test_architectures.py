@@ -281,3 +281,12 @@ def test_balancer_context_exposes_the_declared_representation(balancer_data: tup
         assert jz.shape == (2, ctx.representation.numel()) and torch.isfinite(jz).all()
         expected = loss_vector(tasks, net.decode(ctx.representation, data.x), data.targets, data.masks)
         assert torch.allclose(raw, expected)
+
+
+def test_stl_baseline_on_images_uses_the_same_conv_blocks() -> None:
+    p = image_problem()
+    spec = pt.NetworkSpec(arch="mmoe", trunk=(8,), options={"conv_channels": (4, 4)})
+    model = train_model(p, spec, pt.TrainConfig(epochs=1, seed=0), stl=True)
+    config = model.network.config()
+    assert model.network.arch == "stl" and config["input_shape"] == [1, 8, 8] and config["conv_channels"] == [4, 4]
+    assert all(math.isfinite(v) for v in model.summary["history"][0]["train_loss"].values())

@@ -176,7 +176,8 @@ def train_model(
         kwargs = {k: v for k, v in kwargs.items() if k in ("trunk", "head_hidden", "activation", "dropout", "norm", "conv_channels")}
         if match_params_to is not None:
             kwargs["trunk"] = tuple(
-                matched_stl_trunk(input_size(prepared.train.x), prepared.output_dims, match_params_to, spec.trunk, spec.head_hidden)
+                matched_stl_trunk(input_size(prepared.train.x), prepared.output_dims, match_params_to, spec.trunk, spec.head_hidden,
+                                  kwargs.get("conv_channels"))
             )
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):

@@ -79,11 +79,14 @@ def matched_stl_trunk(
     target_params: int,
     trunk: Sequence[int],
     head_hidden: Sequence[int] = (),
+    conv_channels: Sequence[int] | None = None,
 ) -> list[int]:
     """Trunk widths, scaled by one common factor, that bring STL's total parameter count
     closest to ``target_params`` (MTL's total). ``input_dim`` may be an image shape ``(C, H, W)``."""
     shape = (input_dim,) if isinstance(input_dim, int) else tuple(int(v) for v in input_dim)
     dim, image = (None, {"input_shape": shape}) if len(shape) == 3 else (shape[0], {})
+    if image and conv_channels is not None:  # the conv blocks stay as given; only the MLP widths scale
+        image["conv_channels"] = tuple(conv_channels)
 
     def total(widths: list[int]) -> int:
         return sum(
