@@ -225,3 +225,31 @@ def test_the_table_in_the_docs_is_what_the_command_prints(capsys) -> None:  # ty
     docs = (Path(__file__).parent.parent / "docs" / "ARCHITECTURES.md").read_text()
     assert table in docs
     assert main(["architectures", "--input-shape", "3,32"]) == 2
+
+
+def test_python_api_builds_from_a_task_list_and_an_input_shape() -> None:
+    from polytask.models import network_for_tasks
+
+    tasks = [Task("pos", "regression", ("x", "y")), Task("ok", "binary"), Task("kind", "multiclass"),
+             Task("tags", "multilabel", ("t1", "t2", "t3"))]
+    spec = pt.NetworkSpec(arch="ple", trunk=(8,), options={"conv_channels": (4,), "n_levels": 3})
+    net = network_for_tasks(spec, tasks, (3, 8, 8), n_classes={"kind": 4})
+    out = net(torch.randn(2, 3, 8, 8))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"pos": (2, 2), "ok": (2, 1), "kind": (2, 4), "tags": (2, 3)}
+    assert net.config()["n_levels"] == 3 and len(net.levels) == 3
+    with pytest.raises(PolytaskError, match="multiclass task 'kind' needs its class count"):
+        network_for_tasks(spec, tasks, 5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_every_architecture_runs_on_cuda_as_on_cpu() -> None:
+    from polytask.models import ARCHITECTURES
+
+    for arch in [a for a in ARCHITECTURES if a != "stl"]:
+        for shape in ((5,), (2, 8, 8)):
+            torch.manual_seed(0)
+            net = build_network(arch, shape if len(shape) == 3 else shape[0], {"a": 1, "b": 3}, trunk=(8,), conv_channels=(4,)).eval()
+            x = torch.randn(4, *shape)
+            cpu = net(x)
+            gpu = net.to("cuda")(x.to("cuda"))
+            assert all(torch.allclose(cpu[k], gpu[k].cpu(), atol=1e-4) for k in cpu)

@@ -16,6 +16,7 @@ from polytask.models.blocks import input_size
 from polytask.models.capacity import capacity_report, format_capacity, stl_baseline
 from polytask.models.cross_stitch import CrossStitch
 from polytask.models.dselect_k import DSelectK
+from polytask.models.from_tasks import network_for_tasks, output_dims_for
 from polytask.models.hps import HardSharing
 from polytask.models.layers import head, mlp
 from polytask.models.mmoe import MultiGateMixture
@@ -106,7 +107,9 @@ __all__ = [
     "input_size",
     "matched_stl_trunk",
     "mlp",
+    "network_for_tasks",
     "network_from_config",
+    "output_dims_for",
     "register",
     "stl_baseline",
 ]
