@@ -53,7 +53,7 @@ def rows(shape: tuple[int, ...], n: int = 5, seed: int = 0) -> torch.Tensor:
 def test_every_architecture_is_registered() -> None:
     assert {"hps", "soft", "cross_stitch", "mmoe", "cgc", "ple", "mtan", "dselect_k"} <= set(ARCHITECTURES)
     for arch in ARCHS:
-        assert ARCHITECTURES[arch].__doc__ and ARCHITECTURES[arch].arch == arch
+        assert ARCHITECTURES[arch].__doc__ and ARCHITECTURES[arch].arch == arch and ARCHITECTURES[arch].representation
 
 
 @pytest.mark.parametrize("shape", [TABLE, IMAGE], ids=["table", "image"])

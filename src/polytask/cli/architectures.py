@@ -66,3 +66,4 @@ def command(input_shape: str, tasks: str, trunk: str, head_hidden: str, arch_opt
             f"{k}={params[k].default!r}" for k in architecture_options(arch) if params[k].default is not inspect.Parameter.empty
         )
         click.echo(f"  {arch}: {defaults}")
+        click.echo(f"    shared representation: {ARCHITECTURES[arch].representation}")

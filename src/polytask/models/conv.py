@@ -63,17 +63,6 @@ def conv_blocks(
     return blocks
 
 
-def conv_feature_shapes(input_shape: Sequence[int], channels: Sequence[int]) -> list[tuple[int, int, int]]:
-    """The ``(C, H, W)`` output shape of each block built by :func:`conv_blocks`."""
-    _, h, w = (int(v) for v in input_shape)
-    shapes = []
-    for out in channels:
-        if min(h, w) >= 2:
-            h, w = h // 2, w // 2
-        shapes.append((int(out), h, w))
-    return shapes
-
-
 def check_image_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
     """``(C, H, W)`` as ints, or a PolytaskError naming the shape."""
     shape = tuple(int(v) for v in input_shape)

@@ -30,6 +30,7 @@ class CrossStitch(BlockNetwork):
     """T columns joined after every layer by learned T x T cross-stitch units."""
 
     arch = "cross_stitch"
+    representation = "stacked final stitched column outputs (n, T, k)"
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ class DSelectK(MultiGateMixture):
     """Shared experts; per task a DSelect-k gate selecting at most ``k`` of them, and a tower."""
 
     arch = "dselect_k"
+    representation = "stacked expert outputs (n, E, k)"
 
     def __init__(
         self,

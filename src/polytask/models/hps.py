@@ -23,6 +23,7 @@ class HardSharing(MultiTaskNetwork):
     """Shared trunk + task heads."""
 
     arch = "hps"
+    representation = "trunk output (n, k)"
 
     def __init__(
         self,

@@ -30,6 +30,7 @@ class MultiGateMixture(BlockNetwork):
     """Shared experts, one softmax gate and one tower per task."""
 
     arch = "mmoe"
+    representation = "stacked expert outputs (n, E, k)"
 
     def __init__(
         self,

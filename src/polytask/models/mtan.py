@@ -60,6 +60,7 @@ class MultiTaskAttention(BlockNetwork):
     """Shared trunk + per-task attention masks on every block's output."""
 
     arch = "mtan"
+    representation = "every shared block's flattened output, concatenated (n, D)"
 
     def __init__(
         self,

@@ -50,6 +50,7 @@ class ProgressiveLayeredExtraction(BlockNetwork):
     """PLE: ``n_levels`` extraction levels of shared and task-specific experts with gates."""
 
     arch = "ple"
+    representation = "last-level shared expert outputs and each task's input to its last-level experts (n, E_s + T, k); with n_levels=1 as CGC"
 
     def __init__(
         self,
@@ -183,6 +184,7 @@ class CustomizedGateControl(ProgressiveLayeredExtraction):
     """CGC: PLE with a single extraction level."""
 
     arch = "cgc"
+    representation = "stacked shared expert outputs (n, E_s, k)"
 
     def __init__(
         self,

@@ -30,6 +30,7 @@ class SoftSharing(BlockNetwork):
     """One tower per task, tied by an L2 penalty on the distance between corresponding layers."""
 
     arch = "soft"
+    representation = "stacked tower outputs (n, T, k)"
 
     def __init__(
         self,

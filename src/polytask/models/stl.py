@@ -23,6 +23,7 @@ class SingleTaskNetworks(MultiTaskNetwork):
     """One :class:`HardSharing` network per task; no shared parameters."""
 
     arch = "stl"
+    representation = "the input itself (nothing is shared)"
 
     def __init__(
         self,
