@@ -132,7 +132,7 @@ def test_dselect_gate_is_a_distribution_and_selects_at_most_k_once_binary(n_expe
         gate.z_param.copy_(torch.sign(torch.randn(2, gate.n_bits)) * 5)  # saturated: every S is 0 or 1
     w = gate(x)
     assert int((w[0] > 0).sum()) <= 2
-    assert float(gate.entropy()) == pytest.approx(0.0, abs=1e-4)
+    assert gate.entropy().item() == pytest.approx(0.0, abs=1e-4)
     net = build_network("dselect_k", 6, {"a": 1}, gate="static")
     assert net.penalty() is not None and net.penalty().item() > 0
     assert build_network("dselect_k", 6, {"a": 1}).penalty() is None
