@@ -70,13 +70,10 @@ class ProgressiveLayeredExtraction(BlockNetwork):
     ) -> None:
         output_dims = dict(output_dims or {})
         super().__init__(list(output_dims))
-        self.n_shared = int_option(n_shared_experts, "n_shared_experts", minimum=0)
+        # without a shared expert nothing is shared (that is the STL baseline, --stl)
+        self.n_shared = int_option(n_shared_experts, "n_shared_experts", minimum=1)
         self.n_task = int_option(n_task_experts, "n_task_experts", minimum=0)
         self.n_levels = int_option(n_levels, "n_levels")
-        if self.n_shared + self.n_task < 1:
-            from polytask.errors import PolytaskError
-
-            raise PolytaskError("options 'n_shared_experts' and 'n_task_experts' cannot both be 0")
         self.gate_hidden = widths_option(gate_hidden, "gate_hidden")
         self._setup(input_dim, output_dims, input_shape, trunk, head_hidden, activation, dropout, norm,
                     conv_channels, **self._specific_config())
@@ -138,10 +135,7 @@ class ProgressiveLayeredExtraction(BlockNetwork):
         s, hs = self._lower_levels(x)
         last = self.levels[-1]
         shared_out = self._run(last.shared_experts, s)
-        parts = shared_out + (hs if self.n_levels > 1 else [])
-        if not parts:  # CGC without shared experts: nothing is shared
-            return x.new_zeros((x.shape[0], 0, self.rep_dim))
-        return torch.stack(parts, dim=1)
+        return torch.stack(shared_out + (hs if self.n_levels > 1 else []), dim=1)
 
     def _task_inputs(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         shared = z[:, : self.n_shared]
@@ -175,9 +169,7 @@ class ProgressiveLayeredExtraction(BlockNetwork):
 
     def last_shared_parameters(self) -> list[nn.Parameter]:
         last = self.levels[-1]
-        if len(last.shared_experts):
-            return last_linear_parameters(list(last.shared_experts))
-        return super().last_shared_parameters()
+        return last_linear_parameters(list(last.shared_experts))
 
 
 class CustomizedGateControl(ProgressiveLayeredExtraction):
