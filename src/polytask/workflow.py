@@ -24,7 +24,7 @@ from polytask.data.tensors import TaskTensors, to_tensors
 from polytask.errors import PolytaskError
 from polytask.evaluate import task_metrics
 from polytask.fitted import FittedModel
-from polytask.models import build_network, matched_stl_trunk
+from polytask.models import build_network, input_size, matched_stl_trunk
 from polytask.tasks import Task, TaskSet
 from polytask.training.callbacks import Callback, CheckpointCallback
 from polytask.training.config import TrainConfig
@@ -173,15 +173,16 @@ def train_model(
         # Each STL network is trained on its own loss alone: there is nothing to balance.
         config = TrainConfig.from_dict({**config.to_dict(), "balancer": "ew", "balancer_options": {}})
         arch = "stl"
-        kwargs = {k: v for k, v in kwargs.items() if k in ("trunk", "head_hidden", "activation", "dropout", "norm")}
+        kwargs = {k: v for k, v in kwargs.items() if k in ("trunk", "head_hidden", "activation", "dropout", "norm", "conv_channels")}
         if match_params_to is not None:
             kwargs["trunk"] = tuple(
-                matched_stl_trunk(prepared.train.x.shape[1], prepared.output_dims, match_params_to, spec.trunk, spec.head_hidden)
+                matched_stl_trunk(input_size(prepared.train.x), prepared.output_dims, match_params_to, spec.trunk, spec.head_hidden,
+                                  kwargs.get("conv_channels"))
             )
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        network = build_network(arch, prepared.train.x.shape[1], prepared.output_dims, **kwargs)
+        network = build_network(arch, input_size(prepared.train.x), prepared.output_dims, **kwargs)
         callbacks = list(callbacks)
         if checkpoint_dir is not None:
             callbacks.append(CheckpointCallback(checkpoint_dir))

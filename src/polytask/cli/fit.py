@@ -11,6 +11,7 @@ from polytask.cli.common import console, emit_json, output_options
 from polytask.cli.options import data_options, load_problem, network_options, network_spec, train_config, training_options
 from polytask.errors import PolytaskError
 from polytask.io import check_output_directory, staged_directory, write_model_files
+from polytask.models.capacity import capacity_report, format_capacity
 from polytask.report import comparison_table
 from polytask.serialization import atomic_write_json
 from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
@@ -59,6 +60,8 @@ def command(
         checkpoint_dir=checkpoint_dir, resume=resume,
     )
     summary = report.to_dict()
+    stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None
+    summary["capacity"] = capacity_report(report.mtl.network, stl_total)
     with staged_directory(out_dir) as staging:
         write_model_files(report.mtl, staging)
         if report.stl is not None:
@@ -70,6 +73,7 @@ def command(
     weights = summary["mtl"]["mean_applied_weights"]
     con.print(f"balancer {summary['mtl']['balancer']}: mean weights " + ", ".join(f"{t}={w:.3g}" for t, w in weights.items()))
     con.print(f"best epochs: {summary['mtl']['best_epoch']}")
+    con.print(format_capacity(summary["capacity"]))
     con.print(f"saved to {out_dir}")
     if as_json:
         emit_json({"model_dir": str(out_dir), **summary})
