@@ -16,7 +16,7 @@ from polytask.data.tensors import TaskTensors
 from polytask.models.hps import HardSharing
 from polytask.relate.affinity import LookaheadAffinity
 from polytask.relate.agreement import GradientAgreement, gradient_cosines
-from polytask.relate.lookahead import lookahead_parameters
+from polytask.relate.lookahead import lookahead_parameters, lookahead_parameters_batched
 from polytask.relate.sharing import hidden_unit_sharing, spearman_matrix, unit_sensitivity
 from polytask.tasks import Task
 from polytask.training.config import TrainConfig
@@ -189,3 +189,24 @@ def test_every_zero_records_nothing() -> None:
     callbacks = [GradientAgreement(every=0), LookaheadAffinity(every=0)]
     Trainer(net, tasks, config=TrainConfig(epochs=2, batch_size=4, early_stopping="none"), callbacks=callbacks).fit(data)
     assert all(len(cb.records) == 0 for cb in callbacks)
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1, amsgrad=True),
+    lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    lambda ps: torch.optim.AdamW(ps, lr=0.01),
+])
+def test_batched_lookahead_equals_one_step_per_task(make) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(1)
+    params = [nn.Parameter(torch.randn(3, 2)), nn.Parameter(torch.randn(4))]
+    opt = make(params)
+    for _ in range(2):
+        for p in params:
+            p.grad = torch.randn_like(p)
+        opt.step()
+    grads = [torch.randn(5, 3, 2), torch.randn(5, 4)]  # five tasks
+    batched = lookahead_parameters_batched(opt, params, grads)
+    for i in range(5):
+        single = lookahead_parameters(opt, params, [g[i] for g in grads])
+        for b, s in zip(batched, single):
+            torch.testing.assert_close(b[i], s)

@@ -9,7 +9,9 @@ take one step of the training optimizer on ``L_i`` alone, on the shared paramete
 
 Positive ``Z_{i->j}``: a step for ``i`` lowers ``j``'s loss on the same batch (``i`` helps ``j``);
 negative: it hurts. The step follows the real optimizer's rule and current state (SGD momentum,
-Adam moments; see :mod:`polytask.relate.lookahead`). The gradient is that of the task's
+Adam moments; see :mod:`polytask.relate.lookahead`); the T steps are taken in one batched
+optimizer call and the T look-ahead losses in one vectorized forward (``torch.func.vmap``, one
+forward per task where an architecture's operations cannot be vectorized). The gradient is that of the task's
 weighted loss ``alpha_i L_i`` as trained; the trainer's L2 term and gradient clipping are not
 part of a step "on L_i alone" and are left out. Losses are evaluated without dropout (eval
 mode), so the look-ahead neither draws random numbers nor updates batch-norm statistics:
@@ -32,7 +34,7 @@ from polytask.balancers.base import StepContext
 from polytask.errors import PolytaskError
 from polytask.gradients import per_task_gradients
 from polytask.losses import loss_vector
-from polytask.relate.lookahead import lookahead_parameters
+from polytask.relate.lookahead import lookahead_parameters_batched
 from polytask.relate.matrix import TaskMatrix
 from polytask.relate.records import StepRecords
 from polytask.training.callbacks import Callback
@@ -54,27 +56,28 @@ def lookahead_affinity(trainer: "Trainer", ctx: StepContext) -> np.ndarray:
     if missing:
         raise PolytaskError("a shared parameter is not a parameter of the network; cannot look ahead")
     jacobian = per_task_gradients(ctx.losses, shared).detach()
+    n_tasks = jacobian.shape[0]
     sizes = [p.numel() for p in shared]
+    grads = [g.reshape(n_tasks, *p.shape) for g, p in zip(torch.split(jacobian, sizes, dim=1), shared)]
 
     def losses(replaced: dict[str, torch.Tensor]) -> torch.Tensor:
         outputs = functional_call(network, replaced, (batch.x,), strict=False)
-        return loss_vector(trainer.tasks, outputs, batch.targets, batch.masks).detach().double()
+        return loss_vector(trainer.tasks, outputs, batch.targets, batch.masks)
 
     was_training = network.training
     network.eval()
     try:
         with torch.no_grad():
-            before = losses({})
-        rows = []
-        for i in range(jacobian.shape[0]):
-            grads = list(torch.split(jacobian[i], sizes))
-            stepped = lookahead_parameters(trainer.optimizer, shared, grads)
-            with torch.no_grad():
-                after = losses({names[id(p)]: v for p, v in zip(shared, stepped)})
-            rows.append(after)
+            before = losses({}).double()
+            stepped = lookahead_parameters_batched(trainer.optimizer, shared, grads)
+            stacked = {names[id(p)]: v for p, v in zip(shared, stepped)}
+            try:  # all T look-ahead forwards at once
+                after_all = torch.func.vmap(losses)(stacked).double()
+            except (RuntimeError, NotImplementedError, ValueError):  # an op vmap cannot batch: one at a time
+                after_all = torch.stack([losses({k: v[i] for k, v in stacked.items()}) for i in range(n_tasks)]).double()
     finally:
         network.train(was_training)
-    after_all = torch.stack(rows)  # [i, j] = L_j after a step on i
+    # after_all[i, j] = L_j after a step on task i alone
     with np.errstate(divide="ignore", invalid="ignore"):
         z = 1.0 - after_all.cpu().numpy() / before.cpu().numpy()[None, :]
     z[:, before.cpu().numpy() == 0] = np.nan
