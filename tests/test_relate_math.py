@@ -210,3 +210,19 @@ def test_batched_lookahead_equals_one_step_per_task(make) -> None:  # type: igno
         single = lookahead_parameters(opt, params, [g[i] for g in grads])
         for b, s in zip(batched, single):
             torch.testing.assert_close(b[i], s)
+
+
+def test_tag_without_vmap_falls_back_to_one_forward_per_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = []
+    for broken in (False, True):
+        if broken:
+            def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+                raise RuntimeError("vmap: unsupported operation")
+
+            monkeypatch.setattr(torch.func, "vmap", refuse)
+        net, tasks, data = make_linear_problem(n=20, seed=5)
+        callback = LookaheadAffinity(every=1)
+        config = TrainConfig(epochs=1, batch_size=10, optimizer="adam", lr=0.05, early_stopping="none")
+        Trainer(net, tasks, config=config, callbacks=[callback]).fit(data)
+        results.append(np.stack(callback.records.values))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-7)
