@@ -93,6 +93,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.weight_schedule = weight_schedule
         self.step = 0
+        #: The batch of the step in progress (callbacks that re-evaluate losses read it).
+        self.batch: TaskTensors | None = None
         self.history: list[dict[str, Any]] = []
         names = [t.name for t in self.tasks]
         missing = [n for n in names if n not in network.task_names]
@@ -152,6 +154,7 @@ class Trainer:
         return ctx, raw
 
     def _train_step(self, batch: TaskTensors, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self.batch = batch
         ctx, raw = self.context(batch.x, batch.targets, batch.masks, epoch)
         values = raw.detach()
         if not torch.isfinite(values).all():

@@ -1,0 +1,55 @@
+"""``polytask group``: which tasks to train together, and (with --train) how that compares
+with one network for all tasks and with single-task networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from polytask.cli.common import console, emit_json, output_options
+from polytask.cli.options import data_options, network_options, training_options
+from polytask.cli.relate import prepare_from_options
+
+
+@click.command("group")
+@click.argument("data", type=click.Path(dir_okay=False))
+@data_options
+@network_options
+@training_options
+@click.option("--max-groups", type=int, default=None, help="At most this many groups (default: as many as tasks).")
+@click.option("--affinity", type=click.Choice(["tag", "cosine", "sharing", "standley"]), default="tag", show_default=True,
+              help="Matrix the groups are chosen from (standley trains every pair of tasks).")
+@click.option("--every", type=int, default=10, show_default=True, help="Record the affinity every this many steps.")
+@click.option("--exact-limit", type=int, default=12, show_default=True,
+              help="Exhaustive branch-and-bound search up to this many tasks; a heuristic beyond.")
+@click.option("--train", is_flag=True, help="Train the groups and compare them with all-in-one MTL and STL.")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@output_options
+def command(data: str, max_groups: int | None, affinity: str, every: int, exact_limit: int, train: bool, out: str,
+            as_json: bool, quiet: bool, **o: Any) -> None:
+    """Choose a partition of the tasks of DATA into at most --max-groups groups.
+
+    The objective is TAG's: the mean over tasks of the affinity onto each task from the rest of
+    its group (0 for a task alone). Writes groups.json (a list of groups, each a list of task
+    names), grouping.json, the affinity matrix (CSV, JSON, PNG) and summary.txt to --out; with
+    --train also comparison.json and comparison.csv (test metrics per task, delta-m against STL
+    and total parameters of the groups, all-in-one MTL and STL, all on the same split).
+    """
+    from polytask.errors import PolytaskError
+    from polytask.relate.choose import group_tasks
+    from polytask.relate.report import GROUP_MARKER, check_output, grouping_summary, write_grouping
+
+    if max_groups is not None and max_groups < 1:
+        raise PolytaskError(f"--max-groups must be >= 1, got {max_groups}")
+    out_dir = Path(out)
+    check_output(out_dir, GROUP_MARKER)
+    prepared, spec, config = prepare_from_options(data, o)
+    report = group_tasks(prepared, affinity, max_groups, every, spec, config, train=train, exact_limit=exact_limit)
+    write_grouping(report, out_dir)
+    con = console(quiet or as_json)
+    con.print(grouping_summary(report), markup=False, highlight=False, soft_wrap=True)
+    con.print(f"written to {out_dir}")
+    if as_json:
+        emit_json({"out": str(out_dir), **report.to_dict()})

@@ -1,0 +1,1 @@
+"""Caruana's synthetic multi-task experiments (``polytask experiment NAME``); one module each."""

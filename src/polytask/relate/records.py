@@ -1,0 +1,63 @@
+"""T x T measurements taken at training steps, and their summaries over training.
+
+Callbacks that measure relatedness during training append one matrix per recorded step;
+a summary is the NaN-ignoring mean over steps (entries that were undefined at a step, such as
+a task without labels in the batch, are skipped), and a curve is that mean per epoch, one
+column per ordered task pair ``"a->b"`` (or unordered ``"a~b"`` for a symmetric measure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from polytask.errors import PolytaskError
+
+
+@dataclass
+class StepRecords:
+    """Matrices recorded at training steps: ``steps[i]``, ``epochs[i]``, ``values[i]`` (T, T)."""
+
+    task_names: list[str]
+    steps: list[int] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, step: int, epoch: int, matrix: np.ndarray) -> None:
+        self.steps.append(int(step))
+        self.epochs.append(int(epoch))
+        self.values.append(np.asarray(matrix, dtype=float))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def stacked(self) -> np.ndarray:
+        if not self.values:
+            raise PolytaskError("no training step was recorded (is 'every' larger than the number of steps?)")
+        return np.stack(self.values)
+
+    def mean(self, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """The mean over recorded steps of ``transform(values)`` (NaN ignored; NaN where never
+        defined)."""
+        stack = self.stacked()
+        if transform is not None:
+            stack = np.where(np.isnan(stack), np.nan, transform(stack))
+        counts = np.isfinite(stack).sum(axis=0)
+        sums = np.nansum(stack, axis=0)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+    def curve(self, symmetric: bool, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> pd.DataFrame:
+        """Per epoch, the mean of ``transform(values)`` for every task pair (NaN ignored)."""
+        stack = self.stacked()
+        if transform is not None:
+            stack = np.where(np.isnan(stack), np.nan, transform(stack))
+        names = self.task_names
+        pairs = [(a, b) for a in range(len(names)) for b in range(len(names)) if a != b and (not symmetric or a < b)]
+        sep = "~" if symmetric else "->"
+        data = {f"{names[a]}{sep}{names[b]}": stack[:, a, b] for a, b in pairs}
+        frame = pd.DataFrame({"epoch": self.epochs, **data})
+        with np.errstate(all="ignore"):
+            return frame.groupby("epoch").mean()
