@@ -48,3 +48,213 @@ def accumulate_flat_gradient(params: Sequence[nn.Parameter], vector: torch.Tenso
         offset += n
     if offset != vector.numel():
         raise ValueError(f"gradient vector has {vector.numel()} entries for {offset} parameters")
+
+
+# ----------------------------------------------------------------------------------------------
+# The gradient engine: per-task gradient information once per step, as a T x T Gramian.
+# ----------------------------------------------------------------------------------------------
+
+
+def _flat(grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor], rows: int) -> torch.Tensor:
+    """(rows, P) from per-parameter batched gradients (None: zeros)."""
+    if not params:
+        return torch.zeros((rows, 0))
+    ref = params[0]
+    return torch.cat(
+        [(g if g is not None else ref.new_zeros((rows, *p.shape))).reshape(rows, -1) for g, p in zip(grads, params)], dim=1
+    )
+
+
+def _add_grad(p: torch.Tensor, g: torch.Tensor | None) -> None:
+    if g is None:
+        return
+    g = g.detach().to(p.dtype)
+    if p.grad is None:
+        p.grad = g.clone()
+    else:
+        p.grad.add_(g)
+
+
+def representation_gradients(
+    losses: torch.Tensor, representation: torch.Tensor, task_params: Sequence[Sequence[torch.Tensor]]
+) -> torch.Tensor:
+    """Per-task gradients of the shared representation ``z``: a (T, *z.shape) tensor.
+
+    As a side effect each task's own parameters (``task_params[t]``) receive the gradient of
+    that task's loss in ``.grad``. When the loss vector is a stack of per-task losses (the
+    trainer's), each head is differentiated alone (T cheap passes); otherwise one batched
+    vector-Jacobian product covers all tasks. The graph is kept.
+    """
+    from polytask.autograd_graph import task_roots
+
+    n_tasks = losses.shape[0]
+    roots = task_roots(losses)
+    z = representation
+    if roots is not None:
+        rows = []
+        for t, (edge, scale) in enumerate(zip(roots.edges, roots.scale)):
+            params = list(task_params[t])
+            if edge is None:
+                rows.append(torch.zeros_like(z))
+                continue
+            grads = torch.autograd.grad(
+                [edge], [z, *params], grad_outputs=[scale.reshape(())], retain_graph=True, allow_unused=True
+            )
+            rows.append(grads[0] if grads[0] is not None else torch.zeros_like(z))
+            for p, g in zip(params, grads[1:]):
+                _add_grad(p, g)
+        return torch.stack(rows)
+    flat_params = [p for ps in task_params for p in ps]
+    eye = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
+    grads = torch.autograd.grad(losses, [z, *flat_params], grad_outputs=eye, retain_graph=True, allow_unused=True, is_grads_batched=True)
+    gz = grads[0] if grads[0] is not None else z.new_zeros((n_tasks, *z.shape))
+    k = 1
+    for t, ps in enumerate(task_params):
+        for p in ps:
+            g = grads[k]
+            k += 1
+            _add_grad(p, g[t] if g is not None else None)
+    return gz
+
+
+class SharedGradients:
+    """The per-task gradients of the shared parameters at one step, held in factored form.
+
+    ``J[t] = dL_t/dtheta`` is never formed unless asked for (:meth:`jacobian`). For each linear
+    layer found in the graph (see :mod:`polytask.autograd_graph`) the engine keeps the layer's
+    input ``x`` (m, d_in) and the per-task output gradients ``dY`` (T, m, d_out):
+
+    - Gramian: ``<dY_s^T x, dY_t^T x> = <dY_s, (x x^T) dY_t>``, costing ``m^2 (d_in + T d_out)``
+      instead of ``T m d_out d_in`` for the per-task weight gradients (the cheaper of the two
+      is used for each layer), plus ``<sum_i dY_s, sum_i dY_t>`` for the bias;
+    - combined gradient: ``(sum_t w_t dY_t)^T x``, one matrix product per layer.
+
+    The per-task output gradients of all layers come from one batched vector-Jacobian product;
+    autograd then skips the T weight-gradient products that the per-task loop computes.
+    Other shared parameters (convolutions, norms, tied weights...) get their Jacobian columns
+    from the same batched product.
+    """
+
+    def __init__(self, n_tasks: int, params: Sequence[torch.Tensor], sites: list, site_grads: list[torch.Tensor | None],
+                 others: list[int], other_grads: Sequence[torch.Tensor | None]) -> None:
+        self.n_tasks = n_tasks
+        self.params = list(params)
+        self.sites = sites
+        self.others = others
+        ref = self.params[0] if self.params else torch.zeros(())
+        self._dy: list[torch.Tensor] = []
+        self._wjac: list[torch.Tensor | None] = []
+        gram = torch.zeros((n_tasks, n_tasks), dtype=ref.dtype, device=ref.device)
+        for site, dy in zip(sites, site_grads):
+            w = self.params[site.weight]
+            x = site.x
+            if dy is None:
+                dy = x.new_zeros((n_tasks, x.shape[0], w.shape[0]))
+            self._dy.append(dy)
+            m, d_in = x.shape
+            d_out = w.shape[0]
+            factored = m * m * (d_in + n_tasks * d_out) + n_tasks * n_tasks * m * d_out
+            direct = n_tasks * m * d_out * d_in + n_tasks * n_tasks * d_out * d_in
+            if factored <= direct:
+                kx = torch.matmul(torch.matmul(x, x.T), dy)  # (T, m, d_out)
+                gram += dy.reshape(n_tasks, -1) @ kx.reshape(n_tasks, -1).T
+                self._wjac.append(None)
+            else:
+                jw = torch.matmul(dy.transpose(1, 2), x).reshape(n_tasks, -1)  # (T, d_out * d_in)
+                gram += jw @ jw.T
+                self._wjac.append(jw)
+            if site.bias is not None:
+                gb = dy.sum(dim=1)
+                gram += gb @ gb.T
+        self._other = _flat(list(other_grads), [self.params[i] for i in others], n_tasks) if others else None
+        if self._other is not None and self._other.numel():
+            gram += self._other @ self._other.T
+        self.gramian = gram
+
+    def apply(self, weights: torch.Tensor) -> None:
+        """Accumulate ``J^T w`` into the shared parameters' ``.grad``."""
+        w = weights.to(self.gramian.dtype).to(self.gramian.device)
+        for site, dy, jw in zip(self.sites, self._dy, self._wjac):
+            c = torch.tensordot(w, dy, dims=1)  # (m, d_out)
+            weight = self.params[site.weight]
+            _add_grad(weight, (w @ jw).view_as(weight) if jw is not None else c.T @ site.x)
+            if site.bias is not None:
+                _add_grad(self.params[site.bias], c.sum(dim=0))
+        if self._other is not None:
+            vec = w @ self._other
+            offset = 0
+            for i in self.others:
+                p = self.params[i]
+                _add_grad(p, vec[offset : offset + p.numel()].view_as(p))
+                offset += p.numel()
+
+    def jacobian(self) -> torch.Tensor:
+        """The full (T, P) Jacobian, in the order of the parameters (only for methods that need it)."""
+        pieces: dict[int, torch.Tensor] = {}
+        for site, dy, jw in zip(self.sites, self._dy, self._wjac):
+            pieces[site.weight] = jw if jw is not None else torch.matmul(dy.transpose(1, 2), site.x).reshape(self.n_tasks, -1)
+            if site.bias is not None:
+                pieces[site.bias] = dy.sum(dim=1)
+        offset = 0
+        for i in self.others:
+            n = self.params[i].numel()
+            assert self._other is not None
+            pieces[i] = self._other[:, offset : offset + n]
+            offset += n
+        if not self.params:
+            return self.gramian.new_zeros((self.n_tasks, 0))
+        return torch.cat([pieces[i] for i in range(len(self.params))], dim=1)
+
+    def apply_vector(self, vector: torch.Tensor) -> None:
+        """Accumulate a combined gradient given as a flat (P,) vector."""
+        accumulate_flat_gradient([p for p in self.params], vector)  # type: ignore[arg-type]
+
+
+def shared_gradients(
+    losses: torch.Tensor,
+    shared_params: Sequence[torch.Tensor],
+    task_params: Sequence[Sequence[torch.Tensor]],
+    representation: torch.Tensor | None = None,
+) -> SharedGradients:
+    """Per-task gradient information of the shared parameters, in the cheapest exact way found.
+
+    Each task's own parameters receive the gradient of that task's loss in ``.grad`` (as
+    torchjd's ``mtl_backward`` does): aggregation concerns the shared parameters only.
+
+    When ``representation`` separates the trunk from the heads (no shared parameter reaches the
+    losses except through it), the heads are differentiated task by task
+    (:func:`representation_gradients`) and the trunk once, batched over tasks, from ``z``;
+    otherwise the whole loss vector is differentiated in one batched product.
+    """
+    from polytask.autograd_graph import linear_sites, reaches_any, task_roots
+
+    n_tasks = losses.shape[0]
+    shared = list(shared_params)
+    z = representation
+    use_cut = z is not None and z.requires_grad and z.grad_fn is not None
+    if use_cut:
+        roots = task_roots(losses)
+        starts = [e.node for e in roots.edges if e is not None] if roots is not None else [losses.grad_fn]
+        use_cut = not reaches_any(starts, shared, stop=z.grad_fn)  # type: ignore[union-attr]
+    if use_cut:
+        assert z is not None
+        gz = representation_gradients(losses, z, task_params)
+        sites, others = linear_sites(z.grad_fn, shared)
+        inputs = [s.edge for s in sites] + [shared[i] for i in others]
+        grads: Sequence[torch.Tensor | None] = (
+            torch.autograd.grad([z], inputs, grad_outputs=[gz], retain_graph=True, allow_unused=True, is_grads_batched=True)
+            if inputs else ()
+        )
+        return SharedGradients(n_tasks, shared, sites, list(grads[: len(sites)]), others, grads[len(sites) :])
+    sites, others = linear_sites(losses.grad_fn, shared)
+    flat_task = [p for ps in task_params for p in ps]
+    inputs = [s.edge for s in sites] + [shared[i] for i in others] + flat_task
+    eye = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
+    grads = torch.autograd.grad(losses, inputs, grad_outputs=eye, retain_graph=True, allow_unused=True, is_grads_batched=True) if inputs else ()
+    k = len(sites) + len(others)
+    for t, ps in enumerate(task_params):
+        for p in ps:
+            g = grads[k]
+            k += 1
+            _add_grad(p, g[t] if g is not None else None)
+    return SharedGradients(n_tasks, shared, sites, list(grads[: len(sites)]), others, grads[len(sites) : len(sites) + len(others)])

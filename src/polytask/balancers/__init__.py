@@ -27,6 +27,11 @@ def register(cls: type[Balancer]) -> type[Balancer]:
 for _cls in (EqualWeighting, StaticWeighting):
     register(_cls)
 
+from polytask.balancers.aggregation import AGGREGATORS  # noqa: E402  (gradient aggregation)
+
+for _cls in AGGREGATORS:
+    register(_cls)
+
 
 def names() -> list[str]:
     """Registered method names, sorted."""

@@ -1,0 +1,128 @@
+"""Gradient aggregation: a T x P matrix of per-task gradients becomes one update direction.
+
+Most methods only need the T x T Gramian ``G = J J^T``: they compute weights ``w = f(G)`` and
+the update is ``J^T w`` (:class:`GramianAggregator`). The few that act on coordinates (GradDrop,
+ExcessMTL, MoCo) need ``J`` itself (:class:`JacobianAggregator`).
+
+Modes (the ``mode`` option, default ``"exact"``):
+
+- ``exact``: ``J`` holds the per-task gradients of the shared parameters. They come from the
+  gradient engine (:func:`polytask.gradients.shared_gradients`) in factored form, and ``J^T w``
+  is applied without another backward pass.
+- ``representation`` (the "UB" mode of Sener and Koltun 2018): ``J`` holds the per-task gradients
+  of the shared representation ``z`` (T cheap head passes); the combined ``Z^T w`` is then
+  back-propagated once through the trunk.
+
+Task-specific parameters always receive the gradient of their own task's loss, unweighted
+(torchjd's ``mtl_backward`` does the same): aggregation decides the shared update only.
+
+Every method is usable on its own: ``aggregate(J)`` maps a (T, P) matrix to a (P,) vector.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import torch
+
+from polytask.balancers.base import Balancer, StepContext
+from polytask.errors import PolytaskError
+from polytask.gradients import representation_gradients, shared_gradients
+
+MODES = ("exact", "representation")
+
+
+class GradientAggregator(Balancer):
+    """Base of the gradient-aggregation methods (see the module docstring)."""
+
+    requires: ClassVar[str] = "gradients"
+    modes: ClassVar[tuple[str, ...]] = MODES
+
+    def __init__(self, mode: str = "exact") -> None:
+        if mode not in MODES:
+            raise PolytaskError(f"unknown mode '{mode}' for balancer '{self.name}' (choose from {', '.join(self.modes)})")
+        if mode not in self.modes:
+            raise PolytaskError(f"balancer '{self.name}' cannot run in mode '{mode}' (modes: {', '.join(self.modes)})")
+        self.mode = mode
+        self.task_names: list[str] = []
+
+    # -- the method -------------------------------------------------------------------------
+    @abstractmethod
+    def combine(self, jacobian: torch.Tensor | None, gramian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(weights (T,), vector (P,) or None)``: the vector is None when the update is ``J^T w``."""
+
+    #: Whether :meth:`combine` needs ``J`` (otherwise it receives None and uses the Gramian).
+    needs_jacobian: ClassVar[bool] = False
+
+    def aggregate(self, J: torch.Tensor) -> torch.Tensor:
+        """The aggregated (P,) direction of a (T, P) matrix of per-task gradients.
+
+        Stateful methods advance their state, exactly as a training step does.
+        """
+        if J.ndim != 2:
+            raise PolytaskError(f"aggregate expects a (tasks, parameters) matrix, got shape {tuple(J.shape)}")
+        gram = J @ J.T
+        w, vector = self.combine(J if self.needs_jacobian else None, gram)
+        return vector if vector is not None else w.to(J.dtype) @ J
+
+    def weights(self, gramian: torch.Tensor) -> torch.Tensor:
+        """The (T,) weights of a Gramian-based method (raises for methods that need ``J``)."""
+        if self.needs_jacobian:
+            raise PolytaskError(f"balancer '{self.name}' needs the full Jacobian, not only its Gramian")
+        return self.combine(None, gramian)[0]
+
+    # -- one training step ---------------------------------------------------------------------
+    def backward(self, ctx: StepContext) -> torch.Tensor:
+        task_params = [list(ctx.task_params.get(t, [])) for t in ctx.task_names]
+        if self.mode == "representation":
+            z = ctx.representation
+            if z is None or not z.requires_grad:
+                raise PolytaskError(f"balancer '{self.name}' in representation mode needs the network's shared representation")
+            gz = representation_gradients(ctx.losses, z, task_params)
+            flat = gz.reshape(gz.shape[0], -1)
+            w, vector = self.combine(flat if self.needs_jacobian else None, flat @ flat.T)
+            direction = vector.view_as(z) if vector is not None else torch.tensordot(w.to(gz.dtype), gz, dims=1)
+            z.backward(direction.detach())
+            return w.detach().float()
+        info = shared_gradients(ctx.losses, ctx.shared_params, task_params, ctx.representation)
+        jac = info.jacobian() if self.needs_jacobian else None
+        w, vector = self.combine(jac, info.gramian)
+        if vector is not None:
+            info.apply_vector(vector)
+        else:
+            info.apply(w)
+        return w.detach().float()
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def options(self) -> dict[str, Any]:
+        params = inspect.signature(type(self).__init__).parameters
+        return {k: getattr(self, k) for k in params if k != "self" and hasattr(self, k)}
+
+
+class GramianAggregator(GradientAggregator):
+    """A method whose update is ``J^T w`` with ``w = f(G)``: subclasses implement :meth:`weights_of`."""
+
+    @abstractmethod
+    def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
+        """(T,) weights from the (T, T) Gramian, computed in float64."""
+
+    def combine(self, jacobian: torch.Tensor | None, gramian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        w = self.weights_of(gramian.detach().double())
+        return w.to(gramian.device), None
+
+
+class JacobianAggregator(GradientAggregator):
+    """A method that needs ``J`` itself: subclasses implement :meth:`direction`."""
+
+    needs_jacobian: ClassVar[bool] = True
+
+    @abstractmethod
+    def direction(self, jacobian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weights (T,) for the log, direction (P,))`` from the (T, P) Jacobian."""
+
+    def combine(self, jacobian: torch.Tensor | None, gramian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        assert jacobian is not None
+        w, d = self.direction(jacobian.detach())
+        return w, d
