@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from polytask.autograd_graph import reaches_any
 from polytask.balancers.base import Balancer, StepContext
 from polytask.errors import PolytaskError
 from polytask.gradients import representation_gradients, shared_gradients
@@ -80,6 +81,11 @@ class GradientAggregator(Balancer):
             z = ctx.representation
             if z is None or not z.requires_grad:
                 raise PolytaskError(f"balancer '{self.name}' in representation mode needs the network's shared representation")
+            if reaches_any([ctx.losses.grad_fn], ctx.shared_params, stop=z.grad_fn):
+                raise PolytaskError(
+                    f"balancer '{self.name}' in representation mode needs every shared parameter to reach the losses "
+                    "only through the shared representation; use mode=exact for this architecture"
+                )
             gz = representation_gradients(ctx.losses, z, task_params)
             flat = gz.reshape(gz.shape[0], -1)
             w, vector = self.combine(flat if self.needs_jacobian else None, flat @ flat.T)

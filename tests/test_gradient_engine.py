@@ -1,0 +1,166 @@
+"""The gradient engine against one backward pass per task, in both modes, on several graph shapes."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from polytask import balancers
+from polytask.balancers import StepContext
+from polytask.errors import PolytaskError
+from polytask.gradients import shared_gradients
+
+
+
+@pytest.fixture
+def float64():  # type: ignore[no-untyped-def]
+    """These tests compare to 1e-9, so the networks are built in float64."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+class Net(nn.Module):
+    """A trunk of linear layers (the engine's fast path) plus pieces it must leave to the generic
+    path: a LayerNorm, a weight used twice (tied), an input-dependent decode."""
+
+    def __init__(self, n_tasks: int, tied: bool = False, norm: bool = False, skip: bool = False) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(5, 7), nn.Linear(7, 6, bias=False)
+        self.norm = nn.LayerNorm(6) if norm else None
+        self.tied, self.skip = tied, skip
+        self.heads = nn.ModuleList([nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 1)) for _ in range(n_tasks)])
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.l1(x))
+        if self.tied:
+            h = h + 0.1 * torch.tanh(h @ self.l1.weight[:, :7].T if self.l1.weight.shape[1] >= 7 else self.l1(x))
+        z = torch.relu(self.l2(h))
+        return self.norm(z) if self.norm is not None else z
+
+    def shared(self) -> list[nn.Parameter]:
+        ps = list(self.l1.parameters()) + list(self.l2.parameters())
+        return ps + (list(self.norm.parameters()) if self.norm is not None else [])
+
+    def context(self, x: torch.Tensor, y: torch.Tensor, stacked: bool = True) -> StepContext:
+        z = self.encode(x)
+        outs = [h(z).squeeze(1) + (0.3 * self.l1.bias.sum() if self.skip else 0.0) for h in self.heads]
+        per_task = [((o - y[:, t]) ** 2).mean() * (t + 1) for t, o in enumerate(outs)]
+        alphas = torch.linspace(0.5, 1.5, len(outs))
+        losses = torch.stack(per_task) * alphas if stacked else torch.cat([p.reshape(1) for p in per_task]) * alphas
+        names = [f"t{i}" for i in range(len(outs))]
+        return StepContext(losses, names, self.shared(), {n: list(h.parameters()) for n, h in zip(names, self.heads)}, representation=z)
+
+
+def loop_jacobian(ctx: StepContext) -> torch.Tensor:
+    rows = []
+    for t in range(ctx.losses.shape[0]):
+        gs = torch.autograd.grad(ctx.losses[t], ctx.shared_params, retain_graph=True, allow_unused=True)
+        rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(gs, ctx.shared_params)]))
+    return torch.stack(rows)
+
+
+def grads(params: list[nn.Parameter]) -> torch.Tensor:
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+
+
+def zero(net: nn.Module) -> None:
+    for p in net.parameters():
+        p.grad = None
+
+
+SHAPES = [dict(), dict(norm=True), dict(tied=True), dict(skip=True)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["linear", "layernorm", "tied", "shared-outside-z"])
+@pytest.mark.parametrize("stacked", [True, False], ids=["stack", "cat"])
+def test_gramian_and_jacobian_equal_one_backward_per_task(float64, shape: dict, stacked: bool) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    net = Net(3, **shape)
+    x, y = torch.randn(9, 5), torch.randn(9, 3)
+    ctx = net.context(x, y, stacked)
+    J = loop_jacobian(ctx)
+    info = shared_gradients(ctx.losses, ctx.shared_params, [ctx.task_params[n] for n in ctx.task_names], ctx.representation)
+    torch.testing.assert_close(info.gramian, J @ J.T, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(info.jacobian(), J, rtol=1e-10, atol=1e-12)
+    # each task's own parameters got the gradient of its own loss, unweighted by the method
+    for t, name in enumerate(ctx.task_names):
+        own = torch.autograd.grad(ctx.losses[t], ctx.task_params[name], retain_graph=True)
+        for p, g in zip(ctx.task_params[name], own):
+            torch.testing.assert_close(p.grad, g)
+    w = torch.tensor([0.2, -1.0, 3.0])
+    info.apply(w)
+    torch.testing.assert_close(grads(ctx.shared_params), w @ J, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["upgrad", "mgda", "graddrop", "nash_mtl", "config"])
+@pytest.mark.parametrize("shape", SHAPES[:2], ids=["linear", "layernorm"])
+def test_exact_mode_equals_aggregating_the_per_task_loop(float64, name: str, shape: dict) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(1)
+    net = Net(4, **shape)
+    x, y = torch.randn(11, 5), torch.randn(11, 4)
+    ctx = net.context(x, y)
+    oracle = balancers.get(name)
+    expected = oracle.aggregate(loop_jacobian(ctx))
+    method = balancers.get(name, mode="exact")
+    method.setup(ctx.task_names)
+    zero(net)
+    w = method.backward(ctx)
+    assert w.shape == (4,)
+    torch.testing.assert_close(grads(ctx.shared_params), expected, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["mean", "upgrad", "aligned_mtl", "pcgrad", "graddrop"])
+def test_representation_mode_aggregates_gradients_of_z_then_backpropagates(float64, name: str) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(2)
+    net = Net(3)
+    x, y = torch.randn(8, 5), torch.randn(8, 3)
+    ctx = net.context(x, y)
+    z = ctx.representation
+    gz = torch.stack([torch.autograd.grad(ctx.losses[t], z, retain_graph=True)[0] for t in range(3)])
+    direction = balancers.get(name).aggregate(gz.reshape(3, -1)).view_as(z)
+    expected = torch.autograd.grad(z, ctx.shared_params, grad_outputs=direction, retain_graph=True)
+    method = balancers.get(name, mode="representation")
+    method.setup(ctx.task_names)
+    zero(net)
+    method.backward(ctx)
+    for p, g in zip(ctx.shared_params, expected):
+        torch.testing.assert_close(p.grad, g, rtol=1e-9, atol=1e-11)
+    for t, n in enumerate(ctx.task_names):  # heads: their own task's gradient
+        own = torch.autograd.grad(ctx.losses[t], ctx.task_params[n], retain_graph=True)
+        for p, g in zip(ctx.task_params[n], own):
+            torch.testing.assert_close(p.grad, g)
+
+
+def test_representation_mode_refuses_a_shared_parameter_that_bypasses_z(float64) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    net = Net(2, skip=True)
+    ctx = net.context(torch.randn(6, 5), torch.randn(6, 2))
+    method = balancers.get("mgda", mode="representation")
+    method.setup(ctx.task_names)
+    with pytest.raises(PolytaskError, match="representation"):
+        method.backward(ctx)
+
+
+def test_modes_are_declared_and_checked_when_built() -> None:
+    assert balancers.modes("upgrad") == ("exact", "representation")
+    assert balancers.modes("excess_mtl") == ("exact",)
+    with pytest.raises(PolytaskError, match="cannot run in mode 'representation'"):
+        balancers.get("excess_mtl", mode="representation")
+    with pytest.raises(PolytaskError, match="unknown mode 'fast'"):
+        balancers.get("upgrad", mode="fast")
+    with pytest.raises(PolytaskError, match="options: .*mode"):
+        balancers.get("pcgrad", beta=1)
+
+
+def test_engine_does_not_mutate_the_oracle_copy() -> None:
+    """A deep copy of a stateful method follows the same trajectory: state lives in the object."""
+    a = balancers.get("gradvac", seed=3)
+    b = copy.deepcopy(a)
+    J = torch.randn(4, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for _ in range(3):
+        torch.testing.assert_close(a.aggregate(J), b.aggregate(J))
