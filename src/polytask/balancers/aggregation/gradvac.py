@@ -15,8 +15,10 @@ The update is ``d = sum_i g_i^PC``. All quantities are read from the Gramian (``
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from polytask.balancers.aggregation.base import GramianAggregator
@@ -41,24 +43,27 @@ class GradVac(GramianAggregator):
         m = gramian.shape[0]
         if self.phi_hat is None or self.phi_hat.shape != (m, m):
             self.phi_hat = torch.zeros((m, m), dtype=torch.float64)
-        phi_hat = self.phi_hat
-        coef = torch.eye(m, dtype=gramian.dtype)
+        g = gramian.cpu().numpy()
+        phi_hat = self.phi_hat.numpy()  # shares memory: updated in place
+        coef = np.eye(m)
+        beta, eps = self.beta, self.eps
         for i in range(m):
-            dots = coef[i] @ gramian  # g_i^PC . g_k for every k
+            dots = coef[i] @ g  # g_i^PC . g_k for every k
             others = [j for j in range(m) if j != i]
             for k in self._stream.permutation(len(others)):
                 j = others[k]
-                norm_i = (dots @ coef[i]).clamp(min=0.0).sqrt()
-                norm_j = gramian[j, j].clamp(min=0.0).sqrt()
-                phi = dots[j] / (norm_i * norm_j + self.eps)
-                target = phi_hat[i, j].to(gramian.dtype)
+                norm_i = math.sqrt(max(float(dots @ coef[i]), 0.0))
+                norm_j = math.sqrt(max(float(g[j, j]), 0.0))
+                phi = float(dots[j]) / (norm_i * norm_j + eps)
+                target = float(phi_hat[i, j])
                 if phi < target:
-                    step = norm_i * (target * (1 - phi * phi).clamp(min=0.0).sqrt() - phi * (1 - target * target).clamp(min=0.0).sqrt())
-                    step = step / (norm_j * (1 - target * target).clamp(min=0.0).sqrt() + self.eps)
+                    root_phi = math.sqrt(max(1 - phi * phi, 0.0))
+                    root_target = math.sqrt(max(1 - target * target, 0.0))
+                    step = norm_i * (target * root_phi - phi * root_target) / (norm_j * root_target + eps)
                     coef[i, j] += step
-                    dots = dots + step * gramian[j]
-                phi_hat[i, j] = (1 - self.beta) * target + self.beta * phi
-        return coef.sum(dim=0)
+                    dots = dots + step * g[j]
+                phi_hat[i, j] = (1 - beta) * target + beta * phi
+        return torch.as_tensor(coef.sum(axis=0), dtype=gramian.dtype)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = dict(self._stream.state_dict())

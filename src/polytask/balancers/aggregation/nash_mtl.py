@@ -32,7 +32,7 @@ def nash_weights(gram: np.ndarray, start: np.ndarray) -> np.ndarray:
     """The positive solution of ``G alpha = 1/alpha`` (least squares, bounded away from 0)."""
     start = np.clip(start, BOUNDS[0] * 10, BOUNDS[1] / 10)
     res = least_squares(lambda a: gram @ a - 1.0 / a, start, jac=lambda a: gram + np.diag(1.0 / (a * a)),
-                        bounds=BOUNDS, xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=1000)
+                        bounds=BOUNDS, xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=100)
     return res.x
 
 

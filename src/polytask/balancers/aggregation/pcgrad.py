@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from polytask.balancers.aggregation.base import GramianAggregator
@@ -32,18 +33,19 @@ class PCGrad(GramianAggregator):
 
     def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
         m = gramian.shape[0]
-        total = torch.zeros(m, dtype=gramian.dtype)
+        g = gramian.cpu().numpy()
+        total = np.zeros(m)
         for i in range(m):
-            c = torch.zeros(m, dtype=gramian.dtype)
+            c = np.zeros(m)
             c[i] = 1.0
             for j in self._stream.permutation(m):
                 if j == i:
                     continue
-                dot = gramian[j] @ c
+                dot = float(g[j] @ c)
                 if dot < 0.0:
-                    c[j] -= dot / gramian[j, j]
+                    c[j] -= dot / g[j, j]
             total += c
-        return total
+        return torch.as_tensor(total, dtype=gramian.dtype)
 
     def state_dict(self) -> dict[str, Any]:
         return self._stream.state_dict()
