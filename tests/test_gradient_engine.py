@@ -164,3 +164,30 @@ def test_engine_does_not_mutate_the_oracle_copy() -> None:
     J = torch.randn(4, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for _ in range(3):
         torch.testing.assert_close(a.aggregate(J), b.aggregate(J))
+
+
+@pytest.mark.parametrize("mode", ["exact", "representation"])
+def test_nash_mtl_between_updates_applies_cached_weights_with_one_backward(float64, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """update_weights_every=2: step 2 reuses step 1's weights (same clipping rule), identical to
+    aggregating the step-2 Jacobian with the cached weights."""
+    torch.manual_seed(4)
+    net = Net(3)
+    x, y = torch.randn(10, 5), torch.randn(10, 3)
+    method = balancers.get("nash_mtl", update_weights_every=2, max_norm=0.5, mode=mode)
+    method.setup(["t0", "t1", "t2"])
+    method.backward(net.context(x, y))
+    cached = method.alpha.clone()  # type: ignore[attr-defined]
+    zero(net)
+    ctx = net.context(x * 1.5, y)
+    J = loop_jacobian(ctx) if mode == "exact" else None
+    w = method.backward(ctx)
+    if J is not None:
+        d = cached @ J
+        scale = min(1.0, 0.5 / float(d.norm()))
+        torch.testing.assert_close(grads(ctx.shared_params), scale * d, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(w.double(), (scale * cached), rtol=1e-6, atol=1e-8)
+    assert method.step == 2  # type: ignore[attr-defined]
+    for t, n in enumerate(ctx.task_names):
+        own = torch.autograd.grad(ctx.losses[t], ctx.task_params[n], retain_graph=True)
+        for p, g in zip(ctx.task_params[n], own):
+            torch.testing.assert_close(p.grad, g)

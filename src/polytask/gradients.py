@@ -117,6 +117,35 @@ def representation_gradients(
     return gz
 
 
+def accumulate_own_task_gradients(losses: torch.Tensor, task_params: Sequence[Sequence[torch.Tensor]]) -> None:
+    """Add ``dL_t/dtheta_t`` to the ``.grad`` of each task's own parameters (graph kept).
+
+    Per-task passes through the heads when the loss vector is a stack of per-task losses,
+    otherwise one batched product whose row t is kept for task t's parameters.
+    """
+    from polytask.autograd_graph import task_roots
+
+    flat = [p for ps in task_params for p in ps]
+    if not flat:
+        return
+    roots = task_roots(losses)
+    if roots is not None:
+        for edge, scale, params in zip(roots.edges, roots.scale, task_params):
+            if edge is None or not params:
+                continue
+            grads = torch.autograd.grad([edge], list(params), grad_outputs=[scale.reshape(())], retain_graph=True, allow_unused=True)
+            for p, g in zip(params, grads):
+                _add_grad(p, g)
+        return
+    eye = torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
+    grads = torch.autograd.grad(losses, flat, grad_outputs=eye, retain_graph=True, allow_unused=True, is_grads_batched=True)
+    k = 0
+    for t, ps in enumerate(task_params):
+        for p in ps:
+            _add_grad(p, grads[k][t] if grads[k] is not None else None)
+            k += 1
+
+
 class SharedGradients:
     """The per-task gradients of the shared parameters at one step, held in factored form.
 
@@ -215,6 +244,7 @@ def shared_gradients(
     shared_params: Sequence[torch.Tensor],
     task_params: Sequence[Sequence[torch.Tensor]],
     representation: torch.Tensor | None = None,
+    separates: bool | None = None,
 ) -> SharedGradients:
     """Per-task gradient information of the shared parameters, in the cheapest exact way found.
 
@@ -224,18 +254,18 @@ def shared_gradients(
     When ``representation`` separates the trunk from the heads (no shared parameter reaches the
     losses except through it), the heads are differentiated task by task
     (:func:`representation_gradients`) and the trunk once, batched over tasks, from ``z``;
-    otherwise the whole loss vector is differentiated in one batched product.
+    otherwise the whole loss vector is differentiated in one batched product. ``separates``
+    states that fact when the caller already knows it (it is the same at every step of one
+    network); None checks the graph.
     """
-    from polytask.autograd_graph import linear_sites, reaches_any, task_roots
+    from polytask.autograd_graph import linear_sites, reaches_any
 
     n_tasks = losses.shape[0]
     shared = list(shared_params)
     z = representation
     use_cut = z is not None and z.requires_grad and z.grad_fn is not None
     if use_cut:
-        roots = task_roots(losses)
-        starts = [e.node for e in roots.edges if e is not None] if roots is not None else [losses.grad_fn]
-        use_cut = not reaches_any(starts, shared, stop=z.grad_fn)  # type: ignore[union-attr]
+        use_cut = separates if separates is not None else not reaches_any([losses.grad_fn], shared, stop=z.grad_fn)  # type: ignore[union-attr]
     if use_cut:
         assert z is not None
         gz = representation_gradients(losses, z, task_params)

@@ -30,7 +30,7 @@ import torch
 from polytask.autograd_graph import reaches_any
 from polytask.balancers.base import Balancer, StepContext
 from polytask.errors import PolytaskError
-from polytask.gradients import representation_gradients, shared_gradients
+from polytask.gradients import accumulate_own_task_gradients, representation_gradients, shared_gradients
 
 MODES = ("exact", "representation")
 
@@ -48,6 +48,7 @@ class GradientAggregator(Balancer):
             raise PolytaskError(f"balancer '{self.name}' cannot run in mode '{mode}' (modes: {', '.join(self.modes)})")
         self.mode = mode
         self.task_names: list[str] = []
+        self._separation: tuple[tuple[int, ...], bool] | None = None
 
     # -- the method -------------------------------------------------------------------------
     @abstractmethod
@@ -77,11 +78,14 @@ class GradientAggregator(Balancer):
     # -- one training step ---------------------------------------------------------------------
     def backward(self, ctx: StepContext) -> torch.Tensor:
         task_params = [list(ctx.task_params.get(t, [])) for t in ctx.task_names]
+        reused = self.reused_weights(ctx.losses.shape[0])
+        if reused is not None:
+            return self._weighted_backward(ctx, task_params, reused)
         if self.mode == "representation":
             z = ctx.representation
             if z is None or not z.requires_grad:
                 raise PolytaskError(f"balancer '{self.name}' in representation mode needs the network's shared representation")
-            if reaches_any([ctx.losses.grad_fn], ctx.shared_params, stop=z.grad_fn):
+            if not self._separates(ctx):
                 raise PolytaskError(
                     f"balancer '{self.name}' in representation mode needs every shared parameter to reach the losses "
                     "only through the shared representation; use mode=exact for this architecture"
@@ -92,7 +96,8 @@ class GradientAggregator(Balancer):
             direction = vector.view_as(z) if vector is not None else torch.tensordot(w.to(gz.dtype), gz, dims=1)
             z.backward(direction.detach())
             return w.detach().float()
-        info = shared_gradients(ctx.losses, ctx.shared_params, task_params, ctx.representation)
+        separates = self._separates(ctx) if ctx.representation is not None and ctx.representation.grad_fn is not None else None
+        info = shared_gradients(ctx.losses, ctx.shared_params, task_params, ctx.representation, separates)
         jac = info.jacobian() if self.needs_jacobian else None
         w, vector = self.combine(jac, info.gramian)
         if vector is not None:
@@ -100,6 +105,44 @@ class GradientAggregator(Balancer):
         else:
             info.apply(w)
         return w.detach().float()
+
+    def reused_weights(self, n_tasks: int) -> torch.Tensor | None:
+        """Weights this step reuses without looking at gradients (e.g. Nash-MTL between updates),
+        or None. A method returning weights here has advanced its own step counter."""
+        return None
+
+    def clip_factor(self, norm: float) -> float:
+        """Factor applied to reused weights given the norm of ``J^T w`` (1: no clipping)."""
+        return 1.0
+
+    def _weighted_backward(self, ctx: StepContext, task_params: list[list[torch.nn.Parameter]], w: torch.Tensor) -> torch.Tensor:
+        """A step with known weights: the shared parameters get ``d/dtheta sum_t w_t L_t`` (one
+        backward pass, identical in both modes), each task's parameters their own loss gradient."""
+        w = w.to(ctx.losses.dtype).to(ctx.losses.device).detach()
+        shared = list(ctx.shared_params)
+        if shared:
+            grads = torch.autograd.grad((w * ctx.losses).sum(), shared, retain_graph=True, allow_unused=True)
+            norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None) or torch.zeros((), dtype=torch.float64)))
+            factor = self.clip_factor(norm)
+            for p, g in zip(shared, grads):
+                if g is not None:
+                    g = g * factor if factor != 1.0 else g
+                    p.grad = g.detach().clone() if p.grad is None else p.grad.add_(g)
+            w = w * factor
+        accumulate_own_task_gradients(ctx.losses, task_params)
+        return w.detach().float()
+
+    def _separates(self, ctx: StepContext) -> bool:
+        """Whether the shared parameters reach the losses only through ``ctx.representation``.
+
+        A property of the architecture, so it is read from the graph once per set of shared
+        parameters and remembered."""
+        key = tuple(id(p) for p in ctx.shared_params)
+        if self._separation is None or self._separation[0] != key:
+            z = ctx.representation
+            assert z is not None
+            self._separation = (key, not reaches_any([ctx.losses.grad_fn], ctx.shared_params, stop=z.grad_fn))
+        return self._separation[1]
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def options(self) -> dict[str, Any]:

@@ -11,7 +11,8 @@ a sequence of convex approximations (cvxpy); here the same first-order condition
 directly as a bounded least-squares problem (scipy), warm-started from the last weights. The
 result is clipped to ``||d|| <= max_norm`` (0 disables). With ``update_weights_every = k`` the
 weights are recomputed every k steps and reused in between (state: the cached weights and the
-step counter, saved in checkpoints).
+step counter, saved in checkpoints); in training, a step that reuses them costs one ordinary
+backward pass (no per-task gradients).
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ class NashMTL(GramianAggregator):
             if norm > self.max_norm:
                 alpha = alpha * (self.max_norm / norm)
         return alpha
+
+    def reused_weights(self, n_tasks: int) -> torch.Tensor | None:
+        """Between updates the cached weights apply without computing any Gramian."""
+        if self.alpha is None or self.alpha.shape[0] != n_tasks or self.step % self.update_weights_every == 0:
+            return None
+        self.step += 1
+        return self.alpha.clone()
+
+    def clip_factor(self, norm: float) -> float:
+        return self.max_norm / norm if self.max_norm > 0 and norm > self.max_norm else 1.0
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"step": self.step}
