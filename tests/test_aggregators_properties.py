@@ -163,3 +163,26 @@ def test_sdmgrad_weights_are_the_preference_mix_of_simplex_weights() -> None:
     inner = w * (1 + lam) - lam / 4
     assert float(inner.min()) >= -1e-12 and abs(float(inner.sum()) - 1) < 1e-9
     assert abs(float(w.sum()) - 1) < 1e-9
+
+
+def test_moco_tracks_gradients_and_its_weights_move_towards_the_min_norm_point() -> None:
+    """With a constant Jacobian the tracked gradients stay equal to it, and the projected-gradient
+    steps on lambda decrease ||Y^T lambda|| towards MGDA's min-norm value."""
+    J = torch.tensor([[1.0, 0.0, 0.3], [-0.6, 1.0, 0.0], [0.2, 0.4, 1.0]], dtype=torch.float64)
+    method = balancers.get("moco", gamma=0.5, gamma_sigma=0.0)
+    norms = [float(method.aggregate(J).norm()) for _ in range(200)]
+    torch.testing.assert_close(method.tracked, J)  # type: ignore[attr-defined]
+    assert all(b <= a + 1e-12 for a, b in zip(norms, norms[1:]))
+    assert abs(norms[-1] - float(balancers.get("mgda").aggregate(J).norm())) < 1e-4
+
+
+def test_moco_tracking_averages_noisy_gradients() -> None:
+    """Y_k is an exponentially weighted average: its distance to the mean gradient shrinks
+    below that of a single noisy draw."""
+    g = torch.Generator().manual_seed(0)
+    mean = torch.randn(2, 30, generator=g, dtype=torch.float64)
+    method = balancers.get("moco", beta=0.2, beta_sigma=0.0)
+    for _ in range(200):
+        method.aggregate(mean + torch.randn(2, 30, generator=g, dtype=torch.float64))
+    single = float((torch.randn(2, 30, generator=g, dtype=torch.float64)).norm())
+    assert float((method.tracked - mean).norm()) < 0.5 * single  # type: ignore[attr-defined]

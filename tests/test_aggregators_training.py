@@ -33,7 +33,7 @@ def frame() -> pd.DataFrame:
 
 def test_every_issue_method_is_registered() -> None:
     expected = {"mgda", "pcgrad", "gradvac", "graddrop", "cagrad", "imtl_g", "nash_mtl", "aligned_mtl", "upgrad",
-                "dualproj", "fairgrad", "excess_mtl", "config", "sdmgrad", "mean", "sum"}
+                "dualproj", "fairgrad", "excess_mtl", "config", "sdmgrad", "moco", "mean", "sum"}
     assert expected <= set(GRADIENT_METHODS)
 
 
@@ -79,7 +79,7 @@ def test_checkpoint_resume_restores_method_state(frame: pd.DataFrame, tmp_path: 
 
 def test_state_dict_round_trip_continues_identically() -> None:
     J = torch.randn(3, 12, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    for name, options in [("gradvac", {}), ("nash_mtl", {"update_weights_every": 3}), ("excess_mtl", {}), ("sdmgrad", {"n_iter": 1})]:
+    for name, options in [("gradvac", {}), ("nash_mtl", {"update_weights_every": 3}), ("excess_mtl", {}), ("sdmgrad", {"n_iter": 1}), ("moco", {})]:
         a = balancers.get(name, **options)
         for k in range(2):
             a.aggregate(J * (k + 1))

@@ -14,6 +14,7 @@ from polytask.balancers.aggregation.gradvac import GradVac
 from polytask.balancers.aggregation.imtl_g import IMTLG
 from polytask.balancers.aggregation.mean_sum import MeanAggregation, SumAggregation
 from polytask.balancers.aggregation.mgda import MGDA
+from polytask.balancers.aggregation.moco import MoCo
 from polytask.balancers.aggregation.nash_mtl import NashMTL
 from polytask.balancers.aggregation.pcgrad import PCGrad
 from polytask.balancers.aggregation.sdmgrad import SDMGrad
@@ -21,7 +22,7 @@ from polytask.balancers.aggregation.upgrad import UPGrad
 
 AGGREGATORS: tuple[type[GradientAggregator], ...] = (
     MeanAggregation, SumAggregation, MGDA, PCGrad, GradVac, GradDrop, CAGrad, IMTLG, NashMTL, AlignedMTL,
-    UPGrad, DualProj, FairGrad, ExcessMTL, ConFIG, SDMGrad,
+    UPGrad, DualProj, FairGrad, ExcessMTL, ConFIG, SDMGrad, MoCo,
 )
 
 __all__ = ["AGGREGATORS", "GradientAggregator", "GramianAggregator", "JacobianAggregator"] + [c.__name__ for c in AGGREGATORS]
