@@ -28,12 +28,15 @@ class Net(nn.Module):
     """A trunk of linear layers (the engine's fast path) plus pieces it must leave to the generic
     path: a LayerNorm, a weight used twice (tied), an input-dependent decode."""
 
-    def __init__(self, n_tasks: int, tied: bool = False, norm: bool = False, skip: bool = False) -> None:
+    def __init__(self, n_tasks: int, tied: bool = False, norm: bool = False, skip: bool = False, linear_heads: bool = False) -> None:
         super().__init__()
         self.l1, self.l2 = nn.Linear(5, 7), nn.Linear(7, 6, bias=False)
         self.norm = nn.LayerNorm(6) if norm else None
         self.tied, self.skip = tied, skip
-        self.heads = nn.ModuleList([nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 1)) for _ in range(n_tasks)])
+        self.heads = nn.ModuleList([
+            nn.Sequential(nn.Linear(6, 1)) if linear_heads else nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 1))
+            for _ in range(n_tasks)
+        ])
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.tanh(self.l1(x))
@@ -115,9 +118,11 @@ def test_exact_mode_equals_aggregating_the_per_task_loop(float64, name: str, sha
 
 
 @pytest.mark.parametrize("name", ["mean", "upgrad", "aligned_mtl", "pcgrad", "graddrop"])
-def test_representation_mode_aggregates_gradients_of_z_then_backpropagates(float64, name: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("linear_heads", [False, True], ids=["deep-heads", "linear-heads-factored"])
+def test_representation_mode_aggregates_gradients_of_z_then_backpropagates(float64, name: str, linear_heads: bool) -> None:  # type: ignore[no-untyped-def]
+    """Linear heads take the factored path (gradients of z kept as dY_t W_t), deeper ones the dense one."""
     torch.manual_seed(2)
-    net = Net(3)
+    net = Net(3, linear_heads=linear_heads)
     x, y = torch.randn(8, 5), torch.randn(8, 3)
     ctx = net.context(x, y)
     z = ctx.representation
@@ -191,3 +196,19 @@ def test_nash_mtl_between_updates_applies_cached_weights_with_one_backward(float
         own = torch.autograd.grad(ctx.losses[t], ctx.task_params[n], retain_graph=True)
         for p, g in zip(ctx.task_params[n], own):
             torch.testing.assert_close(p.grad, g)
+
+
+def test_factored_representation_gradients_equal_the_dense_ones(float64) -> None:  # type: ignore[no-untyped-def]
+    from polytask.gradients import representation_step
+
+    torch.manual_seed(5)
+    net = Net(4, linear_heads=True)
+    ctx = net.context(torch.randn(12, 5), torch.randn(12, 4))
+    z = ctx.representation
+    info = representation_step(ctx.losses, z, [ctx.task_params[n] for n in ctx.task_names])
+    assert info.factors is not None  # the factored form was used
+    dense = torch.stack([torch.autograd.grad(ctx.losses[t], z, retain_graph=True)[0].reshape(-1) for t in range(4)])
+    torch.testing.assert_close(info.gramian, dense @ dense.T)
+    torch.testing.assert_close(info.jacobian(), dense)
+    w = torch.tensor([0.5, -2.0, 1.0, 3.0])
+    torch.testing.assert_close(info.direction(w), (w @ dense).view_as(z))

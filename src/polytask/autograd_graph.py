@@ -162,3 +162,57 @@ def task_roots(losses: torch.Tensor) -> TaskRoots | None:
         scale = torch.diagonal(chain).clone()
     edges = [GradientEdge(nxt, nr) if nxt is not None else None for nxt, nr in node.next_functions]
     return TaskRoots(edges, scale)
+
+
+@dataclass
+class HeadInput:
+    """Task t's head reads ``z`` through one linear layer ``y_t = z W_t^T (+ b_t)``.
+
+    Attributes:
+        edge: gradient edge of ``y_t`` (differentiating gives ``dY_t``, (n, h_t)).
+        weight: ``W_t`` (h_t, k).
+    """
+
+    edge: GradientEdge
+    weight: torch.Tensor
+
+
+def linear_head_inputs(roots: TaskRoots, z: torch.Tensor) -> list[HeadInput | None] | None:
+    """For each task, the single linear layer through which its head reads ``z`` (2-D).
+
+    Then ``dL_t/dz = dY_t W_t``, so the gradients of ``z`` can be handled in factored form.
+    None when some task reads ``z`` otherwise (several times, through another operation, or
+    through a weight used elsewhere); a task that does not reach ``z`` gets None in the list.
+    """
+    if z.ndim != 2 or z.grad_fn is None:
+        return None
+    target = (z.grad_fn, z.output_nr)
+    out: list[HeadInput | None] = []
+    for edge in roots.edges:
+        if edge is None:
+            out.append(None)
+            continue
+        order, refs = _walk([edge.node], {z.grad_fn})
+        readers = [(n, i) for n in order for i, (nxt, nr) in enumerate(n.next_functions) if (nxt, nr) == target]
+        if not readers:
+            out.append(None)
+            continue
+        if len(readers) != 1:
+            return None
+        node, slot = readers[0]
+        kind = type(node).__name__
+        if kind == "AddmmBackward0" and slot == 1:
+            w_t = node.next_functions[2][0]
+        elif kind == "MmBackward0" and slot == 0:
+            w_t = node.next_functions[1][0]
+        else:
+            return None
+        if kind == "AddmmBackward0" and (float(getattr(node, "_saved_alpha", 0)) != 1.0 or float(getattr(node, "_saved_beta", 0)) != 1.0):
+            return None
+        if w_t is None or type(w_t).__name__ != "TBackward0" or refs.get(w_t, 0) != 1:
+            return None
+        weight = _param_of(w_t.next_functions[0][0])
+        if weight is None or weight.ndim != 2 or weight.shape[1] != z.shape[1]:
+            return None
+        out.append(HeadInput(GradientEdge(node, 0), weight))
+    return out

@@ -76,14 +76,19 @@ def _add_grad(p: torch.Tensor, g: torch.Tensor | None) -> None:
 
 
 def representation_gradients(
-    losses: torch.Tensor, representation: torch.Tensor, task_params: Sequence[Sequence[torch.Tensor]]
+    losses: torch.Tensor,
+    representation: torch.Tensor,
+    task_params: Sequence[Sequence[torch.Tensor]],
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-task gradients of the shared representation ``z``: a (T, *z.shape) tensor.
 
     As a side effect each task's own parameters (``task_params[t]``) receive the gradient of
     that task's loss in ``.grad``. When the loss vector is a stack of per-task losses (the
     trainer's), each head is differentiated alone (T cheap passes); otherwise one batched
-    vector-Jacobian product covers all tasks. The graph is kept.
+    vector-Jacobian product covers all tasks. The graph is kept. ``out``, a (T, *z.shape)
+    buffer, receives the result when given (a caller reusing one buffer across steps avoids
+    allocating T copies of ``z`` each step).
     """
     from polytask.autograd_graph import task_roots
 
@@ -91,19 +96,23 @@ def representation_gradients(
     roots = task_roots(losses)
     z = representation
     if roots is not None:
-        rows = []
+        if out is None or out.shape != (n_tasks, *z.shape) or out.dtype != z.dtype or out.device != z.device:
+            out = z.new_empty((n_tasks, *z.shape))
         for t, (edge, scale) in enumerate(zip(roots.edges, roots.scale)):
             params = list(task_params[t])
             if edge is None:
-                rows.append(torch.zeros_like(z))
+                out[t].zero_()
                 continue
             grads = torch.autograd.grad(
                 [edge], [z, *params], grad_outputs=[scale.reshape(())], retain_graph=True, allow_unused=True
             )
-            rows.append(grads[0] if grads[0] is not None else torch.zeros_like(z))
+            if grads[0] is None:
+                out[t].zero_()
+            else:
+                out[t].copy_(grads[0])
             for p, g in zip(params, grads[1:]):
                 _add_grad(p, g)
-        return torch.stack(rows)
+        return out
     flat_params = [p for ps in task_params for p in ps]
     eye = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
     grads = torch.autograd.grad(losses, [z, *flat_params], grad_outputs=eye, retain_graph=True, allow_unused=True, is_grads_batched=True)
@@ -115,6 +124,106 @@ def representation_gradients(
             k += 1
             _add_grad(p, g[t] if g is not None else None)
     return gz
+
+
+class RepresentationGradients:
+    """The per-task gradients of ``z`` at one step: ``Z[t] = dL_t/dz``, flattened to (T, n k).
+
+    When each head reads ``z`` through one linear layer (``y_t = z W_t^T + b_t``), ``Z[t] =
+    dY_t W_t`` is kept factored: the Gramian is ``<dY_s W_s, dY_t W_t> = sum((dY_s^T dY_t) *
+    (W_s W_t^T))`` and the combined gradient ``sum_t w_t dY_t W_t`` is one matrix product, so the
+    T gradients of ``z`` (T x n x k) are never formed (used when cheaper, e.g. for heads that
+    start with a narrow layer). Otherwise ``Z`` is held as a (T, *z.shape) tensor.
+    """
+
+    def __init__(self, z: torch.Tensor, dense: torch.Tensor | None = None,
+                 factors: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None) -> None:
+        self.z = z
+        self.dense = dense
+        self.factors = factors
+        if dense is not None:
+            flat = dense.reshape(dense.shape[0], -1)
+            self.gramian = flat @ flat.T
+            return
+        assert factors is not None
+        n_tasks = len(factors)
+        live = [(t, f) for t, f in enumerate(factors) if f is not None]
+        gram = z.new_zeros((n_tasks, n_tasks))
+        if live:
+            # all tasks at once: columns of D = [dY_1 ... dY_T] (n, H), rows of V = [W_1; ...; W_T] (H, k)
+            d = torch.cat([dy for _, (dy, _) in live], dim=1)
+            v = torch.cat([wt for _, (_, wt) in live], dim=0)
+            blocks = torch.zeros((n_tasks, d.shape[1]), dtype=z.dtype, device=z.device)
+            start = 0
+            for t, (dy, _) in live:
+                blocks[t, start : start + dy.shape[1]] = 1.0
+                start += dy.shape[1]
+            gram = blocks @ ((d.T @ d) * (v @ v.T)) @ blocks.T
+        self.gramian = gram
+
+    def jacobian(self) -> torch.Tensor:
+        """(T, n k): the per-task gradients of ``z``, flattened."""
+        if self.dense is not None:
+            return self.dense.reshape(self.dense.shape[0], -1)
+        assert self.factors is not None
+        return torch.stack([(dy @ w).reshape(-1) if (dy is not None) else self.z.new_zeros(self.z.numel())
+                            for dy, w in ((f if f is not None else (None, None)) for f in self.factors)])
+
+    def direction(self, weights: torch.Tensor) -> torch.Tensor:
+        """``sum_t w_t Z[t]`` in the shape of ``z``."""
+        w = weights.to(self.z.dtype).to(self.z.device)
+        if self.dense is not None:
+            return torch.tensordot(w, self.dense, dims=1)
+        assert self.factors is not None
+        live = [(t, f) for t, f in enumerate(self.factors) if f is not None]
+        if not live:
+            return torch.zeros_like(self.z)
+        left = torch.cat([w[t] * dy for t, (dy, _) in live], dim=1)
+        right = torch.cat([wt for _, (_, wt) in live], dim=0)
+        return left @ right
+
+
+def representation_step(
+    losses: torch.Tensor,
+    representation: torch.Tensor,
+    task_params: Sequence[Sequence[torch.Tensor]],
+    out: torch.Tensor | None = None,
+) -> RepresentationGradients:
+    """Per-task gradients of ``z`` for representation mode, factored when the heads allow it.
+
+    Each task's own parameters receive the gradient of that task's loss (as in
+    :func:`representation_gradients`, whose dense result is used otherwise).
+    """
+    from polytask.autograd_graph import linear_head_inputs, task_roots
+
+    z = representation
+    roots = task_roots(losses)
+    heads = linear_head_inputs(roots, z) if roots is not None else None
+    if roots is not None and heads is not None:
+        n, k = z.shape
+        n_tasks = len(heads)
+        widths = [h.weight.shape[0] for h in heads if h is not None]
+        factored = n_tasks * n_tasks * (max(widths, default=1) ** 2) * (n + k)
+        dense = n_tasks * n * k * (max(widths, default=1) + n_tasks)
+        if factored < dense:
+            factors: list[tuple[torch.Tensor, torch.Tensor] | None] = []
+            for t, (edge, scale, head) in enumerate(zip(roots.edges, roots.scale, heads)):
+                params = list(task_params[t])
+                if edge is None or head is None:
+                    factors.append(None)
+                    if edge is not None and params:
+                        grads = torch.autograd.grad([edge], params, grad_outputs=[scale.reshape(())], retain_graph=True, allow_unused=True)
+                        for p, g in zip(params, grads):
+                            _add_grad(p, g)
+                    continue
+                grads = torch.autograd.grad([edge], [head.edge, *params], grad_outputs=[scale.reshape(())],
+                                            retain_graph=True, allow_unused=True)
+                dy = grads[0]
+                factors.append((dy.detach(), head.weight.detach()) if dy is not None else None)
+                for p, g in zip(params, grads[1:]):
+                    _add_grad(p, g)
+            return RepresentationGradients(z, factors=factors)
+    return RepresentationGradients(z, dense=representation_gradients(losses, z, task_params, out=out))
 
 
 def accumulate_own_task_gradients(losses: torch.Tensor, task_params: Sequence[Sequence[torch.Tensor]]) -> None:

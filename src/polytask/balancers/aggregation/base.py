@@ -30,7 +30,7 @@ import torch
 from polytask.autograd_graph import reaches_any
 from polytask.balancers.base import Balancer, StepContext
 from polytask.errors import PolytaskError
-from polytask.gradients import accumulate_own_task_gradients, representation_gradients, shared_gradients
+from polytask.gradients import accumulate_own_task_gradients, representation_step, shared_gradients
 
 MODES = ("exact", "representation")
 
@@ -49,6 +49,7 @@ class GradientAggregator(Balancer):
         self.mode = mode
         self.task_names: list[str] = []
         self._separation: tuple[tuple[int, ...], bool] | None = None
+        self._buffer: torch.Tensor | None = None  # per-task gradients of z, reused across steps
 
     # -- the method -------------------------------------------------------------------------
     @abstractmethod
@@ -90,10 +91,11 @@ class GradientAggregator(Balancer):
                     f"balancer '{self.name}' in representation mode needs every shared parameter to reach the losses "
                     "only through the shared representation; use mode=exact for this architecture"
                 )
-            gz = representation_gradients(ctx.losses, z, task_params)
-            flat = gz.reshape(gz.shape[0], -1)
-            w, vector = self.combine(flat if self.needs_jacobian else None, flat @ flat.T)
-            direction = vector.view_as(z) if vector is not None else torch.tensordot(w.to(gz.dtype), gz, dims=1)
+            info = representation_step(ctx.losses, z, task_params, out=self._buffer)
+            if info.dense is not None:
+                self._buffer = info.dense
+            w, vector = self.combine(info.jacobian() if self.needs_jacobian else None, info.gramian)
+            direction = vector.view_as(z) if vector is not None else info.direction(w)
             z.backward(direction.detach())
             return w.detach().float()
         separates = self._separates(ctx) if ctx.representation is not None and ctx.representation.grad_fn is not None else None
@@ -155,10 +157,10 @@ class GramianAggregator(GradientAggregator):
 
     @abstractmethod
     def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
-        """(T,) weights from the (T, T) Gramian, computed in float64."""
+        """(T,) weights from the (T, T) Gramian, given in float64 on the CPU."""
 
     def combine(self, jacobian: torch.Tensor | None, gramian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        w = self.weights_of(gramian.detach().double())
+        w = self.weights_of(gramian.detach().double().cpu())  # T x T: solved on the CPU
         return w.to(gramian.device), None
 
 

@@ -51,9 +51,9 @@ class MoCo(JacobianAggregator):
         gamma_k = self.gamma / k**self.gamma_sigma
         self.tracked = self.tracked - beta_k * (self.tracked - jacobian)
         y = self.tracked.double()
-        gram = y @ y.T + self.rho * torch.eye(m, dtype=torch.float64)
+        gram = (y @ y.T).cpu() + self.rho * torch.eye(m, dtype=torch.float64)
         self.lam = project_simplex(self.lam - gamma_k * gram @ self.lam)
-        w = self.lam.to(jacobian.dtype)
+        w = self.lam.to(device=jacobian.device, dtype=jacobian.dtype)
         return w, w @ self.tracked
 
     def state_dict(self) -> dict[str, Any]:
