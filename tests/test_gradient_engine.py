@@ -212,3 +212,22 @@ def test_factored_representation_gradients_equal_the_dense_ones(float64) -> None
     torch.testing.assert_close(info.jacobian(), dense)
     w = torch.tensor([0.5, -2.0, 1.0, 3.0])
     torch.testing.assert_close(info.direction(w), (w @ dense).view_as(z))
+
+
+def test_convolutional_trunk_matches_one_backward_per_task(float64) -> None:  # type: ignore[no-untyped-def]
+    """Convolution kernels take the generic path (per-task passes on the CPU), the final linear
+    layer the fast one; together they equal the per-task loop."""
+    torch.manual_seed(6)
+    trunk = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(12, 5), nn.Tanh())
+    heads = nn.ModuleList([nn.Linear(5, 1) for _ in range(3)])
+    x, y = torch.randn(7, 2, 6, 6), torch.randn(7, 3)
+    z = trunk(x)
+    losses = torch.stack([((h(z).squeeze(1) - y[:, t]) ** 2).mean() for t, h in enumerate(heads)]) * 2.0
+    names = ["a", "b", "c"]
+    ctx = StepContext(losses, names, list(trunk.parameters()), {n: list(h.parameters()) for n, h in zip(names, heads)}, representation=z)
+    J = loop_jacobian(ctx)
+    expected = balancers.get("upgrad").aggregate(J)
+    method = balancers.get("upgrad")
+    method.setup(names)
+    method.backward(ctx)
+    torch.testing.assert_close(grads(ctx.shared_params), expected, rtol=1e-8, atol=1e-10)
