@@ -230,3 +230,13 @@ def test_sdmgrad_agrees_with_torchjd_weighting_on_the_batch_gramian() -> None:
         for step in range(3):
             J = jacobian(kind, n_tasks, seed=step)
             close(ours.aggregate(J), ref(J @ J.T) @ J)
+
+
+def test_graddrop_with_leak_agrees_with_torchjd_given_the_same_draws() -> None:
+    for kind, n_tasks in cases():
+        leak = torch.linspace(0.0, 0.9, n_tasks, dtype=torch.float64)
+        ours = balancers.get("graddrop", leak=leak.tolist(), seed=0)
+        ours._stream.generator.manual_seed(3)  # type: ignore[attr-defined]
+        torch.manual_seed(3)
+        J = jacobian(kind, n_tasks)
+        close(ours.aggregate(J), tja.GradDrop(leak=leak)(J))

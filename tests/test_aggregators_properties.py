@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import cvxpy as cp
-import numpy as np
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st

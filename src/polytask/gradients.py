@@ -1,8 +1,17 @@
 """Per-task gradient information: the Jacobian of the loss vector with respect to parameters.
 
-``J[t] = d L_t / d theta`` (flattened over ``params``), computed with one batched
-vector-Jacobian product (``is_grads_batched``): the rows of the identity are pushed back through
-the graph together rather than in T separate backward passes.
+- :func:`per_task_gradients`: ``J[t] = d L_t / d theta`` (flattened over ``params``), computed
+  with one batched vector-Jacobian product (``is_grads_batched``): the rows of the identity are
+  pushed back through the graph together rather than in T separate backward passes.
+- :func:`shared_gradients` (the gradient engine, exact mode): the same information for the
+  shared parameters in factored form (:class:`SharedGradients`): the T x T Gramian
+  ``G = J J^T``, ``J^T w`` applied without another backward pass, and ``J`` itself on demand.
+- :func:`representation_step` (representation mode): the per-task gradients of the shared
+  representation ``z`` (:class:`RepresentationGradients`), factored through the heads' first
+  linear layers when that is cheaper.
+
+Task-specific parameters receive the gradient of their own task's loss in every path.
+See docs/GRADIENT_ENGINE.md for the method and measurements.
 """
 
 from __future__ import annotations
@@ -11,6 +20,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from polytask.autograd_graph import LinearSite, linear_head_inputs, linear_sites, reaches_any, task_roots
 
 
 def per_task_gradients(
@@ -90,8 +101,6 @@ def representation_gradients(
     buffer, receives the result when given (a caller reusing one buffer across steps avoids
     allocating T copies of ``z`` each step).
     """
-    from polytask.autograd_graph import task_roots
-
     n_tasks = losses.shape[0]
     roots = task_roots(losses)
     z = representation
@@ -194,8 +203,6 @@ def representation_step(
     Each task's own parameters receive the gradient of that task's loss (as in
     :func:`representation_gradients`, whose dense result is used otherwise).
     """
-    from polytask.autograd_graph import linear_head_inputs, task_roots
-
     z = representation
     roots = task_roots(losses)
     heads = linear_head_inputs(roots, z) if roots is not None else None
@@ -232,8 +239,6 @@ def accumulate_own_task_gradients(losses: torch.Tensor, task_params: Sequence[Se
     Per-task passes through the heads when the loss vector is a stack of per-task losses,
     otherwise one batched product whose row t is kept for task t's parameters.
     """
-    from polytask.autograd_graph import task_roots
-
     flat = [p for ps in task_params for p in ps]
     if not flat:
         return
@@ -273,7 +278,7 @@ class SharedGradients:
     from the same batched product.
     """
 
-    def __init__(self, n_tasks: int, params: Sequence[torch.Tensor], sites: list, site_grads: list[torch.Tensor | None],
+    def __init__(self, n_tasks: int, params: Sequence[torch.Tensor], sites: list[LinearSite], site_grads: list[torch.Tensor | None],
                  others: list[int], other_grads: Sequence[torch.Tensor | None]) -> None:
         self.n_tasks = n_tasks
         self.params = list(params)
@@ -388,8 +393,6 @@ def shared_gradients(
     states that fact when the caller already knows it (it is the same at every step of one
     network); None checks the graph.
     """
-    from polytask.autograd_graph import linear_sites, reaches_any
-
     n_tasks = losses.shape[0]
     shared = list(shared_params)
     z = representation

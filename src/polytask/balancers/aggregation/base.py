@@ -66,7 +66,7 @@ class GradientAggregator(Balancer):
         """
         if J.ndim != 2:
             raise PolytaskError(f"aggregate expects a (tasks, parameters) matrix, got shape {tuple(J.shape)}")
-        gram = J @ J.T
+        gram = J @ J.T if not self.needs_jacobian else J.new_zeros((0, 0))  # J methods ignore the Gramian
         w, vector = self.combine(J if self.needs_jacobian else None, gram)
         return vector if vector is not None else w.to(J.dtype) @ J
 

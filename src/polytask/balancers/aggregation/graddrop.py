@@ -7,8 +7,9 @@ when ``(P > U and g_t > 0)`` or ``(P < U and g_t < 0)``:
 
     d = sum_t (leak_t + (1 - leak_t) M_t) * g_t    (element-wise; leak = 0 by default).
 
-Acts on coordinates, so it needs the full Jacobian. The logged weight of a task is the fraction
-of its non-zero coordinates that were kept. ``U`` comes from a generator seeded with ``seed``.
+Acts on coordinates, so it needs the full Jacobian; it has no per-task scalar weight, so the
+logged weights are 1. ``U`` comes from a generator seeded with ``seed``. Computed with column
+sums (``sum_t g_t``, ``sum_t |g_t|``, ``sum_t max(g_t, 0)``) rather than per-task masks.
 """
 
 from __future__ import annotations
@@ -42,14 +43,22 @@ class GradDrop(JacobianAggregator):
             return jacobian.new_zeros(m), jacobian.new_zeros(n)
         if self.leak is not None and len(self.leak) != m:
             raise PolytaskError(f"graddrop has {len(self.leak)} leak values for {m} tasks")
-        leak = torch.tensor(self.leak if self.leak is not None else [0.0] * m, dtype=jacobian.dtype, device=jacobian.device)
-        purity = 0.5 * (1.0 + jacobian.sum(dim=0) / jacobian.abs().sum(dim=0))
+        total = jacobian.sum(dim=0)
+        purity = 0.5 * (1.0 + total / jacobian.abs().sum(dim=0))
         u = self._stream.uniform((n,), jacobian.dtype).to(jacobian.device)
-        keep = ((purity > u) & (jacobian > 0)) | ((purity < u) & (jacobian < 0))
-        factor = leak[:, None] + (1 - leak[:, None]) * keep.to(jacobian.dtype)
-        nonzero = (jacobian != 0).sum(dim=1).clamp(min=1)
-        kept = (keep & (jacobian != 0)).sum(dim=1) / nonzero
-        return kept.to(jacobian.dtype), (factor * jacobian).sum(dim=0)
+        pos, neg = (purity > u).to(jacobian.dtype), (purity < u).to(jacobian.dtype)
+        # per coordinate, the kept part is the (1 - leak)-weighted sum of the positive entries where
+        # the positive sign was drawn, of the negative entries where the negative sign was drawn
+        if self.leak is None:
+            positive = jacobian.clamp(min=0.0).sum(dim=0)
+            negative = total - positive
+            direction = pos * positive + neg * negative
+        else:
+            leak = torch.tensor(self.leak, dtype=jacobian.dtype, device=jacobian.device)
+            positive = (1.0 - leak) @ jacobian.clamp(min=0.0)
+            negative = (1.0 - leak) @ jacobian - positive
+            direction = leak @ jacobian + pos * positive + neg * negative
+        return jacobian.new_ones(m), direction
 
     def state_dict(self) -> dict[str, Any]:
         return self._stream.state_dict()
