@@ -42,6 +42,11 @@ for _cls in (
 ):
     register(_cls)
 
+from polytask.balancers.aggregation import AGGREGATORS  # noqa: E402  (gradient aggregation)
+
+for _cls in AGGREGATORS:
+    register(_cls)
+
 
 def names() -> list[str]:
     """Registered method names, sorted."""

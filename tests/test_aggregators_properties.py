@@ -1,0 +1,187 @@
+"""Defining properties of the aggregation methods, on Jacobians drawn by hypothesis."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from polytask import balancers
+
+FAST = settings(max_examples=25, deadline=None, derandomize=True)
+
+
+@st.composite
+def jacobians(draw, min_tasks: int = 2, max_tasks: int = 6, full_rank: bool = False):  # type: ignore[no-untyped-def]
+    """(T, P) float64 matrices: Gaussian rows, optionally pushed into conflict and scaled unevenly."""
+    n_tasks = draw(st.integers(min_tasks, max_tasks))
+    n_params = draw(st.integers(n_tasks + 1 if full_rank else 1, 14))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    J = torch.randn(n_tasks, n_params, generator=g, dtype=torch.float64)
+    if draw(st.booleans()):  # conflicting: half the tasks share a direction, the others oppose it
+        base = torch.randn(n_params, generator=g, dtype=torch.float64)
+        J[: n_tasks // 2] += 2 * base
+        J[n_tasks // 2 :] -= 2 * base
+    scales = torch.tensor(draw(st.lists(st.floats(0.1, 10.0), min_size=n_tasks, max_size=n_tasks)), dtype=torch.float64)
+    return J * scales[:, None]
+
+
+@FAST
+@given(jacobians(max_tasks=7))
+def test_mgda_is_the_min_norm_point_of_the_convex_hull(J: torch.Tensor) -> None:
+    w = balancers.get("mgda").weights(J @ J.T)
+    assert float(w.min()) >= -1e-9 and abs(float(w.sum()) - 1) < 1e-9
+    d = w @ J
+    # independent solve of min ||J^T w||^2 over the simplex
+    v = cp.Variable(J.shape[0])
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(J.numpy().T @ v)), [v >= 0, cp.sum(v) == 1])
+    prob.solve(cp.CLARABEL)
+    scale = float((J * J).sum(dim=1).max())
+    assert float(d @ d) <= prob.value + 1e-7 * scale
+    # KKT: every gradient has at least ||d||^2 along d (first-order optimality over the simplex)
+    assert float((J @ d).min()) >= float(d @ d) - 1e-6 * scale
+
+
+@FAST
+@given(jacobians(min_tasks=2, max_tasks=2))
+def test_pcgrad_with_two_tasks_leaves_no_conflict(J: torch.Tensor) -> None:
+    d = balancers.get("pcgrad").aggregate(J)
+    assert float((J @ d).min()) >= -1e-9 * float(J.norm()) ** 2
+
+
+@FAST
+@given(jacobians(max_tasks=6))
+def test_upgrad_and_dualproj_never_conflict_with_a_task(J: torch.Tensor) -> None:
+    """Up to the ridge ``reg_eps`` the update lies in the dual cone: ``g_t . d >= 0`` for all t."""
+    trace = float((J * J).sum())
+    for name in ("upgrad", "dualproj"):
+        d = balancers.get(name, reg_eps=1e-9).aggregate(J)
+        assert float((J @ d).min()) >= -1e-6 * trace, name
+
+
+@FAST
+@given(jacobians(max_tasks=5, full_rank=True))
+def test_imtl_g_projections_on_unit_gradients_are_equal(J: torch.Tensor) -> None:
+    d = balancers.get("imtl_g").aggregate(J)
+    proj = (J @ d) / J.norm(dim=1)
+    torch.testing.assert_close(proj, proj.mean().expand_as(proj), rtol=1e-6, atol=1e-9)
+
+
+@FAST
+@given(jacobians(max_tasks=5, full_rank=True))
+def test_aligned_mtl_balance_makes_the_gradient_system_orthogonal_with_equal_norms(J: torch.Tensor) -> None:
+    """With ``d = J^T B u`` and ``B G B = lambda_min I`` (full rank): ``||d||^2 = lambda_min ||u||^2``
+    and ``J d = G B u = sqrt(lambda_min) G^(1/2) u``."""
+    G = J @ J.T
+    m = G.shape[0]
+    u = torch.full((m,), 1.0 / m, dtype=torch.float64)
+    d = balancers.get("aligned_mtl").aggregate(J)
+    lam, vec = torch.linalg.eigh(G)
+    assert abs(float(d @ d) - float(lam.min()) / m) <= 1e-8 * float(lam.max())
+    root = (vec * lam.sqrt()) @ vec.T
+    torch.testing.assert_close(J @ d, lam.min().sqrt() * root @ u, rtol=1e-6, atol=1e-9 * float(lam.max()))
+
+
+@FAST
+@given(jacobians(max_tasks=6), st.floats(0.1, 0.9))
+def test_cagrad_update_stays_on_the_ball_around_the_mean_gradient(J: torch.Tensor, c: float) -> None:
+    d = balancers.get("cagrad", c=c).aggregate(J)
+    g0 = J.mean(dim=0)
+    if float(g0.norm()) ** 2 < 1e-4 * float((J * J).sum()):
+        return  # mean gradient ~ 0: CAGrad returns 0 (Pareto-stationary)
+    assert abs(float((d - g0).norm()) - c * float(g0.norm())) <= 1e-6 * float(g0.norm())
+
+
+@FAST
+@given(jacobians(max_tasks=6, full_rank=True))
+def test_nash_mtl_weights_solve_the_bargaining_condition(J: torch.Tensor) -> None:
+    G = J @ J.T
+    a = balancers.get("nash_mtl", max_norm=0.0).weights(G)
+    Gn = G / torch.linalg.norm(G)
+    torch.testing.assert_close(a * (Gn @ a), torch.ones_like(a), rtol=1e-6, atol=1e-6)
+
+
+@FAST
+@given(jacobians(max_tasks=6, full_rank=True), st.sampled_from([0.5, 1.0, 2.0]))
+def test_fairgrad_weights_solve_the_alpha_fair_condition(J: torch.Tensor, alpha: float) -> None:
+    G = J @ J.T
+    w = balancers.get("fairgrad", alpha=alpha).weights(G)
+    torch.testing.assert_close(G @ w, w ** (-1.0 / alpha), rtol=1e-4, atol=1e-6)
+
+
+@FAST
+@given(jacobians(max_tasks=6, full_rank=True))
+def test_config_direction_has_equal_positive_cosine_with_every_gradient(J: torch.Tensor) -> None:
+    d = balancers.get("config").aggregate(J)
+    cos = (J @ d) / (J.norm(dim=1) * d.norm())
+    assert float(cos.min()) > 0
+    torch.testing.assert_close(cos, cos.mean().expand_as(cos), rtol=1e-6, atol=1e-9)
+    # its length is the sum of the projections of the gradients on it
+    torch.testing.assert_close(d.norm(), (J @ (d / d.norm())).sum())
+
+
+@FAST
+@given(jacobians(max_tasks=6), st.integers(0, 1000))
+def test_graddrop_keeps_one_sign_per_coordinate(J: torch.Tensor, seed: int) -> None:
+    d = balancers.get("graddrop", seed=seed).aggregate(J)
+    positive, negative = J.clamp(min=0).sum(dim=0), J.clamp(max=0).sum(dim=0)
+    assert bool(((d - positive).abs() < 1e-12).logical_or((d - negative).abs() < 1e-12).all())
+
+
+@FAST
+@given(jacobians(max_tasks=6))
+def test_gradient_methods_are_scale_consistent(J: torch.Tensor) -> None:
+    """Scaling every gradient by s > 0 scales MGDA, UPGrad, DualProj, IMTL-G and ConFIG by s
+    (their weights are scale-free), a check of the Gramian normalisations."""
+    for name in ("mgda", "upgrad", "dualproj", "imtl_g", "config"):
+        a = balancers.get(name).aggregate(J)
+        b = balancers.get(name).aggregate(7.0 * J)
+        torch.testing.assert_close(b, 7.0 * a, rtol=1e-5, atol=1e-7 * float(J.norm()) * 7), name
+
+
+def test_gradvac_raises_similarity_towards_its_target() -> None:
+    """With target phi_hat = 0 after one step of two opposed gradients (cos = -1 < 0 target),
+    GradVac adds enough of g_j that the corrected g_i is orthogonal to g_j (the paper's rule for
+    phi_hat = 0 reduces to PCGrad's projection)."""
+    J = torch.tensor([[1.0, 0.2], [-1.0, 0.5]], dtype=torch.float64)
+    method = balancers.get("gradvac", beta=1.0)
+    method.aggregate(J)  # phi_hat <- observed cosines (beta = 1)
+    method.load_state_dict({**method.state_dict(), "phi_hat": torch.zeros(2, 2, dtype=torch.float64)})
+    w = method.weights(J @ J.T)
+    d = w @ J
+    pcgrad = balancers.get("pcgrad").aggregate(J)
+    torch.testing.assert_close(d, pcgrad, rtol=1e-6, atol=1e-8)
+
+
+def test_sdmgrad_weights_are_the_preference_mix_of_simplex_weights() -> None:
+    J = torch.randn(4, 9, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    lam = 0.3
+    w = balancers.get("sdmgrad", lambda_=lam).weights(J @ J.T)
+    inner = w * (1 + lam) - lam / 4
+    assert float(inner.min()) >= -1e-12 and abs(float(inner.sum()) - 1) < 1e-9
+    assert abs(float(w.sum()) - 1) < 1e-9
+
+
+def test_moco_tracks_gradients_and_its_weights_move_towards_the_min_norm_point() -> None:
+    """With a constant Jacobian the tracked gradients stay equal to it, and the projected-gradient
+    steps on lambda decrease ||Y^T lambda|| towards MGDA's min-norm value."""
+    J = torch.tensor([[1.0, 0.0, 0.3], [-0.6, 1.0, 0.0], [0.2, 0.4, 1.0]], dtype=torch.float64)
+    method = balancers.get("moco", gamma=0.5, gamma_sigma=0.0)
+    norms = [float(method.aggregate(J).norm()) for _ in range(200)]
+    torch.testing.assert_close(method.tracked, J)  # type: ignore[attr-defined]
+    assert all(b <= a + 1e-12 for a, b in zip(norms, norms[1:]))
+    assert abs(norms[-1] - float(balancers.get("mgda").aggregate(J).norm())) < 1e-4
+
+
+def test_moco_tracking_averages_noisy_gradients() -> None:
+    """Y_k is an exponentially weighted average: its distance to the mean gradient shrinks
+    below that of a single noisy draw."""
+    g = torch.Generator().manual_seed(0)
+    mean = torch.randn(2, 30, generator=g, dtype=torch.float64)
+    method = balancers.get("moco", beta=0.2, beta_sigma=0.0)
+    for _ in range(200):
+        method.aggregate(mean + torch.randn(2, 30, generator=g, dtype=torch.float64))
+    single = float((torch.randn(2, 30, generator=g, dtype=torch.float64)).norm())
+    assert float((method.tracked - mean).norm()) < 0.5 * single  # type: ignore[attr-defined]
