@@ -1,0 +1,157 @@
+"""Measuring a training step: interleaved wall-clock timing and peak tensor memory.
+
+Timing: every candidate is warmed up, then measured in rounds; each round runs every candidate
+once, in a freshly shuffled (seeded) order, so slow drift of a shared machine (other processes,
+frequency changes) falls on all candidates alike. Fast steps are repeated within a sample so a
+sample lasts at least ``min_sample_s``. The statistic is the median over rounds. The garbage
+collector is paused while timing.
+
+Peak memory: extra steps under ``torch.profiler`` with ``profile_memory=True`` (one profiling
+session for all candidates, each step in its own ``record_function`` window). Every allocation
+and release of tensor storage is an event with a signed byte count; the running sum over a
+step's window, in time order, gives the live tensor bytes above the level at the start of the
+step, and its maximum is the step's peak. This counts tensor storage only (activations, saved
+tensors, Jacobians, gradients, aggregation temporaries made with torch), not memory that numpy
+or an external solver allocates itself, nor allocator overhead. On CUDA the CUDA allocator's
+peak statistic is used instead.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+Step = Callable[[], None]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per step: the median and the quartiles over rounds, and the samples."""
+
+    median: float
+    q1: float
+    q3: float
+    samples: tuple[float, ...]
+
+    @classmethod
+    def of(cls, samples: list[float]) -> "Timing":
+        s = sorted(samples)
+        if len(s) >= 4:
+            q1, _, q3 = statistics.quantiles(s, n=4)
+        else:
+            q1, q3 = s[0], s[-1]
+        return cls(statistics.median(s), q1, q3, tuple(samples))
+
+
+def time_interleaved(
+    steps: Mapping[str, Step],
+    warmup: int,
+    repeats: int,
+    min_sample_s: float,
+    seed: int = 0,
+    device: torch.device | None = None,
+    max_inner: int = 50,
+) -> dict[str, Timing]:
+    """Median step time of each candidate, measured in interleaved, shuffled rounds."""
+    device = device or torch.device("cpu")
+    labels = list(steps)
+    rng = random.Random(seed)
+    inner: dict[str, int] = {k: 1 for k in labels}
+    samples: dict[str, list[float]] = {k: [] for k in labels}
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for w in range(max(1, warmup)):
+            order = labels[:]
+            rng.shuffle(order)
+            for k in order:
+                _sync(device)
+                t0 = time.perf_counter()
+                steps[k]()
+                _sync(device)
+                elapsed = time.perf_counter() - t0
+                if w == max(1, warmup) - 1:
+                    inner[k] = max(1, min(max_inner, math.ceil(min_sample_s / max(elapsed, 1e-9))))
+        for _ in range(repeats):
+            order = labels[:]
+            rng.shuffle(order)
+            for k in order:
+                _sync(device)
+                t0 = time.perf_counter()
+                for _ in range(inner[k]):
+                    steps[k]()
+                _sync(device)
+                samples[k].append((time.perf_counter() - t0) / inner[k])
+    finally:
+        if was_enabled:
+            gc.enable()
+    return {k: Timing.of(v) for k, v in samples.items()}
+
+
+def peak_step_bytes(
+    steps: Mapping[str, Step],
+    before: Mapping[str, Callable[[], None]] | None = None,
+    device: torch.device | None = None,
+    runs: int = 2,
+) -> dict[str, int]:
+    """Peak live tensor bytes during one call of each step, above the level at its start.
+
+    On CPU, one profiling session covers every step (starting the profiler costs far more than
+    a step): each step runs ``runs`` times inside its own ``record_function`` window, after its
+    ``before`` hook (e.g. ``zero_grad(set_to_none=True)``, so gradients left by the previous
+    step are released outside the window). The last run's window gives the figure; earlier runs
+    absorb first-call effects.
+    """
+    device = device or torch.device("cpu")
+    before = before or {}
+    out: dict[str, int] = {}
+    if device.type == "cuda":
+        for label, step in steps.items():
+            for _ in range(runs):
+                if label in before:
+                    before[label]()
+                torch.cuda.synchronize(device)
+                start = torch.cuda.memory_allocated(device)
+                torch.cuda.reset_peak_memory_stats(device)
+                step()
+                torch.cuda.synchronize(device)
+                out[label] = int(torch.cuda.max_memory_allocated(device) - start)
+        return out
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    windows: dict[str, str] = {}
+    gc.collect()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        for i, (label, step) in enumerate(steps.items()):
+            for r in range(runs):
+                if label in before:
+                    before[label]()
+                name = f"polytask_bench_window_{i}_{r}"
+                with record_function(name):
+                    step()
+            windows[label] = name
+    events = list(prof.profiler.kineto_results.events())  # type: ignore[union-attr]
+    spans = {e.name(): (e.start_ns(), e.start_ns() + e.duration_ns()) for e in events if e.name().startswith("polytask_bench_window_")}
+    changes = sorted((e.start_ns(), i, e.nbytes()) for i, e in enumerate(events) if e.name() == "[memory]")
+    for label, name in windows.items():
+        lo, hi = spans[name]
+        live = peak = 0
+        for ts, _, nbytes in changes:
+            if lo <= ts <= hi:
+                live += nbytes
+                peak = max(peak, live)
+        out[label] = int(peak)
+    return out
