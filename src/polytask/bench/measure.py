@@ -63,18 +63,27 @@ def time_interleaved(
     seed: int = 0,
     device: torch.device | None = None,
     max_inner: int = 50,
+    min_repeats: int = 3,
+    budget_s: float | None = None,
+    estimates: Mapping[str, float] | None = None,
 ) -> dict[str, Timing]:
-    """Median step time of each candidate, measured in interleaved, shuffled rounds."""
+    """Median step time of each candidate, measured in interleaved, shuffled rounds.
+
+    ``warmup`` untimed rounds come first (0 when the caller has warmed the steps up already;
+    ``estimates`` then gives each step's approximate duration for choosing the repetitions per
+    sample). At most ``repeats`` rounds are timed; once ``min_repeats`` are done, no new round
+    starts that would end after ``budget_s`` seconds of timing.
+    """
     device = device or torch.device("cpu")
     labels = list(steps)
     rng = random.Random(seed)
-    inner: dict[str, int] = {k: 1 for k in labels}
+    estimate = dict(estimates or {})
     samples: dict[str, list[float]] = {k: [] for k in labels}
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for w in range(max(1, warmup)):
+        for _ in range(warmup):
             order = labels[:]
             rng.shuffle(order)
             for k in order:
@@ -82,10 +91,14 @@ def time_interleaved(
                 t0 = time.perf_counter()
                 steps[k]()
                 _sync(device)
-                elapsed = time.perf_counter() - t0
-                if w == max(1, warmup) - 1:
-                    inner[k] = max(1, min(max_inner, math.ceil(min_sample_s / max(elapsed, 1e-9))))
-        for _ in range(repeats):
+                estimate[k] = time.perf_counter() - t0
+        inner = {k: max(1, min(max_inner, math.ceil(min_sample_s / max(estimate.get(k, min_sample_s), 1e-9)))) for k in labels}
+        started = time.perf_counter()
+        for r in range(repeats):
+            if budget_s is not None and r >= min_repeats:
+                spent = time.perf_counter() - started
+                if spent + spent / r > budget_s:
+                    break
             order = labels[:]
             rng.shuffle(order)
             for k in order:
@@ -101,57 +114,92 @@ def time_interleaved(
     return {k: Timing.of(v) for k, v in samples.items()}
 
 
+@dataclass
+class MemoryPass:
+    """Peak bytes per step, the error of any step that raised, and each step's last duration
+    (under the profiler: a rough estimate only)."""
+
+    peaks: dict[str, int]
+    errors: dict[str, str]
+    seconds: dict[str, float]
+
+
 def peak_step_bytes(
     steps: Mapping[str, Step],
     before: Mapping[str, Callable[[], None]] | None = None,
     device: torch.device | None = None,
     runs: int = 2,
-) -> dict[str, int]:
+    profile_memory: bool = True,
+) -> MemoryPass:
     """Peak live tensor bytes during one call of each step, above the level at its start.
 
     On CPU, one profiling session covers every step (starting the profiler costs far more than
     a step): each step runs ``runs`` times inside its own ``record_function`` window, after its
     ``before`` hook (e.g. ``zero_grad(set_to_none=True)``, so gradients left by the previous
-    step are released outside the window). The last run's window gives the figure; earlier runs
-    absorb first-call effects.
+    step are released outside the window). The last run's window gives the figure: in the first,
+    tensors allocated before the session and released during the step leave no record, so it
+    could overstate the peak; it doubles as a warm-up. A step that raises is reported in
+    ``errors`` and left out. With ``profile_memory=False`` the steps just run (warm-up only).
     """
     device = device or torch.device("cpu")
     before = before or {}
-    out: dict[str, int] = {}
+    peaks: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+
+    def run(label: str, step: Step, window: str | None) -> None:
+        if label in errors:
+            return
+        if label in before:
+            before[label]()
+        _sync(device)
+        t0 = time.perf_counter()
+        try:
+            if window is None:
+                step()
+            else:
+                from torch.profiler import record_function
+
+                with record_function(window):
+                    step()
+        except Exception as exc:  # noqa: BLE001 - one failing method must not stop the run
+            errors[label] = f"{type(exc).__name__}: {exc}"
+        _sync(device)
+        seconds[label] = time.perf_counter() - t0
+
+    gc.collect()
+    if not profile_memory:
+        for label, step in steps.items():
+            for _ in range(runs):
+                run(label, step, None)
+        return MemoryPass(peaks, errors, seconds)
     if device.type == "cuda":
         for label, step in steps.items():
             for _ in range(runs):
-                if label in before:
-                    before[label]()
-                torch.cuda.synchronize(device)
                 start = torch.cuda.memory_allocated(device)
                 torch.cuda.reset_peak_memory_stats(device)
-                step()
-                torch.cuda.synchronize(device)
-                out[label] = int(torch.cuda.max_memory_allocated(device) - start)
-        return out
-    from torch.profiler import ProfilerActivity, profile, record_function
+                run(label, step, None)
+                peaks[label] = int(torch.cuda.max_memory_allocated(device) - start)
+        return MemoryPass({k: v for k, v in peaks.items() if k not in errors}, errors, seconds)
+    from torch.profiler import ProfilerActivity, profile
 
     windows: dict[str, str] = {}
-    gc.collect()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         for i, (label, step) in enumerate(steps.items()):
             for r in range(runs):
-                if label in before:
-                    before[label]()
-                name = f"polytask_bench_window_{i}_{r}"
-                with record_function(name):
-                    step()
-            windows[label] = name
+                windows[label] = f"polytask_bench_window_{i}_{r}"
+                run(label, step, windows[label])
     events = list(prof.profiler.kineto_results.events())  # type: ignore[union-attr]
     spans = {e.name(): (e.start_ns(), e.start_ns() + e.duration_ns()) for e in events if e.name().startswith("polytask_bench_window_")}
     changes = sorted((e.start_ns(), i, e.nbytes()) for i, e in enumerate(events) if e.name() == "[memory]")
     for label, name in windows.items():
+        if label in errors or name not in spans:
+            continue
         lo, hi = spans[name]
         live = peak = 0
         for ts, _, nbytes in changes:
             if lo <= ts <= hi:
                 live += nbytes
                 peak = max(peak, live)
-        out[label] = int(peak)
-    return out
+        peaks[label] = int(peak)
+    return MemoryPass(peaks, errors, seconds)

@@ -55,7 +55,10 @@ class BenchSettings:
         nets: networks (``mlp``, ``conv``); task_counts: values of T.
         methods: method names (None: every registered method); ``ew`` is always measured.
         modes: gradient modes to measure (None: every mode a method supports).
-        size: network and batch sizes; warmup, repeats: rounds; min_sample_s: shortest sample.
+        size: network and batch sizes.
+        warmup: untimed rounds before timing (besides the two warm-up steps of the memory pass);
+        repeats: at most this many timed rounds; min_repeats: at least this many, and more only
+        while the point's timing stays within point_budget_s seconds; min_sample_s: shortest sample.
         memory: measure peak memory; peers: measure the loop and torchjd peers.
         seed, device: seeding and device.
     """
@@ -65,8 +68,10 @@ class BenchSettings:
     methods: tuple[str, ...] | None = None
     modes: tuple[str, ...] | None = None
     size: ProblemSize = FULL_SIZE
-    warmup: int = 2
-    repeats: int = 7
+    warmup: int = 0
+    repeats: int = 9
+    min_repeats: int = 3
+    point_budget_s: float | None = 45.0
     min_sample_s: float = 0.02
     memory: bool = True
     peers: bool = True
@@ -77,7 +82,7 @@ class BenchSettings:
     @classmethod
     def quick(cls, **changes: Any) -> "BenchSettings":
         """A tiny configuration that runs in seconds (for smoke tests, not for figures)."""
-        base = dict(task_counts=(2, 3), size=QUICK_SIZE, warmup=1, repeats=3, min_sample_s=0.002, preset="quick")
+        base = dict(task_counts=(2, 3), size=QUICK_SIZE, repeats=3, point_budget_s=None, min_sample_s=0.002, preset="quick")
         base.update(changes)
         return cls(**base)
 
@@ -98,6 +103,8 @@ class BenchSettings:
                 raise PolytaskError(f"unknown gradient mode '{mode}' (choose from exact, representation)")
         if self.repeats < 1:
             raise PolytaskError(f"repeats must be >= 1, got {self.repeats}")
+        if self.warmup < 0:
+            raise PolytaskError(f"warmup must be >= 0, got {self.warmup}")
 
 
 @dataclass
@@ -269,26 +276,22 @@ def run_point(net: str, n_tasks: int, settings: BenchSettings, plan: list[tuple[
     batch = make_batch(net, n_tasks, settings.size, seed=settings.seed).to(device)
     agreement = _agreement(plan, network, tasks, batch, settings) if settings.peers else {}
     candidates = _candidates(plan, network, tasks, settings)
-    steps: dict[str, Callable[[], None]] = {}
+    steps = {c.label: _step_fn(c.trainer, batch) for c in candidates if c.error is None and c.trainer is not None}
+    zero = {c.label: c.trainer.optimizer.zero_grad for c in candidates if c.label in steps and c.trainer is not None}
+    if progress:
+        progress(f"{net} T={n_tasks}: warm-up{' and peak memory' if settings.memory else ''} of {len(steps)} candidates")
+    # two steps per candidate: a warm-up (and a check that the method runs) and the measured one
+    memory = peak_step_bytes(steps, zero, device, runs=2, profile_memory=settings.memory)
     for c in candidates:
-        if c.error is None and c.trainer is not None:
-            step = _step_fn(c.trainer, batch)
-            try:
-                step()  # a first step outside timing: catches a failing method early
-            except Exception as exc:  # noqa: BLE001
-                c.error = f"{type(exc).__name__}: {exc}"
-                continue
-            steps[c.label] = step
+        if c.label in memory.errors:
+            c.error = memory.errors[c.label]
+            steps.pop(c.label, None)
+    peaks = memory.peaks if settings.memory else {}
     if progress:
         progress(f"{net} T={n_tasks}: timing {len(steps)} candidates")
-    timings = time_interleaved(steps, settings.warmup, settings.repeats, settings.min_sample_s,
-                               seed=settings.seed, device=device)
-    peaks: dict[str, int] = {}
-    if settings.memory:
-        if progress:
-            progress(f"{net} T={n_tasks}: peak memory")
-        zero = {c.label: c.trainer.optimizer.zero_grad for c in candidates if c.label in steps and c.trainer}
-        peaks = peak_step_bytes(steps, zero, device)
+    timings = time_interleaved(steps, settings.warmup, settings.repeats, settings.min_sample_s, seed=settings.seed,
+                               device=device, min_repeats=min(settings.min_repeats, settings.repeats),
+                               budget_s=settings.point_budget_s, estimates=memory.seconds)
     n_shared = sum(p.numel() for p in network.shared_parameters())
     rows = []
     ew_time = timings["ew"].median if "ew" in timings else None
@@ -299,7 +302,8 @@ def run_point(net: str, n_tasks: int, settings: BenchSettings, plan: list[tuple[
         }
         if c.label in timings:
             t = timings[c.label]
-            row.update(time_s=t.median, time_q1_s=t.q1, time_q3_s=t.q3, vs_ew=_ratio(t.median, ew_time))
+            row.update(time_s=t.median, time_q1_s=t.q1, time_q3_s=t.q3, time_samples=len(t.samples),
+                       vs_ew=_ratio(t.median, ew_time))
             if c.label in peaks:
                 row["peak_bytes"] = peaks[c.label]
         else:

@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from rich.table import Table
 from polytask.bench.problems import NETS
 from polytask.bench.report import render_markdown
 from polytask.bench.suite import BenchSettings, run_benchmark
-from polytask.cli.common import clean_json, console, emit_json, output_options
+from polytask.cli.common import clean_json, console, emit_json, output_options, parse_widths
 from polytask.errors import PolytaskError
 from polytask.serialization import atomic_write_text
 
@@ -93,6 +94,7 @@ def write_outputs(doc: dict[str, Any], out: str, notes: str | None) -> list[str]
 @click.option("--repeats", type=int, default=None, help="Timed rounds (median over them).")
 @click.option("--warmup", type=int, default=None, help="Warm-up rounds.")
 @click.option("--batch-size", type=int, default=None, help="Rows per step.")
+@click.option("--mlp-widths", default=None, metavar="WIDTHS", help="MLP input and trunk widths, e.g. 512,1024,1024.")
 @click.option("--no-memory", is_flag=True, help="Skip peak-memory measurement.")
 @click.option("--no-peers", is_flag=True, help="Measure polytask only (no loop / torchjd peers).")
 @click.option("--device", default="cpu", show_default=True)
@@ -101,12 +103,14 @@ def write_outputs(doc: dict[str, Any], out: str, notes: str | None) -> list[str]
 @click.option("--from-json", "from_json", default=None, metavar="FILE", help="Render --out from a saved run instead of measuring.")
 @output_options
 def command(quick: bool, nets: str | None, task_counts: str | None, methods: str | None, modes: str | None,
-            repeats: int | None, warmup: int | None, batch_size: int | None, no_memory: bool, no_peers: bool,
+            repeats: int | None, warmup: int | None, batch_size: int | None, mlp_widths: str | None, no_memory: bool, no_peers: bool,
             device: str, out: str | None, notes: str | None, from_json: str | None, as_json: bool, quiet: bool) -> None:
     """Measure the step time and peak memory of equal weighting and every balancing method (both
     gradient modes) at several task counts on an MLP and a small conv net, side by side with the
     per-task loop and torchjd; report ratios."""
     con = console(quiet or as_json)
+    if out is not None and Path(out).suffix not in (".md", ".json"):
+        raise PolytaskError(f"--out must end in .md or .json, got '{out}'")
     if notes is not None and not Path(notes).is_file():
         raise PolytaskError(f"notes file '{notes}' does not exist")
     if from_json is not None:
@@ -134,9 +138,12 @@ def command(quick: bool, nets: str | None, task_counts: str | None, methods: str
         if batch_size is not None:
             if batch_size < 1:
                 raise PolytaskError(f"--batch-size must be >= 1, got {batch_size}")
-            from dataclasses import replace
-
             settings.size = replace(settings.size, batch=batch_size)
+        if mlp_widths is not None:
+            widths = parse_widths(mlp_widths, "--mlp-widths")
+            if len(widths) < 2:
+                raise PolytaskError(f"--mlp-widths needs the input width and at least one trunk width, got '{mlp_widths}'")
+            settings.size = replace(settings.size, mlp_input=widths[0], mlp_trunk=widths[1:])
         doc = run_benchmark(settings, progress=lambda msg: con.print(f"[dim]{msg}[/]"), command=invocation())
     con.print(summary_table(doc))
     if out is not None:
