@@ -79,7 +79,7 @@ def time_interleaved(
     rng = random.Random(seed)
     estimate = dict(estimates or {})
     samples: dict[str, list[float]] = {k: [] for k in labels}
-    gc.collect()
+    gc.collect(1)  # young generations only: a full pass over torch's heap costs ~1 s and changes nothing here
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -167,7 +167,7 @@ def peak_step_bytes(
         _sync(device)
         seconds[label] = time.perf_counter() - t0
 
-    gc.collect()
+    gc.collect(1)  # young generations only: a full pass over torch's heap costs ~1 s and changes nothing here
     if not profile_memory:
         for label, step in steps.items():
             for _ in range(runs):
