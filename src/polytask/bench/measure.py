@@ -136,9 +136,10 @@ def peak_step_bytes(
     On CPU, one profiling session covers every step (starting the profiler costs far more than
     a step): each step runs ``runs`` times inside its own ``record_function`` window, after its
     ``before`` hook (e.g. ``zero_grad(set_to_none=True)``, so gradients left by the previous
-    step are released outside the window). The last run's window gives the figure: in the first,
-    tensors allocated before the session and released during the step leave no record, so it
-    could overstate the peak; it doubles as a warm-up. A step that raises is reported in
+    step are released outside the window). The last run's window gives the figure. Tensors
+    allocated before the session and released inside a window leave no record, so steps should
+    be warmed up first, and whatever a step replaces from the previous one (gradients) released
+    in ``before``. A step that raises is reported in
     ``errors`` and left out. With ``profile_memory=False`` the steps just run (warm-up only).
     """
     device = device or torch.device("cpu")

@@ -82,20 +82,22 @@ def render_markdown(doc: dict[str, Any], notes: str | None = None) -> str:
     rounds = (f"between {s['min_repeats']} and {s['repeats']} timed rounds (more while a point's timing stays "
               f"within {budget:.0f} s)" if budget else f"{s['repeats']} timed rounds")
     extra_warmup = f" and {s['warmup']} more warm-up round(s)" if s["warmup"] else ""
-    out.append(f"- Timing: every candidate first takes two untimed steps (the memory pass below, which also "
-               f"warms it up){extra_warmup}; then {rounds}; "
+    out.append(f"- Timing: every candidate first takes two untimed steps (a first step from common weights, "
+               f"which warms it up and gives the agreement check below, then the memory step){extra_warmup}; then {rounds}; "
                "each round runs every candidate once in a new shuffled order (interleaving, so drift hits everyone "
                f"alike); a sample lasts at least {s['min_sample_s'] * 1000:.0f} ms (fast steps are repeated within it); "
                "the figure is the **median** over rounds. Garbage collection is paused while timing. The number of "
                "rounds of each point is in the JSON (`time_samples`).")
     out.append("- Peak memory: `torch.profiler` with `profile_memory=True` records every allocation and release "
                "of tensor storage; the running sum within one step's window gives the live tensor bytes above "
-               "the level at the start of the step, and its maximum is the step's peak (each candidate runs two "
-               "steps in one profiling session; the second is kept, the first warms up). This counts tensor storage made by torch "
+               "the level at the start of the step, and its maximum is the step's peak (one profiling session for all candidates, each step "
+               "in its own window, gradients of the previous step released before the window opens). This counts tensor storage made by torch "
                "(activations, saved tensors, Jacobians, gradients, aggregation temporaries), not numpy/solver "
                "memory nor allocator overhead; it is exact for what it counts and unaffected by other processes.")
-    out.append("- Agreement: before timing, each peer's shared-parameter gradient on the same weights is "
-               "compared with polytask's: `||g_peer - g_ours|| / ||g_ours||` (float32).")
+    out.append("- Agreement: each candidate's first step starts from the same weights with fresh method state; "
+               "each peer's shared-parameter gradient is compared with polytask's: "
+               "`||g_peer - g_ours|| / ||g_ours||` (float32). Methods with randomness (PCGrad's order, GradDrop's "
+               "masks, ...) or a definition that differs from torchjd's can legitimately disagree.")
 
     # targets
     out += ["", "## Targets (issue 3, CPU)", ""]

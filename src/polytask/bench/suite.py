@@ -24,6 +24,7 @@ import datetime as _dt
 import os
 import platform
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,7 +33,7 @@ import torch
 
 from polytask import balancers
 from polytask.balancers import Balancer
-from polytask.bench.check import relative_difference, shared_gradient
+from polytask.bench.check import relative_difference
 from polytask.bench.measure import peak_step_bytes, time_interleaved
 from polytask.bench.peers import PerTaskLoop, TorchjdPeer, sum_rows, torchjd_aggregator
 from polytask.bench.problems import FULL_SIZE, NETS, QUICK_SIZE, ProblemSize, build_network, make_batch, task_list
@@ -240,25 +241,52 @@ def _step_fn(trainer: Trainer, batch: Any) -> Callable[[], None]:
     return step
 
 
-def _agreement(plan: list[tuple[str, str, tuple[str, ...]]], network: torch.nn.Module, tasks: list,
-               batch: Any, settings: BenchSettings) -> dict[str, float]:
-    """For each peer candidate: relative difference of its shared gradient from polytask's,
-    computed with fresh balancers on the same weights before any timing step."""
-    fresh = _candidates(plan, network, tasks, settings)
-    ours: dict[tuple[str, str | None], torch.Tensor] = {}
-    out: dict[str, float] = {}
-    for c in fresh:
-        if c.family != "gradient" or c.error is not None or c.trainer is None:
+@dataclass
+class FirstSteps:
+    """What the first (warm-up) step of every candidate showed: failures, durations, and each
+    peer's shared-gradient difference from polytask's."""
+
+    errors: dict[str, str]
+    seconds: dict[str, float]
+    agreement: dict[str, float]
+
+
+def _first_steps(candidates: list[Candidate], steps: dict[str, Callable[[], None]], network: torch.nn.Module) -> FirstSteps:
+    """One untimed step per candidate, each from the same weights and fresh method state: a
+    warm-up, a check that the method runs, and (for gradient methods) the shared gradient it
+    applies, compared between polytask and the peers. The weights are restored afterwards."""
+    snapshot = [p.detach().clone() for p in network.parameters()]
+
+    def restore() -> None:
+        with torch.no_grad():
+            for p, saved in zip(network.parameters(), snapshot):
+                p.copy_(saved)
+
+    errors: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    grads: dict[str, torch.Tensor] = {}
+    for c in candidates:
+        if c.label not in steps or c.trainer is None:
             continue
+        restore()
+        t0 = time.perf_counter()
         try:
-            g = shared_gradient(c.trainer, batch)
-        except Exception:  # noqa: BLE001 - the timing pass records the error
+            steps[c.label]()  # SGD leaves .grad as the balancer filled it
+        except Exception as exc:  # noqa: BLE001 - one failing method must not stop the run
+            errors[c.label] = f"{type(exc).__name__}: {exc}"
             continue
-        if c.implementation == "polytask":
-            ours[(c.method, c.mode)] = g
-        elif (c.method, c.mode) in ours:
-            out[c.label] = relative_difference(g, ours[(c.method, c.mode)])
-    return out
+        seconds[c.label] = time.perf_counter() - t0
+        if c.family == "gradient":
+            shared = network.shared_parameters()  # type: ignore[operator]
+            grads[c.label] = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in shared]).clone()
+    restore()
+    agreement: dict[str, float] = {}
+    for c in candidates:
+        if c.implementation != "polytask" and c.label in grads:
+            ours = f"{c.method}[{c.mode}]/polytask"
+            if ours in grads:
+                agreement[c.label] = relative_difference(grads[c.label], grads[ours])
+    return FirstSteps(errors, seconds, agreement)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -274,24 +302,32 @@ def run_point(net: str, n_tasks: int, settings: BenchSettings, plan: list[tuple[
     tasks = task_list(n_tasks)
     network = build_network(net, n_tasks, settings.size, seed=settings.seed)
     batch = make_batch(net, n_tasks, settings.size, seed=settings.seed).to(device)
-    agreement = _agreement(plan, network, tasks, batch, settings) if settings.peers else {}
     candidates = _candidates(plan, network, tasks, settings)
     steps = {c.label: _step_fn(c.trainer, batch) for c in candidates if c.error is None and c.trainer is not None}
-    zero = {c.label: c.trainer.optimizer.zero_grad for c in candidates if c.label in steps and c.trainer is not None}
     if progress:
-        progress(f"{net} T={n_tasks}: warm-up{' and peak memory' if settings.memory else ''} of {len(steps)} candidates")
-    # two steps per candidate: a warm-up (and a check that the method runs) and the measured one
-    memory = peak_step_bytes(steps, zero, device, runs=2, profile_memory=settings.memory)
+        progress(f"{net} T={n_tasks}: first step of {len(steps)} candidates")
+    first = _first_steps(candidates, steps, network)
+    agreement = first.agreement
     for c in candidates:
-        if c.label in memory.errors:
-            c.error = memory.errors[c.label]
+        if c.label in first.errors:
+            c.error = first.errors[c.label]
             steps.pop(c.label, None)
-    peaks = memory.peaks if settings.memory else {}
+    peaks: dict[str, int] = {}
+    if settings.memory:
+        if progress:
+            progress(f"{net} T={n_tasks}: peak memory")
+        zero = {c.label: c.trainer.optimizer.zero_grad for c in candidates if c.label in steps and c.trainer is not None}
+        memory = peak_step_bytes(steps, zero, device, runs=1)
+        peaks = memory.peaks
+        for c in candidates:
+            if c.label in memory.errors:
+                c.error = memory.errors[c.label]
+                steps.pop(c.label, None)
     if progress:
         progress(f"{net} T={n_tasks}: timing {len(steps)} candidates")
     timings = time_interleaved(steps, settings.warmup, settings.repeats, settings.min_sample_s, seed=settings.seed,
                                device=device, min_repeats=min(settings.min_repeats, settings.repeats),
-                               budget_s=settings.point_budget_s, estimates=memory.seconds)
+                               budget_s=settings.point_budget_s, estimates=first.seconds)
     n_shared = sum(p.numel() for p in network.shared_parameters())
     rows = []
     ew_time = timings["ew"].median if "ew" in timings else None
