@@ -18,12 +18,13 @@ peak statistic is used instead.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import math
 import random
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -66,13 +67,17 @@ def time_interleaved(
     min_repeats: int = 3,
     budget_s: float | None = None,
     estimates: Mapping[str, float] | None = None,
+    sample_target_s: float = 0.1,
+    max_samples_per_round: int = 5,
 ) -> dict[str, Timing]:
     """Median step time of each candidate, measured in interleaved, shuffled rounds.
 
     ``warmup`` untimed rounds come first (0 when the caller has warmed the steps up already;
     ``estimates`` then gives each step's approximate duration for choosing the repetitions per
     sample). At most ``repeats`` rounds are timed; once ``min_repeats`` are done, no new round
-    starts that would end after ``budget_s`` seconds of timing.
+    starts that would end after ``budget_s`` seconds of timing. Within a round, a step faster
+    than ``sample_target_s`` gives several samples (up to ``max_samples_per_round``), so the
+    cheap steps whose ratios are judged most finely (EW, loss weighting) get the most samples.
     """
     device = device or torch.device("cpu")
     labels = list(steps)
@@ -93,6 +98,10 @@ def time_interleaved(
                 _sync(device)
                 estimate[k] = time.perf_counter() - t0
         inner = {k: max(1, min(max_inner, math.ceil(min_sample_s / max(estimate.get(k, min_sample_s), 1e-9)))) for k in labels}
+        per_round = {
+            k: max(1, min(max_samples_per_round, int(sample_target_s // max(estimate.get(k, sample_target_s) * inner[k], 1e-9))))
+            for k in labels
+        }
         started = time.perf_counter()
         for r in range(repeats):
             if budget_s is not None and r >= min_repeats:
@@ -102,12 +111,13 @@ def time_interleaved(
             order = labels[:]
             rng.shuffle(order)
             for k in order:
-                _sync(device)
-                t0 = time.perf_counter()
-                for _ in range(inner[k]):
-                    steps[k]()
-                _sync(device)
-                samples[k].append((time.perf_counter() - t0) / inner[k])
+                for _ in range(per_round[k]):
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    for _ in range(inner[k]):
+                        steps[k]()
+                    _sync(device)
+                    samples[k].append((time.perf_counter() - t0) / inner[k])
     finally:
         if was_enabled:
             gc.enable()
@@ -128,22 +138,27 @@ def peak_step_bytes(
     steps: Mapping[str, Step],
     before: Mapping[str, Callable[[], None]] | None = None,
     device: torch.device | None = None,
-    runs: int = 2,
+    runs: int = 1,
     profile_memory: bool = True,
+    after: Mapping[str, Callable[[], None]] | None = None,
+    profiled: Collection[str] | None = None,
 ) -> MemoryPass:
     """Peak live tensor bytes during one call of each step, above the level at its start.
 
     On CPU, one profiling session covers every step (starting the profiler costs far more than
     a step): each step runs ``runs`` times inside its own ``record_function`` window, after its
     ``before`` hook (e.g. ``zero_grad(set_to_none=True)``, so gradients left by the previous
-    step are released outside the window). The last run's window gives the figure. Tensors
-    allocated before the session and released inside a window leave no record, so steps should
-    be warmed up first, and whatever a step replaces from the previous one (gradients) released
-    in ``before``. A step that raises is reported in
-    ``errors`` and left out. With ``profile_memory=False`` the steps just run (warm-up only).
+    step are released outside the window) and before its ``after`` hook. The last run's window
+    gives the figure. Tensors allocated before the session and released inside a window leave no
+    record, so whatever a step replaces from an earlier one (gradients) must be released in
+    ``before``. A step that raises is reported in ``errors`` and left out. With
+    ``profile_memory=False`` the steps just run (warm-up only); with ``profiled``, only those
+    labels are measured (the profiler's bookkeeping costs seconds per hundred steps), the others
+    run before the session.
     """
     device = device or torch.device("cpu")
     before = before or {}
+    after = after or {}
     peaks: dict[str, int] = {}
     errors: dict[str, str] = {}
     seconds: dict[str, float] = {}
@@ -167,6 +182,8 @@ def peak_step_bytes(
             errors[label] = f"{type(exc).__name__}: {exc}"
         _sync(device)
         seconds[label] = time.perf_counter() - t0
+        if label not in errors and label in after:
+            after[label]()
 
     gc.collect(1)  # young generations only: a full pass over torch's heap costs ~1 s and changes nothing here
     if not profile_memory:
@@ -184,23 +201,30 @@ def peak_step_bytes(
         return MemoryPass({k: v for k, v in peaks.items() if k not in errors}, errors, seconds)
     from torch.profiler import ProfilerActivity, profile
 
+    measured = [k for k in steps if profiled is None or k in profiled]
+    for label, step in steps.items():
+        if label not in measured:
+            for _ in range(runs):
+                run(label, step, None)
+    if not measured:
+        return MemoryPass(peaks, errors, seconds)
     windows: dict[str, str] = {}
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        for i, (label, step) in enumerate(steps.items()):
+        for i, label in enumerate(measured):
             for r in range(runs):
                 windows[label] = f"polytask_bench_window_{i}_{r}"
-                run(label, step, windows[label])
+                run(label, steps[label], windows[label])
     events = list(prof.profiler.kineto_results.events())  # type: ignore[union-attr]
     spans = {e.name(): (e.start_ns(), e.start_ns() + e.duration_ns()) for e in events if e.name().startswith("polytask_bench_window_")}
     changes = sorted((e.start_ns(), i, e.nbytes()) for i, e in enumerate(events) if e.name() == "[memory]")
+    stamps = [c[0] for c in changes]
     for label, name in windows.items():
         if label in errors or name not in spans:
             continue
         lo, hi = spans[name]
         live = peak = 0
-        for ts, _, nbytes in changes:
-            if lo <= ts <= hi:
-                live += nbytes
-                peak = max(peak, live)
+        for _, _, nbytes in changes[bisect.bisect_left(stamps, lo) : bisect.bisect_right(stamps, hi)]:
+            live += nbytes
+            peak = max(peak, live)
         peaks[label] = int(peak)
     return MemoryPass(peaks, errors, seconds)

@@ -115,32 +115,43 @@ def torchjd_aggregator(method: str, n_tasks: int, options: Mapping[str, Any], fa
     wrapped as a torchjd ``Aggregator``."""
     A, _ = _torchjd_classes()
     base = method[: -len("_ub")] if method.endswith("_ub") else method
+    def projector() -> Any:
+        from torchjd._linalg._dual_cone import QuadprogProjector
+
+        return QuadprogProjector(norm_eps=float(_opt(options, "norm_eps", default=1e-4)),
+                                 reg_eps=float(_opt(options, "reg_eps", default=1e-4)))
+
     builders: dict[str, Callable[[], Any]] = {
         "ew": lambda: A.Sum(),
+        "sum": lambda: A.Sum(),
         "mean": lambda: A.Mean(),
-        "upgrad": lambda: A.UPGrad(),
-        "dualproj": lambda: A.DualProj(),
-        "mgda": lambda: A.MGDA(epsilon=float(_opt(options, "epsilon", "eps", default=1e-3)),
-                               max_iters=int(_opt(options, "max_iters", "max_iter", default=100))),
-        "cagrad": lambda: A.CAGrad(c=float(_opt(options, "c", default=0.5))),
+        "upgrad": lambda: A.UPGrad(projector=projector()),
+        "dualproj": lambda: A.DualProj(projector=projector()),
+        "mgda": lambda: A.MGDA(epsilon=float(_opt(options, "epsilon", default=1e-3)),
+                               max_iters=int(_opt(options, "max_iters", default=100))),
+        "cagrad": lambda: A.CAGrad(c=float(_opt(options, "c", default=0.5)), norm_eps=float(_opt(options, "norm_eps", default=1e-4))),
         "imtl_g": lambda: A.IMTLG(),
-        "aligned_mtl": lambda: A.AlignedMTL(scale_mode=str(_opt(options, "scale_mode", "scale", default="min"))),
+        "aligned_mtl": lambda: A.AlignedMTL(scale_mode=str(_opt(options, "scale_mode", default="min"))),
         "nash_mtl": lambda: A.NashMTL(
             n_tasks=n_tasks,
             max_norm=float(_opt(options, "max_norm", default=1.0)),
-            update_weights_every=int(_opt(options, "update_every", "update_weights_every", "every", default=1)),
-            optim_niter=int(_opt(options, "optim_niter", "n_iter", default=20)),
+            update_weights_every=int(_opt(options, "update_weights_every", default=1)),
         ),
         "pcgrad": lambda: A.PCGrad(),
-        "gradvac": lambda: A.GradVac(beta=float(_opt(options, "beta", default=0.5))),
-        "fairgrad": lambda: A.FairGrad(alpha=float(_opt(options, "alpha", default=1.0))),
-        "excess_mtl": lambda: A.ExcessMTL(robust_step_size=float(_opt(options, "robust_step_size", "step_size", default=1.0))),
+        "gradvac": lambda: A.GradVac(beta=float(_opt(options, "beta", default=0.5)), eps=float(_opt(options, "eps", default=1e-8))),
+        "fairgrad": lambda: A.FairGrad(alpha=float(_opt(options, "alpha", default=1.0)), max_iters=_opt(options, "max_iters", default=None)),
+        "excess_mtl": lambda: A.ExcessMTL(robust_step_size=float(_opt(options, "robust_step_size", default=1.0)),
+                                          n_warmup_steps=int(_opt(options, "n_warmup_steps", default=0))),
         "graddrop": lambda: A.GradDrop(),
         "config": lambda: A.ConFIG(),
+        "sdmgrad": lambda: A.GramianWeightedAggregator(A.SDMGradWeighting(
+            lr=float(_opt(options, "lr", default=10.0)), momentum=float(_opt(options, "momentum", default=0.5)),
+            n_iter=int(_opt(options, "n_iter", default=20)), lambda_=float(_opt(options, "lambda_", default=0.3)))),
     }
     if base in builders:
         agg = builders[base]()
-        return agg, f"torchjd.{type(agg).__name__}"
+        inner = getattr(agg, "gramian_weighting", None) if base == "sdmgrad" else None
+        return agg, f"torchjd.{type(inner).__name__ if inner is not None else type(agg).__name__}"
 
     class OurAggregation(A.Aggregator):  # type: ignore[misc, name-defined]
         def forward(self, matrix: torch.Tensor, /) -> torch.Tensor:

@@ -82,18 +82,23 @@ def render_markdown(doc: dict[str, Any], notes: str | None = None) -> str:
     rounds = (f"between {s['min_repeats']} and {s['repeats']} timed rounds (more while a point's timing stays "
               f"within {budget:.0f} s)" if budget else f"{s['repeats']} timed rounds")
     extra_warmup = f" and {s['warmup']} more warm-up round(s)" if s["warmup"] else ""
-    out.append(f"- Timing: every candidate first takes two untimed steps (a first step from common weights, "
-               f"which warms it up and gives the agreement check below, then the memory step){extra_warmup}; then {rounds}; "
-               "each round runs every candidate once in a new shuffled order (interleaving, so drift hits everyone "
-               f"alike); a sample lasts at least {s['min_sample_s'] * 1000:.0f} ms (fast steps are repeated within it); "
+    out.append(f"- Timing: every candidate first takes one untimed step (from common weights and fresh method "
+               f"state, under the memory profiler: it warms the candidate up and gives the memory and agreement "
+               f"figures below){extra_warmup}; then {rounds}; "
+               "each round runs every candidate in a new shuffled order (interleaving, so drift hits everyone "
+               "alike), a step shorter than 100 ms giving up to 5 samples per round; a sample lasts at least {s['min_sample_s'] * 1000:.0f} ms (fast steps are repeated within it); "
                "the figure is the **median** over rounds. Garbage collection is paused while timing. The number of "
                "rounds of each point is in the JSON (`time_samples`).")
     out.append("- Peak memory: `torch.profiler` with `profile_memory=True` records every allocation and release "
                "of tensor storage; the running sum within one step's window gives the live tensor bytes above "
-               "the level at the start of the step, and its maximum is the step's peak (one profiling session for all candidates, each step "
-               "in its own window, gradients of the previous step released before the window opens). This counts tensor storage made by torch "
+               "the level at the start of the step, and its maximum is the step's peak (one profiling session for all candidates, each first step "
+               "in its own window, gradients of the previous candidate released before the window opens). This counts tensor storage made by torch "
                "(activations, saved tensors, Jacobians, gradients, aggregation temporaries), not numpy/solver "
-               "memory nor allocator overhead; it is exact for what it counts and unaffected by other processes.")
+               "memory nor allocator overhead; it is exact for what it counts and unaffected by other processes. "
+               + ("Measured for every candidate." if s["memory"] == "all" else
+                  "Measured where a target judges memory (EW and the exact-mode candidates at T = 10 and 30): the "
+                  "profiler's bookkeeping costs seconds per hundred steps, too much for every candidate in a "
+                  "15-minute run; `--memory all` measures the rest." if s["memory"] == "targets" else "Not measured in this run."))
     out.append("- Agreement: each candidate's first step starts from the same weights with fresh method state; "
                "each peer's shared-parameter gradient is compared with polytask's: "
                "`||g_peer - g_ours|| / ||g_ours||` (float32). Methods with randomness (PCGrad's order, GradDrop's "

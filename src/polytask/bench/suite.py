@@ -41,6 +41,7 @@ from polytask.errors import PolytaskError
 from polytask.training import TrainConfig, Trainer
 
 SCHEMA = "polytask-bench/1"
+MEMORY_CHOICES = ("all", "targets", "none")
 IMPLEMENTATIONS = ("polytask", "loop", "torchjd")
 CONTROL = "ew (control)"
 
@@ -60,7 +61,9 @@ class BenchSettings:
         warmup: untimed rounds before timing (besides the two warm-up steps of the memory pass);
         repeats: at most this many timed rounds; min_repeats: at least this many, and more only
         while the point's timing stays within point_budget_s seconds; min_sample_s: shortest sample.
-        memory: measure peak memory; peers: measure the loop and torchjd peers.
+        memory: peak memory of ``all`` candidates, of those a target judges by memory
+            (``targets``: EW and exact-mode gradient candidates at T = 10 and 30) or ``none``.
+        peers: measure the loop and torchjd peers.
         seed, device: seeding and device.
     """
 
@@ -72,9 +75,9 @@ class BenchSettings:
     warmup: int = 0
     repeats: int = 9
     min_repeats: int = 3
-    point_budget_s: float | None = 45.0
+    point_budget_s: float | None = 30.0
     min_sample_s: float = 0.02
-    memory: bool = True
+    memory: str = "targets"
     peers: bool = True
     seed: int = 0
     device: str = "cpu"
@@ -83,7 +86,8 @@ class BenchSettings:
     @classmethod
     def quick(cls, **changes: Any) -> "BenchSettings":
         """A tiny configuration that runs in seconds (for smoke tests, not for figures)."""
-        base = dict(task_counts=(2, 3), size=QUICK_SIZE, repeats=3, point_budget_s=None, min_sample_s=0.002, preset="quick")
+        base = dict(task_counts=(2, 3), size=QUICK_SIZE, repeats=3, point_budget_s=None, min_sample_s=0.002, memory="all",
+                    preset="quick")
         base.update(changes)
         return cls(**base)
 
@@ -102,6 +106,8 @@ class BenchSettings:
         for mode in self.modes or ():
             if mode not in ("exact", "representation"):
                 raise PolytaskError(f"unknown gradient mode '{mode}' (choose from exact, representation)")
+        if self.memory not in MEMORY_CHOICES:
+            raise PolytaskError(f"unknown memory setting '{self.memory}' (choose from {', '.join(MEMORY_CHOICES)})")
         if self.repeats < 1:
             raise PolytaskError(f"repeats must be >= 1, got {self.repeats}")
         if self.warmup < 0:
@@ -241,54 +247,6 @@ def _step_fn(trainer: Trainer, batch: Any) -> Callable[[], None]:
     return step
 
 
-@dataclass
-class FirstSteps:
-    """What the first (warm-up) step of every candidate showed: failures, durations, and each
-    peer's shared-gradient difference from polytask's."""
-
-    errors: dict[str, str]
-    seconds: dict[str, float]
-    agreement: dict[str, float]
-
-
-def _first_steps(candidates: list[Candidate], steps: dict[str, Callable[[], None]], network: torch.nn.Module) -> FirstSteps:
-    """One untimed step per candidate, each from the same weights and fresh method state: a
-    warm-up, a check that the method runs, and (for gradient methods) the shared gradient it
-    applies, compared between polytask and the peers. The weights are restored afterwards."""
-    snapshot = [p.detach().clone() for p in network.parameters()]
-
-    def restore() -> None:
-        with torch.no_grad():
-            for p, saved in zip(network.parameters(), snapshot):
-                p.copy_(saved)
-
-    errors: dict[str, str] = {}
-    seconds: dict[str, float] = {}
-    grads: dict[str, torch.Tensor] = {}
-    for c in candidates:
-        if c.label not in steps or c.trainer is None:
-            continue
-        restore()
-        t0 = time.perf_counter()
-        try:
-            steps[c.label]()  # SGD leaves .grad as the balancer filled it
-        except Exception as exc:  # noqa: BLE001 - one failing method must not stop the run
-            errors[c.label] = f"{type(exc).__name__}: {exc}"
-            continue
-        seconds[c.label] = time.perf_counter() - t0
-        if c.family == "gradient":
-            shared = network.shared_parameters()  # type: ignore[operator]
-            grads[c.label] = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in shared]).clone()
-    restore()
-    agreement: dict[str, float] = {}
-    for c in candidates:
-        if c.implementation != "polytask" and c.label in grads:
-            ours = f"{c.method}[{c.mode}]/polytask"
-            if ours in grads:
-                agreement[c.label] = relative_difference(grads[c.label], grads[ours])
-    return FirstSteps(errors, seconds, agreement)
-
-
 def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b <= 0:
         return None
@@ -304,25 +262,51 @@ def run_point(net: str, n_tasks: int, settings: BenchSettings, plan: list[tuple[
     batch = make_batch(net, n_tasks, settings.size, seed=settings.seed).to(device)
     candidates = _candidates(plan, network, tasks, settings)
     steps = {c.label: _step_fn(c.trainer, batch) for c in candidates if c.error is None and c.trainer is not None}
+    # The first step of every candidate: from the same weights and fresh method state, under the
+    # memory profiler. It checks that the method runs, warms it up for timing, gives its peak
+    # memory, and (gradient methods) the shared gradient it applies, for the agreement check.
+    snapshot = [p.detach().clone() for p in network.parameters()]
+
+    def restore() -> None:
+        with torch.no_grad():
+            for p, saved in zip(network.parameters(), snapshot):
+                p.copy_(saved)
+
+    def before_for(trainer: Trainer) -> Callable[[], None]:
+        def before() -> None:
+            restore()
+            trainer.optimizer.zero_grad(set_to_none=True)
+        return before
+
+    grads: dict[str, torch.Tensor] = {}
+
+    def after_for(label: str) -> Callable[[], None]:
+        def after() -> None:  # SGD leaves .grad as the balancer filled it
+            shared = network.shared_parameters()
+            grads[label] = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in shared]).clone()
+        return after
+
+    live = [c for c in candidates if c.label in steps and c.trainer is not None]
     if progress:
-        progress(f"{net} T={n_tasks}: first step of {len(steps)} candidates")
-    first = _first_steps(candidates, steps, network)
-    agreement = first.agreement
+        progress(f"{net} T={n_tasks}: first step of {len(steps)} candidates (peak memory: {settings.memory})")
+    if settings.memory == "targets":
+        profiled = {c.label for c in live if c.method == "ew" or (c.mode == "exact" and n_tasks in TARGET_TASK_COUNTS)}
+    else:
+        profiled = None
+    first = peak_step_bytes(steps, {c.label: before_for(c.trainer) for c in live}, device, runs=1,  # type: ignore[arg-type]
+                            profile_memory=settings.memory != "none", profiled=profiled,
+                            after={c.label: after_for(c.label) for c in live if c.family == "gradient"})
+    restore()
+    peaks = first.peaks
     for c in candidates:
         if c.label in first.errors:
             c.error = first.errors[c.label]
             steps.pop(c.label, None)
-    peaks: dict[str, int] = {}
-    if settings.memory:
-        if progress:
-            progress(f"{net} T={n_tasks}: peak memory")
-        zero = {c.label: c.trainer.optimizer.zero_grad for c in candidates if c.label in steps and c.trainer is not None}
-        memory = peak_step_bytes(steps, zero, device, runs=1)
-        peaks = memory.peaks
-        for c in candidates:
-            if c.label in memory.errors:
-                c.error = memory.errors[c.label]
-                steps.pop(c.label, None)
+    agreement: dict[str, float] = {}
+    for c in candidates:
+        ours = f"{c.method}[{c.mode}]/polytask"
+        if c.implementation != "polytask" and c.label in grads and ours in grads:
+            agreement[c.label] = relative_difference(grads[c.label], grads[ours])
     if progress:
         progress(f"{net} T={n_tasks}: timing {len(steps)} candidates")
     timings = time_interleaved(steps, settings.warmup, settings.repeats, settings.min_sample_s, seed=settings.seed,

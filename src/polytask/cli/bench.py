@@ -7,6 +7,8 @@ import json
 import os
 import shlex
 import sys
+import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -95,7 +97,9 @@ def write_outputs(doc: dict[str, Any], out: str, notes: str | None) -> list[str]
 @click.option("--warmup", type=int, default=None, help="Warm-up rounds.")
 @click.option("--batch-size", type=int, default=None, help="Rows per step.")
 @click.option("--mlp-widths", default=None, metavar="WIDTHS", help="MLP input and trunk widths, e.g. 512,1024,1024.")
-@click.option("--no-memory", is_flag=True, help="Skip peak-memory measurement.")
+@click.option("--memory", type=click.Choice(["all", "targets", "none"]), default=None,
+              help="Peak memory of all candidates, of those judged by memory (EW and exact mode at T = 10, 30; "
+                   "the default of full runs) or none. Quick runs measure all.")
 @click.option("--no-peers", is_flag=True, help="Measure polytask only (no loop / torchjd peers).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", default=None, metavar="PATH", help="Write PATH.md (the report, plus PATH.json) or PATH.json.")
@@ -103,7 +107,7 @@ def write_outputs(doc: dict[str, Any], out: str, notes: str | None) -> list[str]
 @click.option("--from-json", "from_json", default=None, metavar="FILE", help="Render --out from a saved run instead of measuring.")
 @output_options
 def command(quick: bool, nets: str | None, task_counts: str | None, methods: str | None, modes: str | None,
-            repeats: int | None, warmup: int | None, batch_size: int | None, mlp_widths: str | None, no_memory: bool, no_peers: bool,
+            repeats: int | None, warmup: int | None, batch_size: int | None, mlp_widths: str | None, memory: str | None, no_peers: bool,
             device: str, out: str | None, notes: str | None, from_json: str | None, as_json: bool, quiet: bool) -> None:
     """Measure the step time and peak memory of equal weighting and every balancing method (both
     gradient modes) at several task counts on an MLP and a small conv net, side by side with the
@@ -121,7 +125,9 @@ def command(quick: bool, nets: str | None, task_counts: str | None, methods: str
         if doc.get("schema") is None:
             raise PolytaskError(f"'{from_json}' is not a polytask bench document")
     else:
-        changes: dict[str, Any] = {"device": device, "memory": not no_memory, "peers": not no_peers}
+        changes: dict[str, Any] = {"device": device, "peers": not no_peers}
+        if memory is not None:
+            changes["memory"] = memory
         if nets is not None:
             changes["nets"] = _csv(nets, "--nets")
         if task_counts is not None:
@@ -144,7 +150,12 @@ def command(quick: bool, nets: str | None, task_counts: str | None, methods: str
             if len(widths) < 2:
                 raise PolytaskError(f"--mlp-widths needs the input width and at least one trunk width, got '{mlp_widths}'")
             settings.size = replace(settings.size, mlp_input=widths[0], mlp_trunk=widths[1:])
-        doc = run_benchmark(settings, progress=lambda msg: con.print(f"[dim]{msg}[/]"), command=invocation())
+        with warnings.catch_warnings():
+            # solver chatter (cvxpy's DPP notice, ...) repeated at every step would bury the progress lines
+            warnings.simplefilter("ignore")
+            started = time.perf_counter()
+            doc = run_benchmark(settings, progress=lambda msg: con.print(f"[dim]{time.perf_counter() - started:7.1f}s  {msg}[/]"),
+                                command=invocation())
     con.print(summary_table(doc))
     if out is not None:
         for written in write_outputs(doc, out, notes):
