@@ -53,7 +53,8 @@ def render_markdown(doc: dict[str, Any], notes: str | None = None) -> str:
     out += ["", "## Machine", ""]
     out.append(f"- CPU: {m['cpu']}; `nproc` = {m['nproc']}; torch threads = {m['torch_threads']} "
                f"(OMP_NUM_THREADS={m['omp_num_threads']}).")
-    out.append(f"- torch {m['torch']}, torchjd {m['torchjd']}, Python {m['python']}, {m['platform']}.")
+    out.append(f"- torch {m['torch']}, torchjd {m['torchjd']}, Python {m['python']}, {m['platform']}; "
+               f"polytask source revision {m.get('source_revision') or 'unknown'}.")
     if m.get("loadavg_start") is not None:
         out.append(f"- Load average (1 min) at start / end of the run: {_f(m.get('loadavg_start'))} / "
                    f"{_f(m.get('loadavg_end'))}. The machine is shared with other processes (other agents "

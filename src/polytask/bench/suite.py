@@ -75,7 +75,7 @@ class BenchSettings:
     warmup: int = 0
     repeats: int = 9
     min_repeats: int = 3
-    point_budget_s: float | None = 30.0
+    point_budget_s: float | None = 25.0
     min_sample_s: float = 0.02
     memory: str = "targets"
     peers: bool = True
@@ -161,6 +161,22 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
+
+
+def _git_revision() -> str | None:
+    """The commit of the source tree the benchmark runs from (None outside a git checkout)."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def _loadavg() -> float | None:
@@ -407,7 +423,7 @@ def run_benchmark(settings: BenchSettings, progress: Callable[[str], None] | Non
         s = summary.setdefault(v["target"], {"met": 0, "missed": 0, "not_measured": 0})
         s["met" if v["met"] else ("missed" if v["met"] is False else "not_measured")] += 1
     machine = machine_info(settings.device)
-    machine.update(loadavg_start=load_start, loadavg_end=_loadavg())
+    machine.update(loadavg_start=load_start, loadavg_end=_loadavg(), source_revision=_git_revision())
     settings_json = asdict(settings)
     settings_json["size"] = asdict(settings.size)
     return {
