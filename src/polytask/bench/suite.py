@@ -24,9 +24,8 @@ import datetime as _dt
 import os
 import platform
 import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -35,7 +34,7 @@ from polytask import balancers
 from polytask.balancers import Balancer
 from polytask.bench.check import relative_difference
 from polytask.bench.measure import peak_step_bytes, time_interleaved
-from polytask.bench.peers import PerTaskLoop, TorchjdPeer, sum_rows, torchjd_aggregator
+from polytask.bench.peers import PerTaskLoop, TorchjdPeer, torchjd_aggregator
 from polytask.bench.problems import FULL_SIZE, NETS, QUICK_SIZE, ProblemSize, build_network, make_batch, task_list
 from polytask.errors import PolytaskError
 from polytask.training import TrainConfig, Trainer
@@ -126,7 +125,6 @@ class Candidate:
     aggregator: str | None = None
     trainer: Trainer | None = None
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:
