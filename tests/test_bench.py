@@ -13,7 +13,7 @@ import torch
 
 from polytask import balancers
 from polytask.bench.check import relative_difference, shared_gradient
-from polytask.bench.measure import peak_step_bytes, time_interleaved
+from polytask.bench.measure import paired_ratio, peak_step_bytes, time_interleaved
 from polytask.bench.peers import PerTaskLoop, TorchjdPeer, sum_rows, torchjd_aggregator
 from polytask.bench.problems import QUICK_SIZE, build_network, make_batch, task_list
 from polytask.bench.suite import targets_for
@@ -204,10 +204,19 @@ def test_interleaved_timing_runs_every_candidate_each_round() -> None:
     calls: list[str] = []
     steps = {k: (lambda k=k: calls.append(k)) for k in ("a", "b", "c")}
     timings = time_interleaved(steps, warmup=1, repeats=4, min_sample_s=0.0, seed=1, budget_s=None, max_samples_per_round=1)
-    assert set(timings) == {"a", "b", "c"} and all(len(t.samples) == 4 for t in timings.values())
+    assert set(timings) == {"a", "b", "c"} and all(len(t.samples) == 4 and len(t.rounds) == 4 for t in timings.values())
     rounds = [calls[i : i + 3] for i in range(0, len(calls), 3)]
     assert all(sorted(r) == ["a", "b", "c"] for r in rounds)  # each round runs everyone once
     assert len({tuple(r) for r in rounds}) > 1  # in shuffled orders
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios() -> None:
+    """Hand computation: per-round ratios 3, 2, 1 give 2, where the ratio of the pooled medians
+    (3 / 2) would mix rounds measured under different loads."""
+    candidate = [3.0, 20.0, 2.0]
+    reference = [1.0, 10.0, 2.0]
+    assert paired_ratio(candidate, reference) == pytest.approx(2.0)
+    assert paired_ratio(candidate, [0.0, 0.0, 0.0]) is None
 
 
 def test_targets_follow_the_issue() -> None:

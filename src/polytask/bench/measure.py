@@ -39,21 +39,31 @@ def _sync(device: torch.device) -> None:
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per step: the median and the quartiles over rounds, and the samples."""
+    """Seconds per step: the median and the quartiles of all samples, the samples, and the
+    median of each round (for ratios paired round by round, see :func:`paired_ratio`)."""
 
     median: float
     q1: float
     q3: float
     samples: tuple[float, ...]
+    rounds: tuple[float, ...]
 
     @classmethod
-    def of(cls, samples: list[float]) -> "Timing":
+    def of(cls, per_round: list[list[float]]) -> "Timing":
+        samples = [x for r in per_round for x in r]
         s = sorted(samples)
         if len(s) >= 4:
             q1, _, q3 = statistics.quantiles(s, n=4)
         else:
             q1, q3 = s[0], s[-1]
-        return cls(statistics.median(s), q1, q3, tuple(samples))
+        return cls(statistics.median(s), q1, q3, tuple(samples), tuple(statistics.median(r) for r in per_round if r))
+
+
+def paired_ratio(a: list[float] | tuple[float, ...], b: list[float] | tuple[float, ...]) -> float | None:
+    """The median over rounds of ``a[r] / b[r]``: each ratio compares two candidates measured in
+    the same round, so a load change between rounds cancels out."""
+    ratios = [x / y for x, y in zip(a, b) if y > 0]
+    return statistics.median(ratios) if ratios else None
 
 
 def time_interleaved(
@@ -83,7 +93,7 @@ def time_interleaved(
     labels = list(steps)
     rng = random.Random(seed)
     estimate = dict(estimates or {})
-    samples: dict[str, list[float]] = {k: [] for k in labels}
+    samples: dict[str, list[list[float]]] = {k: [] for k in labels}
     gc.collect(1)  # young generations only: a full pass over torch's heap costs ~1 s and changes nothing here
     was_enabled = gc.isenabled()
     gc.disable()
@@ -111,13 +121,14 @@ def time_interleaved(
             order = labels[:]
             rng.shuffle(order)
             for k in order:
+                samples[k].append([])
                 for _ in range(per_round[k]):
                     _sync(device)
                     t0 = time.perf_counter()
                     for _ in range(inner[k]):
                         steps[k]()
                     _sync(device)
-                    samples[k].append((time.perf_counter() - t0) / inner[k])
+                    samples[k][-1].append((time.perf_counter() - t0) / inner[k])
     finally:
         if was_enabled:
             gc.enable()

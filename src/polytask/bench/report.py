@@ -88,8 +88,9 @@ def render_markdown(doc: dict[str, Any], notes: str | None = None) -> str:
                f"figures below){extra_warmup}; then {rounds}; "
                "each round runs every candidate in a new shuffled order (interleaving, so drift hits everyone "
                "alike), a step shorter than 100 ms giving up to 5 samples per round; a sample lasts at least {s['min_sample_s'] * 1000:.0f} ms (fast steps are repeated within it); "
-               "the figure is the **median** over rounds. Garbage collection is paused while timing. The number of "
-               "rounds of each point is in the JSON (`time_samples`).")
+               "every ratio is **paired by round**: the median over rounds of (candidate's median in the round ÷ "
+               "reference's median in the same round), so a change of load between rounds cancels out. Garbage "
+               "collection is paused while timing. Samples and round medians are in the JSON.")
     out.append("- Peak memory: `torch.profiler` with `profile_memory=True` records every allocation and release "
                "of tensor storage; the running sum within one step's window gives the live tensor bytes above "
                "the level at the start of the step, and its maximum is the step's peak (one profiling session for all candidates, each first step "
@@ -118,13 +119,16 @@ def render_markdown(doc: dict[str, Any], notes: str | None = None) -> str:
     out.append("")
     out.append("Exact-mode targets apply at T = 10 and 30; speed-ups are peer time ÷ polytask time (> 1: "
                "polytask is faster); memory is polytask peak ÷ peer peak (< 1: polytask uses less).")
-    missed = [(c, t) for c in doc["comparisons"] for t in c["targets"] if t["met"] is False]
+    missed: dict[str, list[str]] = {}
+    for c in doc["comparisons"]:
+        for t in c["targets"]:
+            if t["met"] is False:
+                where = f"{c['method']}{'' if c['mode'] in (None, 'exact') else ' (repr.)'} {c['net']}/T={c['n_tasks']}"
+                missed.setdefault(t["target"], []).append(f"{where}: {_f(t['value'])}")
     if missed:
-        out += ["", "Missed points:", ""]
-        out += _table(["net", "T", "method", "mode", "target", "value"],
-                      [[c["net"], str(c["n_tasks"]), c["method"], c["mode"] or "–", t["target"], _f(t["value"])]
-                       for c, t in missed])
-
+        out += ["", "Missed, per target (method, network/T: value):", ""]
+        for name, items in missed.items():
+            out.append(f"- **{name}**: " + "; ".join(items) + ".")
     # noise floor
     out += ["", "## Noise floor: the control", "",
             "A second `ew` candidate, identical to the reference, timed in the same rounds. Its ratio to `ew` "

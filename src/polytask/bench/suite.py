@@ -33,7 +33,7 @@ import torch
 from polytask import balancers
 from polytask.balancers import Balancer
 from polytask.bench.check import relative_difference
-from polytask.bench.measure import peak_step_bytes, time_interleaved
+from polytask.bench.measure import paired_ratio, peak_step_bytes, time_interleaved
 from polytask.bench.peers import PerTaskLoop, TorchjdPeer, torchjd_aggregator
 from polytask.bench.problems import FULL_SIZE, NETS, QUICK_SIZE, ProblemSize, build_network, make_batch, task_list
 from polytask.errors import PolytaskError
@@ -261,6 +261,12 @@ def _step_fn(trainer: Trainer, batch: Any) -> Callable[[], None]:
     return step
 
 
+def _paired(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    if "round_medians_s" not in a or "round_medians_s" not in b:
+        return None
+    return paired_ratio(a["round_medians_s"], b["round_medians_s"])
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b <= 0:
         return None
@@ -337,7 +343,8 @@ def run_point(net: str, n_tasks: int, settings: BenchSettings, plan: list[tuple[
         if c.label in timings:
             t = timings[c.label]
             row.update(time_s=t.median, time_q1_s=t.q1, time_q3_s=t.q3, time_samples=len(t.samples),
-                       vs_ew=_ratio(t.median, ew_time))
+                       round_medians_s=list(t.rounds),
+                       vs_ew=paired_ratio(t.rounds, timings["ew"].rounds) if "ew" in timings else None)
             if c.label in peaks:
                 row["peak_bytes"] = peaks[c.label]
         else:
@@ -348,7 +355,7 @@ def run_point(net: str, n_tasks: int, settings: BenchSettings, plan: list[tuple[
     return {
         "net": net, "n_tasks": n_tasks, "description": settings.size.describe(net),
         "shared_parameters": n_shared, "total_parameters": sum(p.numel() for p in network.parameters()),
-        "ew_time_s": ew_time, "control_vs_ew": _ratio(timings[CONTROL].median, ew_time) if CONTROL in timings else None,
+        "ew_time_s": ew_time, "control_vs_ew": paired_ratio(timings[CONTROL].rounds, timings["ew"].rounds) if CONTROL in timings and "ew" in timings else None,
         "candidates": rows,
     }
 
@@ -370,8 +377,8 @@ def compare(point: dict[str, Any]) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {
             "net": point["net"], "n_tasks": point["n_tasks"], "method": method, "family": family, "mode": mode,
             "vs_ew": ours.get("vs_ew"),
-            "speedup_vs_loop": _ratio(loop.get("time_s"), ours.get("time_s")),
-            "speedup_vs_torchjd": _ratio(tjd.get("time_s"), ours.get("time_s")),
+            "speedup_vs_loop": _paired(loop, ours),
+            "speedup_vs_torchjd": _paired(tjd, ours),
             "memory_vs_loop": _ratio(ours.get("peak_bytes"), loop.get("peak_bytes")),
             "memory_vs_torchjd": _ratio(ours.get("peak_bytes"), tjd.get("peak_bytes")),
             "loop_vs_ew": loop.get("vs_ew"), "torchjd_vs_ew": tjd.get("vs_ew"),
