@@ -84,8 +84,9 @@ class BenchSettings:
 
     @classmethod
     def quick(cls, **changes: Any) -> "BenchSettings":
-        """A tiny configuration that runs in seconds (for smoke tests, not for figures)."""
-        base = dict(task_counts=(2, 3), size=QUICK_SIZE, repeats=3, point_budget_s=None, min_sample_s=0.002, memory="all",
+        """A tiny configuration (T = 3, tiny networks) for smoke tests, not for figures: seconds
+        for a few methods, about a minute for every registered one on a loaded 2-core machine."""
+        base = dict(task_counts=(3,), size=QUICK_SIZE, repeats=3, point_budget_s=None, min_sample_s=0.002, memory="all",
                     preset="quick")
         base.update(changes)
         return cls(**base)

@@ -88,9 +88,10 @@ def write_outputs(doc: dict[str, Any], out: str, notes: str | None) -> list[str]
 
 
 @click.command("bench")
-@click.option("--quick", is_flag=True, help="A tiny configuration that runs in seconds (smoke test, not figures).")
+@click.option("--quick", is_flag=True, help="A tiny configuration (smoke test, not figures): seconds for a few "
+                                           "--methods, about a minute for all.")
 @click.option("--nets", default=None, metavar="NAMES", help=f"Networks ({', '.join(NETS)}; default both).")
-@click.option("--tasks", "task_counts", default=None, metavar="TS", help="Task counts T (default 3,10,30; quick: 2,3).")
+@click.option("--tasks", "task_counts", default=None, metavar="TS", help="Task counts T (default 3,10,30; quick: 3).")
 @click.option("--methods", default=None, metavar="NAMES", help="Methods to measure (default: every registered one; ew always).")
 @click.option("--modes", default=None, metavar="MODES", help="Gradient modes (exact, representation; default both).")
 @click.option("--repeats", type=int, default=None, help="Timed rounds (median over them).")
