@@ -8,9 +8,11 @@ from typing import Any
 import click
 
 from polytask.cli.common import console, emit_json, output_options
-from polytask.cli.options import data_options, load_problem, network_options, network_spec, train_config, training_options
+from polytask.cli.options import (
+    aux_options, aux_schedule, data_options, load_problem, network_options, network_spec, train_config, training_options,
+)
 from polytask.io import check_output_directory, staged_directory, write_model_files
-from polytask.report import comparison_table
+from polytask.report import comparison_table, metrics_table
 from polytask.serialization import atomic_write_json
 from polytask.training.callbacks import ProgressCallback
 
@@ -20,6 +22,12 @@ from polytask.training.callbacks import ProgressCallback
 @data_options
 @network_options
 @training_options
+@aux_options
+@click.option("--init-from", default=None, type=click.Path(file_okay=False),
+              help="Start from this model directory's shared trunk, with new heads for the targets given.")
+@click.option("--freeze-trunk", is_flag=True, help="With --init-from: keep the reused trunk fixed.")
+@click.option("--trunk-lr-scale", type=float, default=1.0, show_default=True,
+              help="With --init-from: the trunk's learning rate is this times --lr (fine-tuning).")
 @click.option("--stl", is_flag=True, help="Also train the single-task baseline and report both side by side.")
 @click.option("--match-params", is_flag=True, help="Scale STL widths to match MTL's total parameter count.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
@@ -37,6 +45,15 @@ def command(data: str, out: str, stl: bool, match_params: bool, as_json: bool, q
     problem = load_problem(data, o)
     config = train_config(o)
     spec = network_spec(o)
+    schedule = aux_schedule(o)
+    if o["init_from"] is None and (o["freeze_trunk"] or o["trunk_lr_scale"] != 1.0):
+        from polytask.errors import PolytaskError
+
+        raise PolytaskError("--freeze-trunk and --trunk-lr-scale need --init-from")
+    if o["shuffle_aux"] and not problem.aux:
+        from polytask.errors import PolytaskError
+
+        raise PolytaskError("--shuffle-aux needs at least one --aux column")
     con = console(quiet or as_json)
     show = not (quiet or as_json)
     report = fit(
@@ -45,8 +62,11 @@ def command(data: str, out: str, stl: bool, match_params: bool, as_json: bool, q
         val_fraction=o["val_fraction"], test_fraction=o["test_fraction"], missing=o["missing"],
         callbacks=[ProgressCallback("MTL")] if show else [],
         stl_callbacks=[ProgressCallback("STL")] if show else [],
+        aux_weight_schedule=schedule, shuffle_aux=o["shuffle_aux"], shuffle_seed=o["shuffle_seed"],
+        init_from=o["init_from"], freeze_trunk=o["freeze_trunk"], trunk_lr_scale=o["trunk_lr_scale"],
     )
     summary = report.to_dict()
+    summary["controls"] = {k: report.mtl.summary[k] for k in ("shuffle_aux", "aux_weight_schedule", "init_from") if k in report.mtl.summary}
     with staged_directory(out_dir) as staging:
         write_model_files(report.mtl, staging)
         if report.stl is not None:
@@ -55,9 +75,16 @@ def command(data: str, out: str, stl: bool, match_params: bool, as_json: bool, q
         atomic_write_json(staging / "report.json", summary)
     metrics = report.metrics("test")
     con.print(comparison_table(metrics["mtl"], metrics.get("stl"), title=f"test metrics ({len(report.prepared.split.test)} rows)"))
+    aux_names = [t.name for t in report.prepared.tasks if t.auxiliary]
+    if aux_names:
+        aux_metrics = {t: report.mtl.summary["test_metrics"][t] for t in aux_names if t in report.mtl.summary["test_metrics"]}
+        con.print(metrics_table(aux_metrics, "auxiliary tasks (trained, never predicted): test metrics"))
     weights = summary["mtl"]["mean_applied_weights"]
     con.print(f"balancer {summary['mtl']['balancer']}: mean weights " + ", ".join(f"{t}={w:.3g}" for t, w in weights.items()))
     con.print(f"best epochs: {summary['mtl']['best_epoch']}")
+    for key in ("shuffle_aux", "aux_weight_schedule", "init_from"):
+        if key in report.mtl.summary:
+            con.print(f"{key.replace('_', ' ')}: {report.mtl.summary[key]}")
     con.print(f"saved to {out_dir}")
     if as_json:
         emit_json({"model_dir": str(out_dir), **summary})
