@@ -157,6 +157,7 @@ def train_model(
     train_data: TaskTensors | None = None,
     network_builder: Callable[[int, dict[str, int]], MultiTaskNetwork] | None = None,
     shared_lr_scale: float = 1.0,
+    val_metrics: bool = True,
 ) -> FittedModel:
     """Build and train one network (MTL, or STL when ``stl=True``) on a prepared problem.
 
@@ -164,7 +165,8 @@ def train_model(
     the same seed gives the same model. ``train_data`` replaces the prepared training tensors
     (the shuffle control); ``network_builder(input_dim, output_dims)`` replaces building the
     network from ``spec`` and ``shared_lr_scale`` scales the shared parameters' learning rate
-    (transfer from a trained trunk).
+    (transfer from a trained trunk). ``val_metrics=False`` skips the per-epoch validation
+    metrics (early stopping needs only the validation losses), which speeds up small runs.
     """
     spec = spec or NetworkSpec()
     config = config or TrainConfig()
@@ -188,7 +190,7 @@ def train_model(
             network = build_network(arch, prepared.train.x.shape[1], prepared.output_dims, **kwargs)
         trainer = Trainer(
             network, prepared.tasks, prepared.encoders, config, callbacks=callbacks, weight_schedule=weight_schedule,
-            shared_lr_scale=1.0 if stl else shared_lr_scale,
+            shared_lr_scale=1.0 if stl else shared_lr_scale, val_metrics=val_metrics,
         )
         result = trainer.fit(train_data if train_data is not None else prepared.train, prepared.val)
     seconds = time.perf_counter() - started

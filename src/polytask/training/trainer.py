@@ -84,9 +84,11 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         weight_schedule: WeightSchedule | None = None,
         shared_lr_scale: float = 1.0,
+        val_metrics: bool = True,
     ) -> None:
         self.config = config or TrainConfig()
         self.shared_lr_scale = float(shared_lr_scale)
+        self.val_metrics = val_metrics  # False: only validation losses each epoch (faster)
         self.device = resolve_device(self.config.device)
         self.network = network.to(self.device)
         self.tasks = list(tasks)
@@ -203,7 +205,7 @@ class Trainer:
         return out
 
     def _val_metrics(self, data: TaskTensors) -> dict[str, dict[str, float]]:
-        if self.encoders is None:
+        if self.encoders is None or not self.val_metrics:
             return {}
         outputs = predict_raw(self.network, data.x)
         return {
