@@ -73,18 +73,18 @@ def _finish(cols: dict[str, np.ndarray], clean: np.ndarray, noise: np.ndarray, n
 
 def amplification(n: int, n_test: int, rng: np.random.Generator) -> pd.DataFrame:
     x, cols = _inputs(rng, n, 8)
-    f = np.tanh(2 * (x[:, 0] + x[:, 1] - x[:, 2])) + np.sin(3 * x[:, 3])
-    for j in range(1, 4):
-        cols[f"aux{j}"] = f + rng.normal(0, 0.6, n)
-    return _finish(cols, f, rng.normal(0, 0.6, n), n_test)
+    f = 1.5 * np.tanh(x[:, 0] + x[:, 1] - x[:, 2] + x[:, 3])
+    for j in range(1, 7):
+        cols[f"aux{j}"] = f + rng.normal(0, 1.0, n)
+    return _finish(cols, f, rng.normal(0, 1.0, n), n_test)
 
 
 def attribute_selection(n: int, n_test: int, rng: np.random.Generator) -> pd.DataFrame:
     x, cols = _inputs(rng, n, 30)
     a, b = x[:, 0], x[:, 1]
     cols["aux1"] = np.tanh(3 * a - 3 * b) + rng.normal(0, 0.1, n)
-    cols["aux2"] = 4 * a * b + rng.normal(0, 0.1, n)
-    cols["aux3"] = np.sin(3 * a) + rng.normal(0, 0.1, n)
+    cols["aux2"] = np.tanh(3 * a + 1.5 * b) + rng.normal(0, 0.1, n)
+    cols["aux3"] = np.tanh(1.5 * a + 3 * b) + rng.normal(0, 0.1, n)
     return _finish(cols, np.tanh(3 * a + 3 * b), rng.normal(0, 0.3, n), n_test)
 
 
@@ -92,7 +92,7 @@ def eavesdropping(n: int, n_test: int, rng: np.random.Generator) -> pd.DataFrame
     x, cols = _inputs(rng, n, 10)
     f = (x[:, 0] + x[:, 1] > 0).astype(float)
     cols["aux1"] = f + rng.normal(0, 0.05, n)
-    clean = (2 * f - 1) * x[:, 2] + 0.5 * np.sin(3 * x[:, 3])
+    clean = 0.6 * f + np.sin(3 * x[:, 2]) + x[:, 3]
     return _finish(cols, clean, rng.normal(0, 0.1, n), n_test)
 
 
@@ -128,9 +128,10 @@ MECHANISMS: dict[str, Mechanism] = {
 }
 
 
-def run_mechanism(name: str, quick: bool = False, seed: int = 0) -> ExperimentResult:
+def run_mechanism(name: str, quick: bool = False, seed: int = 0, trials_override: int | None = None) -> ExperimentResult:
     mech = MECHANISMS[name]
     trials = 2 if quick else 30
+    trials = trials_override or trials
     epochs = 20 if quick else 400
     spec = NetworkSpec(trunk=(32,), activation="tanh")
     result = ExperimentResult(

@@ -23,8 +23,9 @@ from polytask.workflow import NetworkSpec
 ROWS = {"train": 150, "val": 150, "test": 1000}
 
 
-def run(quick: bool = False, seed: int = 0) -> ExperimentResult:
+def run(quick: bool = False, seed: int = 0, trials_override: int | None = None) -> ExperimentResult:
     trials, epochs, n_tasks = (1, 5, 20) if quick else (4, 300, 120)
+    trials = trials_override or trials
     spec = NetworkSpec(trunk=(64,), activation="tanh")
     result = ExperimentResult(
         name="peaks",

@@ -32,8 +32,9 @@ SOURCE_ROWS = {"train": 1000, "val": 300, "test": 0}
 TARGET_ROWS = {"train": 40, "val": 100, "test": 1000}
 
 
-def run(quick: bool = False, seed: int = 0) -> ExperimentResult:
+def run(quick: bool = False, seed: int = 0, trials_override: int | None = None) -> ExperimentResult:
     trials, epochs = (1, 5) if quick else (5, 300)
+    trials = trials_override or trials
     source_rows = {"train": 100, "val": 50} if quick else SOURCE_ROWS
     spec = NetworkSpec(trunk=(64,), activation="tanh")
     result = ExperimentResult(
