@@ -53,6 +53,8 @@ def _teacher_outputs(teacher: Any, frame: pd.DataFrame, features: Sequence[str] 
     if absent:
         raise PolytaskError(f"feature column '{absent[0]}' the teacher needs is not in the data")
     x = frame[list(features)]
+    if getattr(teacher, "feature_names_in_", None) is None:
+        x = x.to_numpy()  # a teacher fitted on an array gets an array
     if hasattr(teacher, "predict_proba"):
         proba = np.asarray(teacher.predict_proba(x), dtype=float)
         classes = list(getattr(teacher, "classes_", range(proba.shape[1])))

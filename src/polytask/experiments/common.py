@@ -9,6 +9,7 @@ signed-rank test (scipy ``wilcoxon``) on the per-trial differences.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,13 @@ class ExperimentResult:
 
     def add(self, arm: str, value: float) -> None:
         self.scores.setdefault(arm, []).append(float(value))
+
+    def trial_done(self, trial: int, trials: int, quiet: bool = False) -> None:
+        """One progress line on stderr per finished trial (long runs are started in the background)."""
+        if not quiet:
+            last = {arm: round(v[-1], 4) for arm, v in self.scores.items() if v}
+            print(f"{self.name}: trial {trial + 1}/{trials} done at {time.perf_counter() - self.started:.0f} s {last}",
+                  file=sys.stderr, flush=True)
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {

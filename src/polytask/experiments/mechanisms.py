@@ -14,7 +14,7 @@ test RMSE against its *noise-free* value (test rows carry no label noise, so the
 the learned function, not the noise floor). Common settings: one hidden layer of 16 tanh units,
 Adam (lr 0.01; 0.003 for attribute-selection and eavesdropping, where 0.01 stopped within a
 few epochs), batch 32, at most 400 epochs, per-task early stopping on the validation rows
-(patience 50), 20 trials (``--quick``: 2 trials of 20 epochs), trial seed = 1000 * seed + trial.
+(patience 50), 20 trials (``--quick``: 2 trials of 5 epochs, 100 validation and 200 test rows), trial seed = 1000 * seed + trial.
 
 Designs (inputs uniform on [-1, 1], ``N(s)`` Gaussian noise of standard deviation s):
 
@@ -134,21 +134,22 @@ def run_mechanism(name: str, quick: bool = False, seed: int = 0, trials_override
     mech = MECHANISMS[name]
     trials = 2 if quick else 20
     trials = trials_override or trials
-    epochs = 20 if quick else 400
+    epochs = 5 if quick else 400
+    n_val, n_test = (100, 200) if quick else (N_VAL, N_TEST)
     spec = NetworkSpec(trunk=(mech.hidden,), activation="tanh")
     result = ExperimentResult(
         name=name,
         metric="test RMSE of y (noise-free test targets)",
         lower_is_better=True,
-        protocol={"trials": trials, "rows": {"train": mech.n_train, "val": N_VAL, "test": N_TEST}, "hidden": mech.hidden,
+        protocol={"trials": trials, "rows": {"train": mech.n_train, "val": n_val, "test": n_test}, "hidden": mech.hidden,
                   "activation": "tanh", "epochs": epochs, "patience": 50, "lr": mech.lr, "batch_size": 32, "seed": seed,
                   "design": getattr(mech.generate, "__name__", name), "doc": __doc__},
         comparisons=[("MTL", "STL"), ("MTL", "MTL, aux shuffled"), ("MTL, aux shuffled", "STL")],
     )
-    split = consecutive_split(mech.n_train, N_VAL, N_TEST)
+    split = consecutive_split(mech.n_train, n_val, n_test)
     for trial in range(trials):
         s = seed * 1000 + trial
-        frame = mech.generate(len(split.train) + N_VAL + N_TEST, N_TEST, np.random.default_rng(s))
+        frame = mech.generate(mech.n_train + n_val + n_test, n_test, np.random.default_rng(s))
         aux = [c for c in frame.columns if c.startswith("aux")]
         features = [c for c in frame.columns if c != "y" and c not in aux]
         config = TrainConfig(epochs=epochs, batch_size=32, lr=mech.lr, patience=50, seed=s)
@@ -159,4 +160,5 @@ def run_mechanism(name: str, quick: bool = False, seed: int = 0, trials_override
         }
         for arm, report in arms.items():
             result.add(arm, test_score(report, "y", "rmse"))
+        result.trial_done(trial, trials, quiet=quick)
     return result.finish()
