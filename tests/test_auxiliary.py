@@ -123,3 +123,23 @@ def test_shuffle_columns_only_touches_given_rows(frame: pd.DataFrame) -> None:
     assert sorted(out["task1"].iloc[:100]) == sorted(frame["task1"].iloc[:100])
     with pytest.raises(PolytaskError, match="nope"):
         shuffle_columns(frame, ["nope"])
+
+
+def test_cli_options(frame: pd.DataFrame, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from polytask.cli import main
+
+    data = tmp_path / "d.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "m"
+    args = ["fit", str(data), "-t", "task0", "--aux", "task1", "--epochs", "3", "--trunk", "8", "-q", "-o", str(out)]
+    assert main(args + ["--aux-weight-schedule", "cosine_decay", "--aux-schedule-option", "final=0.2",
+                        "--shuffle-aux", "--shuffle-seed", "4"]) == 0
+    controls = json.loads((out / "report.json").read_text())["controls"]
+    assert controls == {"shuffle_aux": {"seed": 4}, "aux_weight_schedule": {"name": "cosine_decay", "final": 0.2}}
+    assert list(load(out).predict(frame.drop(columns=["task0", "task1"])).columns) == ["task0"]
+    no_aux = ["fit", str(data), "-t", "task0", "-q", "-o", str(tmp_path / "n")]
+    assert main(no_aux + ["--shuffle-aux"]) == 2
+    assert main(no_aux + ["--aux-weight-schedule", "step"]) == 2
+    assert main(args + ["--aux-weight-schedule", "step", "--aux-schedule-option", "speed=2"]) == 2

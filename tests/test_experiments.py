@@ -42,7 +42,7 @@ def test_quick_run_writes_artefacts(name: str, tmp_path: Path) -> None:
 
 def test_same_seed_same_scores(tmp_path: Path) -> None:
     for sub in ("a", "b"):
-        assert main(["experiment", "eavesdropping", "--quick", "--out", str(tmp_path / sub), "-q"]) == 0
+        assert main(["experiment", "eavesdropping", "--quick", "--trials", "1", "--out", str(tmp_path / sub), "-q"]) == 0
     a, b = (json.loads((tmp_path / s / "eavesdropping.json").read_text())["scores"] for s in ("a", "b"))
     assert a == b
 
