@@ -160,3 +160,38 @@ def test_user_errors_print_no_traceback_in_a_real_process(tmp_path: Path) -> Non
 def test_usage_errors_exit_2(capsys) -> None:  # type: ignore[no-untyped-def]
     code, _, err = run(["fit"], capsys)
     assert code == 2 and "Missing argument" in err
+
+
+def test_non_finite_loss_stops_naming_task_and_epoch_and_keeps_last_good_checkpoint(small_frame: pd.DataFrame, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "d.csv"
+    small_frame.to_csv(data, index=False)
+    out_dir, ckpt = tmp_path / "model", tmp_path / "ckpt"
+    out_dir.mkdir()
+    (out_dir / "model.json").write_text("previous good model")
+    # plain SGD at lr 2 diverges: finite through epoch 0, overflowing during epoch 1
+    code, _, err = run(["fit", data, "-t", "task0", "-t", "task1", "--optimizer", "sgd", "--lr", "2", "--epochs", "30",
+                        "--checkpoint-dir", ckpt, "--out", out_dir, "--quiet"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "non-finite loss" in err and "task 'task0' at epoch 1" in err
+    assert json.loads((ckpt / "mtl" / "checkpoint.json").read_text())["epoch"] == 0
+    assert (out_dir / "model.json").read_text() == "previous good model"
+
+
+def test_checkpoints_and_resume_from_the_command_line(small_frame: pd.DataFrame, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "d.csv"
+    small_frame.to_csv(data, index=False)
+    ckpt = tmp_path / "ckpt"
+    base = ["fit", data, "-t", "task0", "--stl", "--early-stopping", "none", "--trunk", "8", "--quiet", "--json"]
+    assert run([*base, "--epochs", "2", "--checkpoint-dir", ckpt, "--out", tmp_path / "a"], capsys)[0] == 0
+    assert json.loads((ckpt / "stl" / "checkpoint.json").read_text())["epoch"] == 1
+    log = tmp_path / "log.jsonl"
+    assert run([*base, "--epochs", "3", "--log-file", log, "--out", tmp_path / "logged"], capsys)[0] == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["epoch"] for e in lines] == [0, 1, 2] and set(lines[0]["val_metrics"]) == {"task0"}
+    code, out, err = run([*base, "--epochs", "4", "--checkpoint-dir", ckpt, "--resume", "--out", tmp_path / "b"], capsys)
+    assert code == 0, err
+    resumed = json.loads(out)
+    full_code, full_out, _ = run([*base, "--epochs", "4", "--out", tmp_path / "c"], capsys)
+    assert resumed["mtl"]["epochs_run"] == 4 and resumed["mtl"]["test"] == json.loads(full_out)["mtl"]["test"]
+    code, _, err = run([*base, "--resume", "--out", tmp_path / "d"], capsys)
+    assert code == 2 and "--resume needs --checkpoint-dir" in err

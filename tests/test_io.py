@@ -85,3 +85,13 @@ def test_truncated_weights_are_reported(trained: pt.FittedModel, tmp_path) -> No
 def test_missing_feature_column_at_predict_time(trained: pt.FittedModel, mixed_frame: pd.DataFrame) -> None:
     with pytest.raises(pt.PolytaskError, match="feature column 'colour' used in training is missing"):
         trained.predict(mixed_frame.drop(columns=["colour"]))
+
+
+def test_columns_that_change_type_or_gain_new_values_at_predict_time(trained: pt.FittedModel, mixed_frame: pd.DataFrame) -> None:
+    changed = mixed_frame.astype({"x1": object})
+    changed.loc[4, "x1"] = "twelve"
+    with pytest.raises(pt.PolytaskError, match="feature column 'x1' is numeric in training but holds 'twelve'"):
+        trained.predict(changed)
+    # an unseen category encodes as all zeros and an extra column is ignored: both still predict
+    extra = mixed_frame.assign(colour="purple", unrelated_column=1.0)
+    assert len(trained.predict(extra)) == len(mixed_frame)

@@ -17,8 +17,8 @@ class NonFiniteLossError(PolytaskError):
 
     def __init__(self, task: str, epoch: int, value: float) -> None:
         super().__init__(
-            f"non-finite loss {value} for task '{task}' at epoch {epoch}; "
-            "training stopped and the last good checkpoint was kept "
+            f"non-finite loss {value} for task '{task}' at epoch {epoch}; training stopped before "
+            "the bad step, leaving saved models and the last epoch's checkpoint untouched "
             "(try a lower --lr or check the target's scale)"
         )
         self.task = task

@@ -49,6 +49,10 @@ def load_source(source: Any) -> Any:
     raise PolytaskError(f"cannot initialise from {type(source).__name__}: give a model directory or a FittedModel")
 
 
+def _shape(size: Any) -> list[int]:
+    return [int(v) for v in size] if isinstance(size, (list, tuple)) else [int(size)]
+
+
 @dataclass
 class TransferStart:
     """How to start training new tasks from a trained model's trunk."""
@@ -88,14 +92,14 @@ class TransferStart:
             test=tensors.subset(s.test),
         )
 
-    def builder(self) -> Callable[[int, dict[str, int]], MultiTaskNetwork]:
+    def builder(self) -> Callable[[Any, dict[str, int]], MultiTaskNetwork]:
         """``build(input_dim, output_dims)``: the source architecture with new heads and the
         source trunk copied in."""
 
-        def build(input_dim: int, output_dims: dict[str, int]) -> MultiTaskNetwork:
+        def build(input_dim: Any, output_dims: dict[str, int]) -> MultiTaskNetwork:
             src = self.source.network
             config = dict(src.config())
-            if int(config.get("input_dim", input_dim)) != int(input_dim):
+            if "input_dim" in config and _shape(config["input_dim"]) != _shape(input_dim):
                 raise PolytaskError(f"the new data encodes to {input_dim} inputs, the source trunk takes {config['input_dim']}")
             config["output_dims"] = dict(output_dims)
             network = network_from_config(src.arch, config)

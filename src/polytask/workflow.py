@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +24,10 @@ from polytask.data.tensors import TaskTensors, to_tensors
 from polytask.errors import PolytaskError
 from polytask.evaluate import task_metrics
 from polytask.fitted import FittedModel
-from polytask.models import build_network, matched_stl_trunk
+from polytask.models import build_network, input_size, matched_stl_trunk
 from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task, TaskSet
-from polytask.training.callbacks import Callback
+from polytask.training.callbacks import Callback, CheckpointCallback
 from polytask.training.config import TrainConfig
 from polytask.training.trainer import Trainer, WeightSchedule
 
@@ -155,18 +156,23 @@ def train_model(
     callbacks: Sequence[Callback] = (),
     weight_schedule: WeightSchedule | None = None,
     train_data: TaskTensors | None = None,
-    network_builder: Callable[[int, dict[str, int]], MultiTaskNetwork] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    network_builder: Callable[[Any, dict[str, int]], MultiTaskNetwork] | None = None,
     shared_lr_scale: float = 1.0,
     val_metrics: bool = True,
 ) -> FittedModel:
     """Build and train one network (MTL, or STL when ``stl=True``) on a prepared problem.
 
     Seeding happens inside a forked RNG, so the caller's global random state is untouched and
-    the same seed gives the same model. ``train_data`` replaces the prepared training tensors
-    (the shuffle control); ``network_builder(input_dim, output_dims)`` replaces building the
-    network from ``spec`` and ``shared_lr_scale`` scales the shared parameters' learning rate
-    (transfer from a trained trunk). ``val_metrics=False`` skips the per-epoch validation
-    metrics (early stopping needs only the validation losses), which speeds up small runs.
+    the same seed gives the same model. With ``checkpoint_dir`` a resumable checkpoint is
+    written after every epoch (so a run stopped by a non-finite loss keeps its last good one);
+    ``resume=True`` continues from the checkpoint found there. ``train_data`` replaces the
+    prepared training tensors (the shuffle control); ``network_builder(input_dim, output_dims)``
+    replaces building the network from ``spec`` and ``shared_lr_scale`` scales the shared
+    parameters' learning rate (transfer from a trained trunk). ``val_metrics=False`` skips the
+    per-epoch validation metrics (early stopping needs only the validation losses), which
+    speeds up small runs.
     """
     spec = spec or NetworkSpec()
     config = config or TrainConfig()
@@ -176,23 +182,32 @@ def train_model(
         # Each STL network is trained on its own loss alone: there is nothing to balance.
         config = TrainConfig.from_dict({**config.to_dict(), "balancer": "ew", "balancer_options": {}})
         arch = "stl"
-        kwargs = {k: v for k, v in kwargs.items() if k in ("trunk", "head_hidden", "activation", "dropout", "norm")}
+        kwargs = {k: v for k, v in kwargs.items() if k in ("trunk", "head_hidden", "activation", "dropout", "norm", "conv_channels")}
         if match_params_to is not None:
             kwargs["trunk"] = tuple(
-                matched_stl_trunk(prepared.train.x.shape[1], prepared.output_dims, match_params_to, spec.trunk, spec.head_hidden)
+                matched_stl_trunk(input_size(prepared.train.x), prepared.output_dims, match_params_to, spec.trunk, spec.head_hidden,
+                                  kwargs.get("conv_channels"))
             )
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         if network_builder is not None and not stl:
-            network = network_builder(prepared.train.x.shape[1], prepared.output_dims)
+            network = network_builder(input_size(prepared.train.x), prepared.output_dims)
         else:
-            network = build_network(arch, prepared.train.x.shape[1], prepared.output_dims, **kwargs)
+            network = build_network(arch, input_size(prepared.train.x), prepared.output_dims, **kwargs)
+        callbacks = list(callbacks)
+        if checkpoint_dir is not None:
+            callbacks.append(CheckpointCallback(checkpoint_dir))
+        resume_from = None
+        if resume:
+            if checkpoint_dir is None or not (Path(checkpoint_dir) / "checkpoint.json").exists():
+                raise PolytaskError(f"no checkpoint to resume from in '{checkpoint_dir}'")
+            resume_from = str(checkpoint_dir)
         trainer = Trainer(
             network, prepared.tasks, prepared.encoders, config, callbacks=callbacks, weight_schedule=weight_schedule,
             shared_lr_scale=1.0 if stl else shared_lr_scale, val_metrics=val_metrics,
         )
-        result = trainer.fit(train_data if train_data is not None else prepared.train, prepared.val)
+        result = trainer.fit(train_data if train_data is not None else prepared.train, prepared.val, resume_from=resume_from)
     seconds = time.perf_counter() - started
     last = max(result.snapshots) if result.snapshots else None
     if last is not None:
@@ -285,6 +300,8 @@ def fit(
     missing: MissingPolicy = "impute",
     callbacks: Sequence[Callback] = (),
     stl_callbacks: Sequence[Callback] = (),
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
     aux_weight_schedule: WeightSchedule | None = None,
     shuffle_aux: bool = False,
     shuffle_seed: int | None = None,
@@ -293,6 +310,9 @@ def fit(
     trunk_lr_scale: float = 1.0,
 ) -> FitReport:
     """Train MTL on ``data`` (and, with ``stl=True``, the STL baseline on the same split).
+
+    ``checkpoint_dir``: per-epoch resumable checkpoints in ``checkpoint_dir/mtl`` (and
+    ``/stl``); ``resume=True`` continues both from there.
 
     Auxiliary tasks (``aux``) are trained, never predicted. ``aux_weight_schedule`` (see
     :mod:`polytask.auxiliary.schedules`) varies their weight over training; ``shuffle_aux``
@@ -328,15 +348,17 @@ def fit(
             train_data = TaskTensors(prepared.train.x, train_data.targets, train_data.masks)
         builder, scale = start.builder(), start.shared_lr_scale
         controls["init_from"] = start.to_dict()
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     mtl = train_model(
-        prepared, spec, config, callbacks=callbacks, weight_schedule=aux_weight_schedule, train_data=train_data,
-        network_builder=builder, shared_lr_scale=scale,
+        prepared, spec, config, callbacks=callbacks, checkpoint_dir=ckpt / "mtl" if ckpt else None, resume=resume,
+        weight_schedule=aux_weight_schedule, train_data=train_data, network_builder=builder, shared_lr_scale=scale,
     )
     mtl.summary.update(controls)
     baseline = None
     if stl:
         target = mtl.network.parameter_counts()["total"] if match_params else None
         baseline = train_model(
-            prepared, spec, config, stl=True, match_params_to=target, callbacks=stl_callbacks, train_data=train_data
+            prepared, spec, config, stl=True, match_params_to=target, callbacks=stl_callbacks, train_data=train_data,
+            checkpoint_dir=ckpt / "stl" if ckpt else None, resume=resume and ckpt is not None and (ckpt / "stl" / "checkpoint.json").exists(),
         )
     return FitReport(prepared, mtl, baseline)

@@ -11,6 +11,15 @@ from typing import Any
 
 from polytask.balancers.base import Balancer, LossWeighting, StepContext
 from polytask.balancers.static import EqualWeighting, StaticWeighting
+from polytask.balancers.db_mtl import DualBalancing
+from polytask.balancers.dwa import DynamicWeightAverage
+from polytask.balancers.famo import FAMO
+from polytask.balancers.gls import GeometricLossStrategy
+from polytask.balancers.gradnorm import GradNorm
+from polytask.balancers.imtl_l import ImpartialLossWeighting
+from polytask.balancers.rlw import RandomLossWeighting
+from polytask.balancers.stch import SmoothTchebycheff
+from polytask.balancers.uncertainty import UncertaintyWeighting
 from polytask.errors import PolytaskError
 
 REGISTRY: dict[str, type[Balancer]] = {}
@@ -25,6 +34,12 @@ def register(cls: type[Balancer]) -> type[Balancer]:
 
 
 for _cls in (EqualWeighting, StaticWeighting):
+    register(_cls)
+
+for _cls in (
+    UncertaintyWeighting, DynamicWeightAverage, RandomLossWeighting, GeometricLossStrategy, ImpartialLossWeighting,
+    DualBalancing, FAMO, SmoothTchebycheff, GradNorm,
+):
     register(_cls)
 
 

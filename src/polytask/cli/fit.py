@@ -11,10 +11,12 @@ from polytask.cli.common import console, emit_json, output_options
 from polytask.cli.options import (
     aux_options, aux_schedule, data_options, load_problem, network_options, network_spec, train_config, training_options,
 )
+from polytask.errors import PolytaskError
 from polytask.io import check_output_directory, staged_directory, write_model_files
+from polytask.models.capacity import capacity_report, format_capacity
 from polytask.report import comparison_table, metrics_table
 from polytask.serialization import atomic_write_json
-from polytask.training.callbacks import ProgressCallback
+from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
 
 
 @click.command("fit")
@@ -30,9 +32,17 @@ from polytask.training.callbacks import ProgressCallback
               help="With --init-from: the trunk's learning rate is this times --lr (fine-tuning).")
 @click.option("--stl", is_flag=True, help="Also train the single-task baseline and report both side by side.")
 @click.option("--match-params", is_flag=True, help="Scale STL widths to match MTL's total parameter count.")
+@click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
+              help="Write a resumable checkpoint after every epoch here (a failed run keeps the last good one).")
+@click.option("--log-file", default=None, type=click.Path(dir_okay=False),
+              help="Append one JSON line per epoch (losses, validation metrics, balancer weights) to this file.")
+@click.option("--resume", is_flag=True, help="Continue training from the checkpoint in --checkpoint-dir.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @output_options
-def command(data: str, out: str, stl: bool, match_params: bool, as_json: bool, quiet: bool, **o: Any) -> None:
+def command(
+    data: str, out: str, stl: bool, match_params: bool, checkpoint_dir: str | None, resume: bool, log_file: str | None,
+    as_json: bool, quiet: bool, **o: Any,
+) -> None:
     """Train a multi-task network on DATA (CSV or Parquet) and save it to --out.
 
     The model directory holds the MTL model (and, with --stl, the STL baseline in OUT/stl) plus
@@ -42,17 +52,15 @@ def command(data: str, out: str, stl: bool, match_params: bool, as_json: bool, q
 
     out_dir = Path(out)
     check_output_directory(out_dir)
+    if resume and checkpoint_dir is None:
+        raise PolytaskError("--resume needs --checkpoint-dir (where the checkpoint is)")
     problem = load_problem(data, o)
     config = train_config(o)
     spec = network_spec(o)
     schedule = aux_schedule(o)
     if o["init_from"] is None and (o["freeze_trunk"] or o["trunk_lr_scale"] != 1.0):
-        from polytask.errors import PolytaskError
-
         raise PolytaskError("--freeze-trunk and --trunk-lr-scale need --init-from")
     if o["shuffle_aux"] and not problem.aux:
-        from polytask.errors import PolytaskError
-
         raise PolytaskError("--shuffle-aux needs at least one --aux column")
     con = console(quiet or as_json)
     show = not (quiet or as_json)
@@ -60,13 +68,16 @@ def command(data: str, out: str, stl: bool, match_params: bool, as_json: bool, q
         problem.frame, problem.targets, problem.aux, problem.kinds, problem.weights,
         features=problem.features, spec=spec, config=config, stl=stl, match_params=match_params,
         val_fraction=o["val_fraction"], test_fraction=o["test_fraction"], missing=o["missing"],
-        callbacks=[ProgressCallback("MTL")] if show else [],
+        callbacks=([ProgressCallback("MTL")] if show else []) + ([JsonLinesLogger(log_file)] if log_file else []),
         stl_callbacks=[ProgressCallback("STL")] if show else [],
+        checkpoint_dir=checkpoint_dir, resume=resume,
         aux_weight_schedule=schedule, shuffle_aux=o["shuffle_aux"], shuffle_seed=o["shuffle_seed"],
         init_from=o["init_from"], freeze_trunk=o["freeze_trunk"], trunk_lr_scale=o["trunk_lr_scale"],
     )
     summary = report.to_dict()
     summary["controls"] = {k: report.mtl.summary[k] for k in ("shuffle_aux", "aux_weight_schedule", "init_from") if k in report.mtl.summary}
+    stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None
+    summary["capacity"] = capacity_report(report.mtl.network, stl_total)
     with staged_directory(out_dir) as staging:
         write_model_files(report.mtl, staging)
         if report.stl is not None:
@@ -85,6 +96,7 @@ def command(data: str, out: str, stl: bool, match_params: bool, as_json: bool, q
     for key in ("shuffle_aux", "aux_weight_schedule", "init_from"):
         if key in report.mtl.summary:
             con.print(f"{key.replace('_', ' ')}: {report.mtl.summary[key]}")
+    con.print(format_capacity(summary["capacity"]))
     con.print(f"saved to {out_dir}")
     if as_json:
         emit_json({"model_dir": str(out_dir), **summary})

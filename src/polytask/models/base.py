@@ -20,6 +20,9 @@ class MultiTaskNetwork(nn.Module, ABC):
 
     #: Registry name of the architecture (recorded in the model directory).
     arch: str = ""
+    #: What ``encode`` returns, in words (the representation that representation-mode balancers
+    #: differentiate).
+    representation: str = ""
 
     def __init__(self, task_names: list[str]) -> None:
         super().__init__()

@@ -2,6 +2,8 @@
 
 ``z = trunk(x; phi)``, ``y_t = head_t(z; theta_t)``. The trunk is an MLP (configurable widths,
 activation, dropout, normalization) or any user ``nn.Module`` mapping ``(n, p)`` to ``(n, k)``.
+For images (``input_shape = (C, H, W)``) the trunk is a small CNN (``conv_channels``, see
+:mod:`polytask.models.conv`), global average pooling, then the MLP.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 
 from polytask.models.base import MultiTaskNetwork
+from polytask.models.blocks import DEFAULT_CONV_CHANNELS, encoder, resolve_input_shape
 from polytask.models.layers import head, mlp
 
 
@@ -20,10 +23,11 @@ class HardSharing(MultiTaskNetwork):
     """Shared trunk + task heads."""
 
     arch = "hps"
+    representation = "trunk output (n, k)"
 
     def __init__(
         self,
-        input_dim: int,
+        input_dim: int | None,
         output_dims: dict[str, int],
         trunk: Sequence[int] = (64, 64),
         head_hidden: Sequence[int] = (),
@@ -31,8 +35,12 @@ class HardSharing(MultiTaskNetwork):
         dropout: float = 0.0,
         norm: str = "none",
         custom_trunk: nn.Module | None = None,
+        input_shape: Sequence[int] | None = None,
+        conv_channels: Sequence[int] = DEFAULT_CONV_CHANNELS,
     ) -> None:
         super().__init__(list(output_dims))
+        shape = resolve_input_shape(input_dim, input_shape)
+        input_dim = shape[0]
         self._config: dict[str, Any] = {
             "input_dim": int(input_dim),
             "output_dims": {k: int(v) for k, v in output_dims.items()},
@@ -42,14 +50,18 @@ class HardSharing(MultiTaskNetwork):
             "dropout": float(dropout),
             "norm": norm,
         }
+        if len(shape) == 3:  # images: recorded only then, so tabular configs stay as they were
+            self._config.update(input_dim=None, input_shape=list(shape), conv_channels=[int(c) for c in conv_channels])
         if custom_trunk is not None:
             self.trunk: nn.Module = custom_trunk
             with torch.no_grad():
                 was_training = custom_trunk.training
                 custom_trunk.eval()
-                rep_dim = int(custom_trunk(torch.zeros(2, input_dim)).shape[-1])
+                rep_dim = int(custom_trunk(torch.zeros(2, *shape)).shape[-1])
                 custom_trunk.train(was_training)
             self._config["trunk"] = "custom"
+        elif len(shape) == 3:
+            self.trunk, rep_dim = encoder(shape, trunk, conv_channels, activation, dropout, norm)
         else:
             self.trunk = mlp(input_dim, trunk, activation, dropout, norm)
             rep_dim = int(trunk[-1]) if len(trunk) else int(input_dim)

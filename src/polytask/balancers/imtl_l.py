@@ -1,0 +1,56 @@
+"""``imtl_l``: the loss-balancing half of Impartial Multi-Task Learning (Liu et al., "Towards
+Impartial Multi-task Learning", ICLR 2021).
+
+Each task has a learnable scale ``s_t`` and the joint objective is
+
+    L_IMTL-L = sum_t ( exp(s_t) L_t - s_t ).
+
+The ``s_t`` are optimized with the network by the trainer (they are this balancer's
+``parameters()``). At a fixed ``L_t`` the optimum is ``exp(s_t) L_t = 1``: every scaled loss is
+driven towards the same value, 1, whatever the raw scale of the task; the ``- s_t`` term stops
+``s_t -> -inf``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from polytask.balancers.base import LossWeighting, StepContext
+
+
+class ImpartialLossWeighting(LossWeighting):
+    """``L = sum_t exp(s_t) L_t - s_t`` with learnable ``s_t`` starting at 0 (IMTL-L, Liu et al.
+    2021). The applied weight of task ``t`` is ``exp(s_t)``."""
+
+    name = "imtl_l"
+
+    def __init__(self) -> None:
+        self.log_scale: nn.Parameter | None = None
+
+    def setup(self, task_names: list[str]) -> None:
+        super().setup(task_names)
+        self.log_scale = nn.Parameter(torch.zeros(len(task_names)))
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [] if self.log_scale is None else [self.log_scale]
+
+    def _s(self) -> nn.Parameter:
+        assert self.log_scale is not None, "setup() was not called"
+        return self.log_scale
+
+    def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        return torch.exp(self._s().detach()).to(losses)
+
+    def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
+        s = self._s()
+        return (torch.exp(s) * ctx.losses - s).sum()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"log_scale": self._s().detach().clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self._s().copy_(state["log_scale"])

@@ -1,0 +1,66 @@
+"""``uw``: uncertainty weighting (Kendall, Gal and Cipolla, "Multi-Task Learning Using
+Uncertainty to Weigh Losses for Scene Geometry and Semantics", CVPR 2018).
+
+Each task has a learnable log-variance ``s_t = log sigma_t^2`` and the joint objective is
+
+    L_UW = sum_t ( 1/2 exp(-s_t) L_t + 1/2 s_t ),
+
+the negative log-likelihood of a Gaussian with variance ``sigma_t^2`` (up to constants). The
+``s_t`` are optimized with the network by the trainer (they are this balancer's
+``parameters()``); the ``1/2 s_t`` term keeps them from growing without bound. At a fixed
+``L_t`` the optimum is ``s_t = log L_t``, so the weight ``1/2 exp(-s_t)`` tends to
+``1 / (2 L_t)``: tasks with larger loss (more noise) are weighted down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from polytask.balancers.base import LossWeighting, StepContext
+from polytask.balancers.option_checks import real
+
+
+class UncertaintyWeighting(LossWeighting):
+    """``L = sum_t 1/2 exp(-s_t) L_t + 1/2 s_t`` with learnable log-variances ``s_t`` (Kendall et
+    al. 2018). The applied weight of task ``t`` is ``1/2 exp(-s_t)``.
+
+    Args:
+        init_log_variance: the initial ``s_t`` (0: unit variance; LibMTL starts at -0.5).
+    """
+
+    name = "uw"
+
+    def __init__(self, init_log_variance: float = 0.0) -> None:
+        self.init_log_variance = real(self.name, "init_log_variance", init_log_variance)
+        self.log_variance: nn.Parameter | None = None
+
+    def setup(self, task_names: list[str]) -> None:
+        super().setup(task_names)
+        self.log_variance = nn.Parameter(torch.full((len(task_names),), self.init_log_variance))
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [] if self.log_variance is None else [self.log_variance]
+
+    def _s(self) -> nn.Parameter:
+        assert self.log_variance is not None, "setup() was not called"
+        return self.log_variance
+
+    def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        return (0.5 * torch.exp(-self._s().detach())).to(losses)
+
+    def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
+        s = self._s()
+        return (0.5 * torch.exp(-s) * ctx.losses + 0.5 * s).sum()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"log_variance": self._s().detach().clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self._s().copy_(state["log_variance"])
+
+    def options(self) -> dict[str, Any]:
+        return {"init_log_variance": self.init_log_variance}
