@@ -6,7 +6,7 @@ experiments all go through these functions.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,7 @@ from polytask.errors import PolytaskError
 from polytask.evaluate import task_metrics
 from polytask.fitted import FittedModel
 from polytask.models import build_network, input_size, matched_stl_trunk
+from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task, TaskSet
 from polytask.training.callbacks import Callback, CheckpointCallback
 from polytask.training.config import TrainConfig
@@ -157,13 +158,21 @@ def train_model(
     train_data: TaskTensors | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    network_builder: Callable[[Any, dict[str, int]], MultiTaskNetwork] | None = None,
+    shared_lr_scale: float = 1.0,
+    val_metrics: bool = True,
 ) -> FittedModel:
     """Build and train one network (MTL, or STL when ``stl=True``) on a prepared problem.
 
     Seeding happens inside a forked RNG, so the caller's global random state is untouched and
     the same seed gives the same model. With ``checkpoint_dir`` a resumable checkpoint is
     written after every epoch (so a run stopped by a non-finite loss keeps its last good one);
-    ``resume=True`` continues from the checkpoint found there.
+    ``resume=True`` continues from the checkpoint found there. ``train_data`` replaces the
+    prepared training tensors (the shuffle control); ``network_builder(input_dim, output_dims)``
+    replaces building the network from ``spec`` and ``shared_lr_scale`` scales the shared
+    parameters' learning rate (transfer from a trained trunk). ``val_metrics=False`` skips the
+    per-epoch validation metrics (early stopping needs only the validation losses), which
+    speeds up small runs.
     """
     spec = spec or NetworkSpec()
     config = config or TrainConfig()
@@ -182,7 +191,10 @@ def train_model(
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        network = build_network(arch, input_size(prepared.train.x), prepared.output_dims, **kwargs)
+        if network_builder is not None and not stl:
+            network = network_builder(input_size(prepared.train.x), prepared.output_dims)
+        else:
+            network = build_network(arch, input_size(prepared.train.x), prepared.output_dims, **kwargs)
         callbacks = list(callbacks)
         if checkpoint_dir is not None:
             callbacks.append(CheckpointCallback(checkpoint_dir))
@@ -191,7 +203,10 @@ def train_model(
             if checkpoint_dir is None or not (Path(checkpoint_dir) / "checkpoint.json").exists():
                 raise PolytaskError(f"no checkpoint to resume from in '{checkpoint_dir}'")
             resume_from = str(checkpoint_dir)
-        trainer = Trainer(network, prepared.tasks, prepared.encoders, config, callbacks=callbacks, weight_schedule=weight_schedule)
+        trainer = Trainer(
+            network, prepared.tasks, prepared.encoders, config, callbacks=callbacks, weight_schedule=weight_schedule,
+            shared_lr_scale=1.0 if stl else shared_lr_scale, val_metrics=val_metrics,
+        )
         result = trainer.fit(train_data if train_data is not None else prepared.train, prepared.val, resume_from=resume_from)
     seconds = time.perf_counter() - started
     last = max(result.snapshots) if result.snapshots else None
@@ -287,11 +302,25 @@ def fit(
     stl_callbacks: Sequence[Callback] = (),
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    aux_weight_schedule: WeightSchedule | None = None,
+    shuffle_aux: bool = False,
+    shuffle_seed: int | None = None,
+    init_from: Any = None,
+    freeze_trunk: bool = False,
+    trunk_lr_scale: float = 1.0,
 ) -> FitReport:
     """Train MTL on ``data`` (and, with ``stl=True``, the STL baseline on the same split).
 
     ``checkpoint_dir``: per-epoch resumable checkpoints in ``checkpoint_dir/mtl`` (and
     ``/stl``); ``resume=True`` continues both from there.
+
+    Auxiliary tasks (``aux``) are trained, never predicted. ``aux_weight_schedule`` (see
+    :mod:`polytask.auxiliary.schedules`) varies their weight over training; ``shuffle_aux``
+    permutes their targets across the training rows (the shuffle control, seeded with
+    ``shuffle_seed``, default the training seed). ``init_from`` (a model directory or
+    :class:`FittedModel`) starts MTL from that model's shared trunk with new heads, frozen
+    (``freeze_trunk``) or fine-tuned at ``trunk_lr_scale`` times the learning rate; the STL
+    baseline always trains from scratch.
     """
     config = config or TrainConfig()
     prepared = prepare(
@@ -299,13 +328,37 @@ def fit(
         val_fraction=val_fraction, test_fraction=test_fraction,
         seed=config.seed if split_seed is None else split_seed, missing=missing,
     )
+    controls: dict[str, Any] = {}
+    train_data = None
+    if shuffle_aux:
+        from polytask.auxiliary.shuffle import shuffle_auxiliary
+
+        seed = config.seed if shuffle_seed is None else shuffle_seed
+        train_data = shuffle_auxiliary(prepared.train, prepared.tasks, seed)
+        controls["shuffle_aux"] = {"seed": seed}
+    if aux_weight_schedule is not None and hasattr(aux_weight_schedule, "to_dict"):
+        controls["aux_weight_schedule"] = aux_weight_schedule.to_dict()
+    builder, scale = None, 1.0
+    if init_from is not None:
+        from polytask.transfer import TransferStart
+
+        start = TransferStart(init_from, freeze_trunk, trunk_lr_scale)
+        prepared = start.prepared(prepared)
+        if train_data is not None:
+            train_data = TaskTensors(prepared.train.x, train_data.targets, train_data.masks)
+        builder, scale = start.builder(), start.shared_lr_scale
+        controls["init_from"] = start.to_dict()
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    mtl = train_model(prepared, spec, config, callbacks=callbacks, checkpoint_dir=ckpt / "mtl" if ckpt else None, resume=resume)
+    mtl = train_model(
+        prepared, spec, config, callbacks=callbacks, checkpoint_dir=ckpt / "mtl" if ckpt else None, resume=resume,
+        weight_schedule=aux_weight_schedule, train_data=train_data, network_builder=builder, shared_lr_scale=scale,
+    )
+    mtl.summary.update(controls)
     baseline = None
     if stl:
         target = mtl.network.parameter_counts()["total"] if match_params else None
         baseline = train_model(
-            prepared, spec, config, stl=True, match_params_to=target, callbacks=stl_callbacks,
+            prepared, spec, config, stl=True, match_params_to=target, callbacks=stl_callbacks, train_data=train_data,
             checkpoint_dir=ckpt / "stl" if ckpt else None, resume=resume and ckpt is not None and (ckpt / "stl" / "checkpoint.json").exists(),
         )
     return FitReport(prepared, mtl, baseline)

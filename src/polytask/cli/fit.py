@@ -8,11 +8,13 @@ from typing import Any
 import click
 
 from polytask.cli.common import console, emit_json, output_options
-from polytask.cli.options import data_options, load_problem, network_options, network_spec, train_config, training_options
+from polytask.cli.options import (
+    aux_options, aux_schedule, data_options, load_problem, network_options, network_spec, train_config, training_options,
+)
 from polytask.errors import PolytaskError
 from polytask.io import check_output_directory, staged_directory, write_model_files
 from polytask.models.capacity import capacity_report, format_capacity
-from polytask.report import comparison_table
+from polytask.report import comparison_table, metrics_table
 from polytask.serialization import atomic_write_json
 from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
 
@@ -22,6 +24,12 @@ from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
 @data_options
 @network_options
 @training_options
+@aux_options
+@click.option("--init-from", default=None, type=click.Path(file_okay=False),
+              help="Start from this model directory's shared trunk, with new heads for the targets given.")
+@click.option("--freeze-trunk", is_flag=True, help="With --init-from: keep the reused trunk fixed.")
+@click.option("--trunk-lr-scale", type=float, default=1.0, show_default=True,
+              help="With --init-from: the trunk's learning rate is this times --lr (fine-tuning).")
 @click.option("--stl", is_flag=True, help="Also train the single-task baseline and report both side by side.")
 @click.option("--match-params", is_flag=True, help="Scale STL widths to match MTL's total parameter count.")
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
@@ -49,6 +57,11 @@ def command(
     problem = load_problem(data, o)
     config = train_config(o)
     spec = network_spec(o)
+    schedule = aux_schedule(o)
+    if o["init_from"] is None and (o["freeze_trunk"] or o["trunk_lr_scale"] != 1.0):
+        raise PolytaskError("--freeze-trunk and --trunk-lr-scale need --init-from")
+    if o["shuffle_aux"] and not problem.aux:
+        raise PolytaskError("--shuffle-aux needs at least one --aux column")
     con = console(quiet or as_json)
     show = not (quiet or as_json)
     report = fit(
@@ -58,8 +71,11 @@ def command(
         callbacks=([ProgressCallback("MTL")] if show else []) + ([JsonLinesLogger(log_file)] if log_file else []),
         stl_callbacks=[ProgressCallback("STL")] if show else [],
         checkpoint_dir=checkpoint_dir, resume=resume,
+        aux_weight_schedule=schedule, shuffle_aux=o["shuffle_aux"], shuffle_seed=o["shuffle_seed"],
+        init_from=o["init_from"], freeze_trunk=o["freeze_trunk"], trunk_lr_scale=o["trunk_lr_scale"],
     )
     summary = report.to_dict()
+    summary["controls"] = {k: report.mtl.summary[k] for k in ("shuffle_aux", "aux_weight_schedule", "init_from") if k in report.mtl.summary}
     stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None
     summary["capacity"] = capacity_report(report.mtl.network, stl_total)
     with staged_directory(out_dir) as staging:
@@ -70,9 +86,16 @@ def command(
         atomic_write_json(staging / "report.json", summary)
     metrics = report.metrics("test")
     con.print(comparison_table(metrics["mtl"], metrics.get("stl"), title=f"test metrics ({len(report.prepared.split.test)} rows)"))
+    aux_names = [t.name for t in report.prepared.tasks if t.auxiliary]
+    if aux_names:
+        aux_metrics = {t: report.mtl.summary["test_metrics"][t] for t in aux_names if t in report.mtl.summary["test_metrics"]}
+        con.print(metrics_table(aux_metrics, "auxiliary tasks (trained, never predicted): test metrics"))
     weights = summary["mtl"]["mean_applied_weights"]
     con.print(f"balancer {summary['mtl']['balancer']}: mean weights " + ", ".join(f"{t}={w:.3g}" for t, w in weights.items()))
     con.print(f"best epochs: {summary['mtl']['best_epoch']}")
+    for key in ("shuffle_aux", "aux_weight_schedule", "init_from"):
+        if key in report.mtl.summary:
+            con.print(f"{key.replace('_', ' ')}: {report.mtl.summary[key]}")
     con.print(format_capacity(summary["capacity"]))
     con.print(f"saved to {out_dir}")
     if as_json:

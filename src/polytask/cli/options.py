@@ -83,6 +83,37 @@ training_options = _stack(
     ]
 )
 
+aux_options = _stack(
+    [
+        click.option("--aux-weight-schedule", default=None, metavar="NAME",
+                     help="Schedule of the auxiliary tasks' weight over training: constant, linear_decay, "
+                          "cosine_decay or step (default: their fixed --weight)."),
+        click.option("--aux-schedule-option", "aux_schedule_options", multiple=True, metavar="KEY=VALUE",
+                     help="Schedule option: final=FACTOR at the end (default 0); step also takes at=FRACTION."),
+        click.option("--shuffle-aux", is_flag=True,
+                     help="Shuffle control: permute auxiliary targets across training rows (main tasks untouched)."),
+        click.option("--shuffle-seed", type=int, default=None, help="Seed of the shuffle control (default --seed)."),
+    ]
+)
+
+
+def aux_schedule(o: dict[str, Any]) -> Any:
+    """The auxiliary weight schedule the options name, or None."""
+    from polytask.auxiliary.schedules import aux_weight_schedule
+
+    options = parse_assignments(o.get("aux_schedule_options") or (), "--aux-schedule-option")
+    if o.get("aux_weight_schedule") is None:
+        if options:
+            from polytask.errors import PolytaskError
+
+            raise PolytaskError("--aux-schedule-option needs --aux-weight-schedule")
+        return None
+    if o.get("aux_weight_schedule") is not None and not o.get("aux"):
+        from polytask.errors import PolytaskError
+
+        raise PolytaskError("--aux-weight-schedule needs at least one --aux column")
+    return aux_weight_schedule(o["aux_weight_schedule"], **options)
+
 
 @dataclass
 class Problem:

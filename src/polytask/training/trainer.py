@@ -83,8 +83,12 @@ class Trainer:
         balancer: Balancer | None = None,
         callbacks: Sequence[Callback] = (),
         weight_schedule: WeightSchedule | None = None,
+        shared_lr_scale: float = 1.0,
+        val_metrics: bool = True,
     ) -> None:
         self.config = config or TrainConfig()
+        self.shared_lr_scale = float(shared_lr_scale)
+        self.val_metrics = val_metrics  # False: only validation losses each epoch (faster)
         self.device = resolve_device(self.config.device)
         self.network = network.to(self.device)
         self.tasks = list(tasks)
@@ -104,14 +108,26 @@ class Trainer:
         for p in self.balancer.parameters():
             p.data = p.data.to(self.device)
         params = list(self.network.parameters()) + list(self.balancer.parameters())
-        self.optimizer = self._make_optimizer(params)
+        self.optimizer = self._make_optimizer(self._parameter_groups(params))
         self.scheduler = self._make_scheduler()
         self.stopping = EarlyStopping(
             names, [t.name for t in self.tasks if not t.auxiliary], self.config.early_stopping, self.config.patience
         )
         self._decay = [p for n, p in self.network.named_parameters() if p.ndim > 1]
 
-    def _make_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    def _parameter_groups(self, params: list[nn.Parameter]) -> Any:
+        """Every parameter at ``lr``, except the shared ones at ``lr * shared_lr_scale`` (0 keeps
+        them exactly as they are: transfer with a frozen trunk)."""
+        if self.shared_lr_scale == 1.0:
+            return params
+        shared_ids = {id(p) for p in self.network.shared_parameters()}
+        groups = [
+            {"params": [p for p in params if id(p) not in shared_ids]},
+            {"params": [p for p in params if id(p) in shared_ids], "lr": self.config.lr * self.shared_lr_scale},
+        ]
+        return [g for g in groups if g["params"]]
+
+    def _make_optimizer(self, params: Any) -> torch.optim.Optimizer:
         c = self.config
         if c.optimizer == "sgd":
             return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
@@ -192,7 +208,7 @@ class Trainer:
         return out
 
     def _val_metrics(self, data: TaskTensors) -> dict[str, dict[str, float]]:
-        if self.encoders is None:
+        if self.encoders is None or not self.val_metrics:
             return {}
         outputs = predict_raw(self.network, data.x)
         return {

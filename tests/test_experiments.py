@@ -1,0 +1,62 @@
+"""Every experiment runs in quick mode through the CLI and writes its JSON and PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from polytask.cli import main
+from polytask.experiments.common import paired_test
+from polytask.experiments.registry import EXPERIMENTS
+
+EXPECTED_ARMS = {
+    "peaks": {"MTL", "STL"},
+    "inputs-as-outputs": {"STL", "F2 as input", "F2 as output", "F2 as output, shuffled"},
+    "parity": {"MTL", "STL"},
+    "amplification": {"STL", "MTL", "MTL, aux shuffled"},
+    "attribute-selection": {"STL", "MTL", "MTL, aux shuffled"},
+    "eavesdropping": {"STL", "MTL", "MTL, aux shuffled"},
+    "representation-bias": {"STL", "MTL", "MTL, aux shuffled"},
+    "transfer": {"scratch", "frozen trunk", "fine-tune x0.1"},
+}
+
+
+def test_registry_lists_every_experiment() -> None:
+    assert set(EXPERIMENTS) == set(EXPECTED_ARMS)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_ARMS))
+def test_quick_run_writes_artefacts(name: str, tmp_path: Path) -> None:
+    assert main(["experiment", name, "--quick", "--out", str(tmp_path), "-q"]) == 0
+    record = json.loads((tmp_path / f"{name}.json").read_text())
+    assert set(record["scores"]) == EXPECTED_ARMS[name]
+    trials = record["protocol"]["trials"]
+    assert all(len(v) == trials for v in record["scores"].values())
+    assert all(v is not None and v >= 0 for vs in record["scores"].values() for v in vs)
+    assert record["paired_tests"] and record["protocol"]["doc"]
+    png = (tmp_path / f"{name}.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+
+
+def test_same_seed_same_scores(tmp_path: Path) -> None:
+    for sub in ("a", "b"):
+        assert main(["experiment", "eavesdropping", "--quick", "--trials", "1", "--out", str(tmp_path / sub), "-q"]) == 0
+    a, b = (json.loads((tmp_path / s / "eavesdropping.json").read_text())["scores"] for s in ("a", "b"))
+    assert a == b
+
+
+def test_paired_test_against_scipy() -> None:
+    from scipy import stats
+
+    a, b = [1.0, 2.0, 3.5, 4.0, 5.5], [1.5, 2.2, 3.0, 4.9, 6.0]
+    out = paired_test(a, b)
+    assert out["t_p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert out["mean_diff"] == pytest.approx(sum(x - y for x, y in zip(a, b)) / 5)
+    assert out["wins"] == 4  # a lower in 4 of 5 trials
+
+
+def test_unknown_experiment_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiment", "nope"]) == 2
+    assert "unknown experiment 'nope'" in capsys.readouterr().err
