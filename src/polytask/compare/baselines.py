@@ -136,7 +136,7 @@ class _Constant:
         return np.tile(self.freq, (len(x), 1))
 
 
-def _fit_linear(col: ColumnProblem, seed: int) -> Any:
+def _fit_linear(col: ColumnProblem, seed: int) -> Any:  # noqa: ARG001 (deterministic)
     xt, yt = col.train
     xv, yv = col.val
     if col.kind != "regression" and len(np.unique(yt)) < 2:
@@ -206,7 +206,7 @@ def _fit_hgb(col: ColumnProblem, seed: int, max_iter: int = 200) -> Any:
     return _Staged(model, col.kind, int(np.argmin(losses)) + 1)
 
 
-PER_TASK_FITTERS: dict[str, Callable[[ColumnProblem, int], Any]] = {"linear": _fit_linear, "hgb": _fit_hgb}
+PER_TASK_FITTERS: dict[str, Callable[..., Any]] = {"linear": _fit_linear, "hgb": _fit_hgb}
 
 
 def parameter_count(model: Any) -> int | None:
@@ -221,7 +221,8 @@ def parameter_count(model: Any) -> int | None:
 
 
 def per_task_outputs(
-    name: str, encoders: Sequence[TargetEncoder], train: Arrays, val: Arrays, evaluate_on: Sequence[Arrays], seed: int
+    name: str, encoders: Sequence[TargetEncoder], train: Arrays, val: Arrays, evaluate_on: Sequence[Arrays], seed: int,
+    **options: Any,
 ) -> tuple[list[dict[str, np.ndarray]], int | None]:
     """Fit baseline ``name`` per task (and per label column); return, for each split in
     ``evaluate_on``, the raw outputs per task, and the total parameter count (None for trees)."""
@@ -231,7 +232,7 @@ def per_task_outputs(
     for enc in encoders:
         cols: list[list[np.ndarray]] = [[] for _ in evaluate_on]
         for _, col in _columns(enc, train, val):
-            model = fitter(col, seed)
+            model = fitter(col, seed, **options)
             counts.append(parameter_count(model))
             for k, split in enumerate(evaluate_on):
                 cols[k].append(_raw_column(col.kind, col.n_classes, model, split.x))

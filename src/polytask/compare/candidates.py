@@ -34,6 +34,7 @@ class Candidate:
     arch: str | None = None
     balancer: str | None = None
     balancer_options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # baseline settings, e.g. {"max_iter": 50}
 
     @property
     def name(self) -> str:
@@ -47,7 +48,7 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "arch": self.arch, "balancer": self.balancer,
-                "balancer_options": dict(self.balancer_options)}
+                "balancer_options": dict(self.balancer_options), "options": dict(self.options)}
 
 
 @dataclass
@@ -68,7 +69,7 @@ class CandidateRun:
 
 def build_candidates(
     archs: Sequence[str], balancer_names: Sequence[str], baseline_names: Sequence[str],
-    balancer_options: dict[str, Any] | None = None,
+    balancer_options: dict[str, Any] | None = None, baseline_options: dict[str, dict[str, Any]] | None = None,
 ) -> list[Candidate]:
     """STL, then MTL for every (arch, balancer), then the baselines; names are checked now so a
     typo fails before any training."""
@@ -84,7 +85,7 @@ def build_candidates(
             raise PolytaskError(f"unknown baseline '{b}' (choose from {', '.join(BASELINES)})")
     out = [Candidate("stl")]
     out += [Candidate("mtl", a, b, options) for a in archs for b in balancer_names]
-    out += [Candidate(b) for b in dict.fromkeys(baseline_names)]
+    out += [Candidate(b, options=dict((baseline_options or {}).get(b, {}))) for b in dict.fromkeys(baseline_names)]
     return out
 
 
@@ -119,9 +120,10 @@ def run_candidate(
         if reason is not None:
             return CandidateRun({}, {}, None, 0.0, note=f"skipped: {reason}")
         hidden = spec.trunk + spec.head_hidden or (64,)
-        (out_val, out_test), params = bl.mlp_outputs(main, train, val, [val, test], seed, hidden)
+        (out_val, out_test), params = bl.mlp_outputs(main, train, val, [val, test], seed, hidden, **candidate.options)
     else:
-        (out_val, out_test), params = bl.per_task_outputs(candidate.family, main, train, val, [val, test], seed)
+        (out_val, out_test), params = bl.per_task_outputs(candidate.family, main, train, val, [val, test], seed,
+                                                          **candidate.options)
     seconds = time.perf_counter() - started
 
     def score(outputs: dict[str, Any], split: bl.Arrays) -> dict[str, dict[str, float]]:

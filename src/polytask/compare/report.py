@@ -81,7 +81,7 @@ def markdown(summary: dict[str, Any], title: str | None = None, images: dict[str
         f"**{summary['verdict'][0]}**" if summary["verdict"] else "",
         "",
         f"{len([t for t in p['tasks'] if not t['auxiliary']])} tasks, {p['runs']} {p['scheme']}, "
-        f"rows per run: {p['rows']}. Test metrics; each candidate sees the same splits; model selection "
+        "rows per run: " + ", ".join(f"{k} {v}" for k, v in p["rows"].items()) + ". Test metrics; each candidate sees the same splits; model selection "
         f"on validation rows only. {summary['settings']['test']} (alpha = {summary['settings']['alpha']}).",
         "",
         headline_table(summary),

@@ -75,17 +75,16 @@ def paired_test(
     n = int(d.size)
     if n < 2:
         return PairedTest(n, float(d.mean()) if n else float("nan"), *(float("nan"),) * 4)
-    plain = sps.ttest_rel(a[keep], b[keep])
-    t_plain, p_plain = float(plain.statistic), float(plain.pvalue)
     mean, var = float(d.mean()), float(d.var(ddof=1))
     if var == 0.0:
-        t_corr = float("nan") if mean == 0 else math.copysign(math.inf, mean)
-        p_corr = float("nan") if mean == 0 else 0.0
-        if mean == 0:
-            t_plain, p_plain = float("nan"), float("nan")
-    else:
-        t_corr = mean / math.sqrt((1.0 / n + test_train_ratio) * var)
-        p_corr = float(2 * sps.t.sf(abs(t_corr), df=n - 1))
+        if mean == 0.0:
+            return PairedTest(n, mean, *(float("nan"),) * 4)
+        t_inf = math.copysign(math.inf, mean)
+        return PairedTest(n, mean, t_inf, 0.0, t_inf, 0.0)
+    plain = sps.ttest_rel(a[keep], b[keep])
+    t_plain, p_plain = float(plain.statistic), float(plain.pvalue)
+    t_corr = mean / math.sqrt((1.0 / n + test_train_ratio) * var)
+    p_corr = float(2 * sps.t.sf(abs(t_corr), df=n - 1))
     return PairedTest(n, mean, t_plain, p_plain, t_corr, p_corr)
 
 
