@@ -250,7 +250,7 @@ def mlp_unsupported_reason(encoders: Sequence[TargetEncoder], train: Arrays, val
     elif kinds <= {"binary", "multilabel"}:
         pass
     else:
-        return f"task kinds {sorted(kinds)} mix (multi-output MLP needs all regression or all binary/multilabel)"
+        return f"scikit-learn's multi-output MLP needs all-regression or all-binary/multilabel tasks, got {sorted(kinds)}"
     for e in encoders:
         for split in (train, val):
             if not split.masks[e.task.name].all():
