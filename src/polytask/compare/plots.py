@@ -35,7 +35,7 @@ def per_task_bars(summary: dict[str, Any], title: str = "") -> bytes:
     tasks = list(headline)
     stl = cands.get("stl")
     width = 0.8 / max(len(cands), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(tasks) * max(1, len(cands)) / 2 + 3), 4))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.3 * len(tasks) * max(1, len(cands)) + 3)), 4))
     x = np.arange(len(tasks))
     for i, (name, entry) in enumerate(cands.items()):
         means, stds = [], []

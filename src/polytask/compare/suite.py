@@ -55,6 +55,7 @@ class Suite:
 
 
 QUICK_BASELINES = {"hgb": {"max_iter": 30}, "mlp": {"max_iter": 50}}
+FULL_BASELINES = {"hgb": {"max_iter": 150}, "mlp": {"max_iter": 150}}
 MNIST_NOTE = "MLP trunk on flattened 18x18 pixels (no convolutional trunk in this suite)."
 
 SUITES: dict[str, Suite] = {
@@ -72,13 +73,15 @@ SUITES: dict[str, Suite] = {
     ]),
     "full": Suite("full", 5, [
         Entry("solar_flare", {}, (32, 32), 100, batch_size=64, lr=1e-3, patience=15),
-        Entry("qm9", {"n_molecules": 3000, "features": "descriptors"}, (128, 64), 100, batch_size=64, lr=1e-3,
-              patience=15),
-        Entry("yeast", {}, (64, 64), 100, batch_size=64, lr=1e-3, patience=15),
-        Entry("adult", {"n_train": 6000, "n_test": 4000}, (64, 32), 40, batch_size=128, lr=1e-3, patience=8),
-        Entry("multimnist", {"n_samples": 3000, "pool": 2}, (128, 64), 40, batch_size=64, lr=1e-3, patience=8,
-              baseline_options={"hgb": {"max_iter": 100}}, note=MNIST_NOTE),
-        Entry("exam", {"min_students": 30}, (32,), 60, batch_size=128, lr=1e-3, patience=15),
+        Entry("qm9", {"n_molecules": 2500, "features": "descriptors"}, (128, 64), 80, batch_size=64, lr=1e-3,
+              patience=12, baseline_options=FULL_BASELINES),
+        Entry("adult", {"n_train": 5000, "n_test": 4000}, (64, 32), 30, batch_size=128, lr=1e-3, patience=6,
+              baseline_options=FULL_BASELINES),
+        Entry("multimnist", {"n_samples": 2500, "pool": 2}, (128, 64), 40, batch_size=64, lr=1e-3, patience=8,
+              baseline_options={"hgb": {"max_iter": 80}, "mlp": {"max_iter": 150}}, note=MNIST_NOTE),
+        Entry("yeast", {}, (64, 64), 80, batch_size=64, lr=1e-3, patience=12, baseline_options=FULL_BASELINES),
+        Entry("exam", {"min_students": 30}, (32,), 50, batch_size=128, lr=1e-3, patience=12,
+              baseline_options=FULL_BASELINES),
     ]),
 }
 
