@@ -33,7 +33,7 @@ def run(unrelated: bool) -> dict:  # type: ignore[type-arg]
     comparison = compare(
         Problem(frame, names), build_candidates(["hps"], ["ew"], []),
         RunPlan("seeds", 3, val_fraction=0.2, test_fraction=0.55, base_seed=0),
-        NetworkSpec(trunk=(16,)), TrainConfig(epochs=60, batch_size=32, lr=3e-3, patience=15),
+        NetworkSpec(trunk=(16,)), TrainConfig(epochs=40, batch_size=32, lr=3e-3, patience=10),
     )
     return summarize(comparison)
 
