@@ -104,8 +104,12 @@ def run_delta_m(
     stl: Mapping[str, Mapping[str, float]],
     metric: Mapping[str, str] | None = None,
 ) -> float:
-    """Delta-m of one run: ``mean_t (-1)^{s_t} (M_t - M_t,STL) / |M_t,STL|`` over the tasks both
-    report, with ``M_t`` the task's primary metric (``metric[t]`` when given)."""
+    """Delta-m of one run (Maninis et al. 2019, "Attentive single-tasking of multiple tasks"):
+    ``mean_t (-1)^{s_t} (M_t - M_t,STL) / |M_t,STL|`` over the tasks both report, with ``M_t`` the
+    task's headline metric (``metric[t]`` when given, else its first), ``s_t = 1`` when lower is
+    better. One metric per task, so a task with many metrics does not weigh more; this differs
+    from :func:`polytask.evaluate.delta_m`, which averages over every (task, metric) pair. The
+    absolute value in the denominator keeps the sign right for a negative baseline (R^2 < 0)."""
     deltas = []
     for task, ms in candidate.items():
         if task not in stl:
