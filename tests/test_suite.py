@@ -41,5 +41,5 @@ def test_quick_suite_regenerates_the_benchmarks_document(tmp_path: Path) -> None
     rebuilt = merged.read_text()
     assert "Merged from saved results." in rebuilt
     for line in text.splitlines():
-        if line.startswith("- **") or line.startswith("| "):
+        if (line.startswith("- **") or line.startswith("| ")) and "not run" not in line:
             assert line in rebuilt  # every verdict and table row survives the round trip
