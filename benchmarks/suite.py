@@ -1,0 +1,55 @@
+"""Run the polytask benchmark suite and regenerate docs/BENCHMARKS.md.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/suite.py quick
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/suite.py full
+    # or in parallel processes, then merged:
+    python benchmarks/suite.py full --only qm9 & python benchmarks/suite.py full --only yeast exam & ...
+    python benchmarks/suite.py full --render-only
+
+Per-data-set reports (JSON, Markdown, PNG, HTML) go to --out (default benchmark-results/<suite>);
+the document and its figures go to --docs (default docs/BENCHMARKS.md, figures in
+docs/benchmarks/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from polytask.compare.suite import SUITES, render_suite_docs, run_suite
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", choices=sorted(SUITES))
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--docs", type=Path, default=Path("docs/BENCHMARKS.md"))
+    parser.add_argument("--only", nargs="*", default=None, help="Run only these data sets.")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--render-only", action="store_true",
+                        help="Train nothing: rebuild the document from the results saved under --out "
+                             "(merges data sets run as separate --only processes).")
+    parser.add_argument("--how", default="", help="A sentence on how the run was split, for the document.")
+    args = parser.parse_args(argv)
+    out = args.out or Path("benchmark-results") / args.suite
+    command = f"OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/suite.py {args.suite}"
+    if args.only:
+        command += " --only " + " ".join(args.only)
+    console = Console(stderr=True)
+    if args.render_only:
+        result = render_suite_docs(args.suite, out, args.docs, command, args.how)
+        console.print(f"wrote {args.docs} from {len(result['summaries'])} saved data sets")
+        return 0
+    result = run_suite(args.suite, out, args.docs, command, args.only, console, not args.no_progress,
+                       on_done=lambda name, s: console.print(f"{name}: {s['verdict'][0]}", markup=False))
+    for name, why in result["skipped"].items():
+        console.print(f"{name}: not run ({why})", markup=False)
+    console.print(f"suite '{args.suite}' done in {result['seconds'] / 60:.1f} min; wrote {args.docs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""``polytask compare``: does MTL beat STL and the usual baselines on this table?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from polytask.cli.common import console, emit_json, output_options
+from polytask.cli.options import data_options, load_problem, network_options, network_spec, train_config, training_options
+from polytask.errors import PolytaskError
+
+
+def _names(text: str, option: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise PolytaskError(f"{option} expects one or more comma-separated names, got '{text}'")
+    return names
+
+
+@click.command("compare")
+@click.argument("data", type=click.Path(dir_okay=False))
+@data_options
+@network_options
+@training_options
+@click.option("--seeds", type=int, default=None, help="Repeated random splits, one per seed (default 3).")
+@click.option("--folds", type=int, default=None, help="K-fold cross-validation instead of --seeds.")
+@click.option("--baselines", default="hgb,linear,mlp", show_default=True, metavar="NAMES",
+              help="Comma-separated scikit-learn baselines (hgb, linear, mlp) or 'none'.")
+@click.option("--match-params", is_flag=True, help="Scale STL widths to the first MTL network's parameter count.")
+@click.option("--corrected", is_flag=True,
+              help="Base verdicts on the Nadeau-Bengio corrected t-test instead of the plain paired t-test.")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Report directory to write.")
+@output_options
+def command(data: str, seeds: int | None, folds: int | None, baselines: str, match_params: bool, corrected: bool,
+            out: str, as_json: bool, quiet: bool, **o: Any) -> None:
+    """Compare STL, MTL (each --arch x --balancer; comma-separated lists) and scikit-learn
+    baselines on identical splits of DATA, with paired tests over seeds or folds.
+
+    Writes OUT/comparison.json, OUT/report.md, OUT/per_task.png, OUT/delta_m.png and a
+    self-contained OUT/report.html.
+    """
+    from polytask.compare.candidates import build_candidates
+    from polytask.compare.pipeline import run_and_write
+    from polytask.compare.runner import Problem, RunPlan
+
+    if seeds is not None and folds is not None:
+        raise PolytaskError("give --seeds or --folds, not both")
+    archs = _names(o["arch"], "--arch")
+    balancer_names = _names(o["balancer"], "--balancer")
+    spec = network_spec({**o, "arch": archs[0]})
+    config = train_config({**o, "balancer": balancer_names[0]})
+    baseline_names = [] if baselines.strip() == "none" else _names(baselines, "--baselines")
+    candidates = build_candidates(archs, balancer_names, baseline_names, config.balancer_options)
+    problem_data = load_problem(data, o)
+    problem = Problem(problem_data.frame, problem_data.targets, problem_data.aux, problem_data.kinds,
+                      features=problem_data.features, name=Path(data).name)
+    plan = RunPlan("folds" if folds is not None else "seeds", folds if folds is not None else (seeds or 3),
+                   o["val_fraction"], o["test_fraction"], o["seed"])
+    con = console(quiet or as_json)
+    summary, paths = run_and_write(problem, candidates, plan, spec, config, Path(out), match_params=match_params,
+                                   corrected=corrected, console=con, show_progress=not (quiet or as_json))
+    for line in summary["verdict"]:
+        con.print(line, markup=False)
+    con.print(f"report: {paths['html']}")
+    if as_json:
+        emit_json({k: v for k, v in summary.items()} | {"files": {k: str(p) for k, p in paths.items()}})

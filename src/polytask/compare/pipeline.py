@@ -1,0 +1,64 @@
+"""Run a comparison with a progress display over the whole grid, summarize it and write every
+output (JSON, Markdown, PNG, HTML)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from polytask.compare import html, plots, report
+from polytask.compare.candidates import Candidate
+from polytask.compare.runner import Comparison, Problem, RunPlan, compare
+from polytask.compare.summary import summarize
+from polytask.training.config import TrainConfig
+from polytask.workflow import NetworkSpec
+
+
+@contextmanager
+def grid_progress(console: Console | None, label: str, enabled: bool = True) -> Iterator[Any]:
+    """A rich progress bar over every (split, candidate) of a comparison; yields the callback the
+    runner calls (or None when disabled)."""
+    if not enabled:
+        yield None
+        return
+    columns = [TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.description}")]
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("", total=None)
+
+        def update(done: int, total: int, description: str) -> None:
+            bar.update(task, completed=done, total=total, description=description)
+
+        yield update
+
+
+def run_comparison(
+    problem: Problem, candidates: Sequence[Candidate], plan: RunPlan, spec: NetworkSpec, config: TrainConfig,
+    match_params: bool = False, console: Console | None = None, show_progress: bool = True,
+) -> Comparison:
+    with grid_progress(console, problem.name, show_progress) as progress:
+        return compare(problem, candidates, plan, spec, config, match_params=match_params, progress=progress)
+
+
+def write_comparison(comparison: Comparison, out: Path, corrected: bool = False) -> tuple[dict[str, Any], dict[str, Path]]:
+    summary = summarize(comparison, corrected=corrected)
+    figures = plots.all_plots(summary)
+    md = report.markdown(summary)
+    page = html.render(f"polytask compare: {comparison.problem.name}", md,
+                       {name.replace("_", " "): png for name, png in figures.items()})
+    paths = report.write_outputs(summary, [r.to_dict() for r in comparison.runs], out, figures, page)
+    return summary, paths
+
+
+def run_and_write(
+    problem: Problem, candidates: Sequence[Candidate], plan: RunPlan, spec: NetworkSpec, config: TrainConfig,
+    out: Path, match_params: bool = False, corrected: bool = False, console: Console | None = None,
+    show_progress: bool = True,
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    comparison = run_comparison(problem, candidates, plan, spec, config, match_params, console, show_progress)
+    return write_comparison(comparison, out, corrected)

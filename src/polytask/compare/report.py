@@ -1,0 +1,113 @@
+"""Markdown tables of a comparison summary and the files a comparison writes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from polytask.cli.common import clean_json
+from polytask.evaluate import HIGHER_IS_BETTER
+from polytask.serialization import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+
+def _num(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.{digits}g}"
+
+
+def _p(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.2g}" if v >= 1e-3 else f"{v:.1e}"
+
+
+def headline_table(summary: dict[str, Any]) -> str:
+    """Tasks down, candidates across: the headline metric as mean +- std over runs; a mark says
+    whether the paired test finds the candidate significantly better (+) or worse (-) than STL."""
+    headline = summary["problem"]["headline_metrics"]
+    cands = {k: v for k, v in summary["candidates"].items() if "tasks" in v}
+    head = "| task (metric) | " + " | ".join(cands) + " |"
+    sep = "| --- |" + " --- |" * len(cands)
+    rows = [head, sep]
+    for task, metric in headline.items():
+        arrow = "higher" if metric in HIGHER_IS_BETTER else "lower"
+        cells = []
+        for entry in cands.values():
+            stats = entry["tasks"][task][metric]
+            mark = ""
+            test = entry.get("paired_tests", {}).get(task)
+            if test is not None:
+                mark = {"significantly better": " (+)", "significantly worse": " (-)"}.get(test["verdict"], "")
+            cells.append(f"{_num(stats['mean'])} +- {_num(stats['std'], 2)}{mark}")
+        rows.append(f"| {task} ({metric}, {arrow} is better) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def candidate_table(summary: dict[str, Any]) -> str:
+    """One row per candidate: delta-m against STL with both p-values, verdict, size and time."""
+    rows = [
+        "| candidate | delta-m vs STL (mean +- std) | paired t p | corrected p | verdict | tasks +/- | parameters | train seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, e in summary["candidates"].items():
+        if "tasks" not in e:
+            rows.append(f"| {name} | n/a | | | {e.get('note', '')} | | | |")
+            continue
+        secs = e["seconds"]["mean"]
+        params = "n/a (trees)" if e["parameters"] is None else f"{e['parameters']:,}"
+        if "delta_m" in e:
+            dm = e["delta_m"]
+            rows.append(
+                f"| {name} | {dm['mean'] * 100:+.2f}% +- {dm['std'] * 100:.2f} | {_p(dm['test']['p_value'])} | "
+                f"{_p(dm['test']['corrected_p_value'])} | {dm['verdict']} | {e['tasks_better']}/{e['tasks_worse']} | "
+                f"{params} | {_num(secs, 3)} |"
+            )
+        else:
+            rows.append(f"| {name} | reference | | | | | {params} | {_num(secs, 3)} |")
+    return "\n".join(rows)
+
+
+def markdown(summary: dict[str, Any], title: str | None = None, images: dict[str, str] | None = None,
+             heading_level: int = 1) -> str:
+    """The whole report as Markdown; ``images`` maps a caption to a relative PNG path."""
+    h = "#" * heading_level
+    p = summary["problem"]
+    title = title or f"polytask compare: {p['name']}"
+    lines = [
+        f"{h} {title}",
+        "",
+        f"**{summary['verdict'][0]}**" if summary["verdict"] else "",
+        "",
+        f"{len([t for t in p['tasks'] if not t['auxiliary']])} tasks, {p['runs']} {p['scheme']}, "
+        "rows per run: " + ", ".join(f"{k} {v}" for k, v in p["rows"].items()) + ". Test metrics; each candidate sees the same splits; model selection "
+        f"on validation rows only. {summary['settings']['test']} (alpha = {summary['settings']['alpha']}).",
+        "",
+        headline_table(summary),
+        "",
+        "(+)/(-): significantly better/worse than STL on that task (paired t-test over runs).",
+        "",
+        candidate_table(summary),
+        "",
+    ]
+    lines += [f"- {v}" for v in summary["verdict"][1:]]
+    for caption, path in (images or {}).items():
+        lines += ["", f"![{caption}]({path})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(summary: dict[str, Any], runs: list[dict[str, Any]], out: Path, plots: dict[str, bytes],
+                  html: str) -> dict[str, Path]:
+    """Write comparison.json (summary plus every run), report.md, the PNGs and report.html."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "comparison.json", "markdown": out / "report.md", "html": out / "report.html"}
+    atomic_write_json(paths["json"], clean_json({**summary, "runs": runs}))
+    images = {}
+    for name, data in plots.items():
+        atomic_write_bytes(out / f"{name}.png", data)
+        paths[name] = out / f"{name}.png"
+        images[name.replace("_", " ")] = f"{name}.png"
+    atomic_write_text(paths["markdown"], markdown(summary, images=images))
+    atomic_write_text(paths["html"], html)
+    return paths

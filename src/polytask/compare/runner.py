@@ -1,0 +1,150 @@
+"""Run every candidate on the same splits: repeated seeded train/validation/test splits
+(``seeds``) or K-fold cross-validation (``folds``, each fold the test rows once, validation rows
+drawn from the rest)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from polytask.compare.candidates import Candidate, CandidateRun, run_candidate
+from polytask.data.splits import Split, split_indices
+from polytask.errors import PolytaskError
+from polytask.tasks import Task
+from polytask.training.config import TrainConfig
+from polytask.workflow import NetworkSpec, prepare
+
+#: ``progress(done, total, description)`` is called before and after each candidate run.
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Problem:
+    """What to compare on: a table, its tasks and features, and optionally fixed test rows
+    (a data set's official test split; only train/validation are then re-drawn per seed)."""
+
+    frame: pd.DataFrame
+    targets: list[str]
+    aux: list[str] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)
+    tasks: list[Task] | None = None
+    features: list[str] | None = None
+    test_rows: np.ndarray | None = None
+    name: str = "data"
+
+
+@dataclass
+class RunPlan:
+    """How the runs are drawn."""
+
+    scheme: str = "seeds"  # "seeds" or "folds"
+    n: int = 3
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    base_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.scheme not in ("seeds", "folds"):
+            raise PolytaskError(f"unknown run scheme '{self.scheme}' (seeds or folds)")
+        if self.n < 2:
+            raise PolytaskError(f"a paired test needs at least 2 {self.scheme}, got {self.n}")
+
+    def splits(self, n_rows: int, test_rows: np.ndarray | None = None) -> list[Split]:
+        if test_rows is not None:
+            test = np.sort(np.asarray(test_rows))
+            rest = np.setdiff1d(np.arange(n_rows), test)
+            out = []
+            for r in range(self.n):
+                rng = np.random.default_rng(self.base_seed + r)
+                perm = rng.permutation(rest)
+                n_val = int(round(self.val_fraction * len(rest)))
+                out.append(Split(np.sort(perm[n_val:]), np.sort(perm[:n_val]), test))
+            return out
+        if self.scheme == "seeds":
+            return [split_indices(n_rows, self.val_fraction, self.test_fraction, self.base_seed + r) for r in range(self.n)]
+        perm = np.random.default_rng(self.base_seed).permutation(n_rows)
+        folds = np.array_split(perm, self.n)
+        out = []
+        for k, test in enumerate(folds):
+            rest = np.concatenate([f for j, f in enumerate(folds) if j != k])
+            rest = np.random.default_rng(self.base_seed + k).permutation(rest)
+            n_val = int(round(self.val_fraction * n_rows))
+            out.append(Split(np.sort(rest[n_val:]), np.sort(rest[:n_val]), np.sort(test)))
+        return out
+
+
+@dataclass
+class RunRecord:
+    """One split and what every candidate did on it."""
+
+    index: int
+    seed: int
+    rows: dict[str, int]
+    results: dict[str, CandidateRun]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.index, "seed": self.seed, "rows": self.rows,
+                "results": {k: v.to_dict() for k, v in self.results.items()}}
+
+
+@dataclass
+class Comparison:
+    """The raw outcome of a comparison, before any statistics."""
+
+    problem: Problem
+    plan: RunPlan
+    candidates: list[Candidate]
+    tasks: list[Task]
+    runs: list[RunRecord]
+    spec: NetworkSpec
+    config: TrainConfig
+
+
+def compare(
+    problem: Problem,
+    candidates: Sequence[Candidate],
+    plan: RunPlan | None = None,
+    spec: NetworkSpec | None = None,
+    config: TrainConfig | None = None,
+    match_params: bool = False,
+    progress: Progress | None = None,
+) -> Comparison:
+    """Train and score every candidate on every split of ``plan``.
+
+    Run ``r`` uses seed ``base_seed + r`` for its split, its preprocessing and every model's
+    initialization, so all candidates of a run see identical rows."""
+    plan = plan or RunPlan()
+    spec = spec or NetworkSpec()
+    config = config or TrainConfig()
+    if not any(c.family == "stl" for c in candidates):
+        raise PolytaskError("the comparison needs the STL candidate (the reference of delta-m)")
+    splits = plan.splits(len(problem.frame), problem.test_rows)
+    total = len(splits) * len(candidates)
+    done = 0
+    runs: list[RunRecord] = []
+    tasks: list[Task] = []
+    for r, split in enumerate(splits):
+        seed = plan.base_seed + r
+        prepared = prepare(problem.frame, problem.targets, problem.aux, problem.kinds or None, None, problem.tasks,
+                           problem.features, split=split, seed=seed)
+        tasks = prepared.tasks
+        results: dict[str, CandidateRun] = {}
+        mtl_params = None
+        for cand in sorted(candidates, key=lambda c: c.family == "stl"):  # STL last: it may match MTL's size
+            if progress:
+                progress(done, total, f"{plan.scheme[:-1]} {r + 1}/{len(splits)}: {cand.name}")
+            match = mtl_params if (match_params and cand.family == "stl") else None
+            results[cand.name] = run_candidate(cand, prepared, spec, config, seed, match_params_to=match)
+            if cand.family == "mtl" and mtl_params is None:
+                mtl_params = results[cand.name].parameters
+            done += 1
+            if progress:
+                progress(done, total, f"{plan.scheme[:-1]} {r + 1}/{len(splits)}: {cand.name}")
+        ordered = {c.name: results[c.name] for c in candidates}
+        rows = {"train": len(split.train), "val": len(split.val), "test": len(split.test)}
+        runs.append(RunRecord(r, seed, rows, ordered))
+    return Comparison(problem, plan, list(candidates), tasks, runs, spec, config)
