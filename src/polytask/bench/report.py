@@ -92,7 +92,7 @@ def render_markdown(doc: dict[str, Any], notes: str | None = None) -> str:
                f"state, under the memory profiler: it warms the candidate up and gives the memory and agreement "
                f"figures below){extra_warmup}; then {rounds}; "
                "each round runs every candidate in a new shuffled order (interleaving, so drift hits everyone "
-               "alike), a step shorter than 100 ms giving up to 5 samples per round; a sample lasts at least {s['min_sample_s'] * 1000:.0f} ms (fast steps are repeated within it); "
+               f"alike), a step shorter than 100 ms giving up to 5 samples per round; a sample lasts at least {s.get('min_sample_s', 0) * 1000:.0f} ms (fast steps are repeated within it); "
                "every ratio is **paired by round**: the median over rounds of (candidate's median in the round ÷ "
                "reference's median in the same round), so a change of load between rounds cancels out. Garbage "
                "collection is paused while timing. Samples and round medians are in the JSON.")
