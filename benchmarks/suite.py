@@ -1,10 +1,13 @@
 """Run the polytask benchmark suite and regenerate docs/BENCHMARKS.md.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/suite.py quick
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/suite.py full
-    # or in parallel processes, then merged:
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/suite.py full --jobs 2
+    # or as separate processes, then merged:
     python benchmarks/suite.py full --only qm9 & python benchmarks/suite.py full --only yeast exam & ...
     python benchmarks/suite.py full --render-only
+
+With --jobs N, N data sets train at once, each in its own single-threaded process (set
+OMP_NUM_THREADS=1 so that they do not fight over cores).
 
 Per-data-set reports (JSON, Markdown, PNG, HTML) go to --out (default benchmark-results/<suite>);
 the document and its figures go to --docs (default docs/BENCHMARKS.md, figures in
@@ -32,10 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-only", action="store_true",
                         help="Train nothing: rebuild the document from the results saved under --out "
                              "(merges data sets run as separate --only processes).")
-    parser.add_argument("--how", default="", help="A sentence on how the run was split, for the document.")
+    parser.add_argument("--jobs", type=int, default=1, help="Data sets trained at once, one process each.")
+    parser.add_argument("--how", default="", help="A sentence on how and where it was run, for the document.")
     args = parser.parse_args(argv)
     out = args.out or Path("benchmark-results") / args.suite
     command = f"OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/suite.py {args.suite}"
+    if args.jobs > 1:
+        command += f" --jobs {args.jobs}"
     if args.only:
         command += " --only " + " ".join(args.only)
     console = Console(stderr=True)
@@ -44,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"wrote {args.docs} from {len(result['summaries'])} saved data sets")
         return 0
     result = run_suite(args.suite, out, args.docs, command, args.only, console, not args.no_progress,
-                       on_done=lambda name, s: console.print(f"{name}: {s['verdict'][0]}", markup=False))
+                       on_done=lambda name, s: console.print(f"{name}: {s['verdict'][0]}", markup=False),
+                       jobs=args.jobs, how=args.how)
     for name, why in result["skipped"].items():
         console.print(f"{name}: not run ({why})", markup=False)
     console.print(f"suite '{args.suite}' done in {result['seconds'] / 60:.1f} min; wrote {args.docs}")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from polytask.compare.candidates import build_candidates
 from polytask.compare.runner import Problem, RunPlan, compare
 from polytask.compare.summary import summarize
+from polytask.errors import PolytaskError
 from polytask.synthetic import related_tasks
 from polytask.training.config import TrainConfig
 from polytask.workflow import NetworkSpec
@@ -54,3 +56,13 @@ def test_no_significant_gain_on_unrelated_tasks() -> None:
     mtl = s["candidates"]["mtl:hps+ew"]
     assert mtl["delta_m"]["verdict"] != "significantly better"
     assert not s["verdict"][0].startswith("MTL WINS")
+
+
+def test_candidates_from_explicit_pairs_are_not_a_cross_product() -> None:
+    pairs = [("hps", "ew"), ("mmoe", "ew"), ("hps", "upgrad")]
+    names = [c.name for c in build_candidates((), (), ["linear"], pairs=pairs)]
+    assert names == ["stl", "mtl:hps+ew", "mtl:mmoe+ew", "mtl:hps+upgrad", "linear"]
+    crossed = [c.name for c in build_candidates(["hps", "mmoe"], ["ew", "upgrad"], [])]
+    assert len(crossed) == 5  # stl + 2 x 2
+    with pytest.raises(PolytaskError, match="unknown architecture 'nope'"):
+        build_candidates((), (), [], pairs=[("nope", "ew")])

@@ -43,3 +43,20 @@ def test_quick_suite_regenerates_the_benchmarks_document(tmp_path: Path) -> None
     for line in text.splitlines():
         if (line.startswith("- **") or line.startswith("| ")) and "not run" not in line:
             assert line in rebuilt  # every verdict and table row survives the round trip
+
+
+def test_suite_runs_data_sets_in_parallel_processes(tmp_path: Path) -> None:
+    from polytask.compare.suite import run_suite
+
+    docs = tmp_path / "BENCHMARKS.md"
+    result = run_suite("quick", tmp_path / "results", docs, "cmd --jobs 2", only=["solar_flare", "exam"],
+                       show_progress=False, jobs=2, how="Parallel test.")
+    text = docs.read_text()
+    assert "2 parallel processes" in text and "Parallel test." in text
+    ran = set(result["summaries"]) | set(result["skipped"])
+    assert ran == {"solar_flare", "exam"}
+    for name in result["summaries"]:
+        assert f"## {name}" in text and (tmp_path / "results" / name / "suite_entry.json").is_file()
+    # sections keep the suite's order whatever order the workers finish in
+    if set(result["summaries"]) == {"solar_flare", "exam"}:
+        assert text.index("## solar_flare") < text.index("## exam")

@@ -70,9 +70,14 @@ class CandidateRun:
 def build_candidates(
     archs: Sequence[str], balancer_names: Sequence[str], baseline_names: Sequence[str],
     balancer_options: dict[str, Any] | None = None, baseline_options: dict[str, dict[str, Any]] | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
 ) -> list[Candidate]:
     """STL, then MTL for every (arch, balancer), then the baselines; names are checked now so a
-    typo fails before any training."""
+    typo fails before any training. ``pairs`` lists (arch, balancer) explicitly instead of the
+    cross product of ``archs`` and ``balancer_names``."""
+    pairs = list(pairs) if pairs is not None else [(a, b) for a in archs for b in balancer_names]
+    archs = list(dict.fromkeys(a for a, _ in pairs))
+    balancer_names = list(dict.fromkeys(b for _, b in pairs))
     for a in archs:
         if a not in ARCHITECTURES or a == "stl":
             names = ", ".join(sorted(x for x in ARCHITECTURES if x != "stl"))
@@ -84,7 +89,7 @@ def build_candidates(
         if b not in BASELINES:
             raise PolytaskError(f"unknown baseline '{b}' (choose from {', '.join(BASELINES)})")
     out = [Candidate("stl")]
-    out += [Candidate("mtl", a, b, options) for a in archs for b in balancer_names]
+    out += [Candidate("mtl", a, b, options) for a, b in pairs]
     out += [Candidate(b, options=dict((baseline_options or {}).get(b, {}))) for b in dict.fromkeys(baseline_names)]
     return out
 

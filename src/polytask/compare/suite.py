@@ -9,10 +9,12 @@ flattened pixels (the convolutional trunk lives in another module and is not use
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +54,8 @@ class Suite:
     name: str
     seeds: int
     entries: list[Entry]
-    archs: tuple[str, ...] = ("hps",)
-    balancers: tuple[str, ...] = ("ew",)
+    #: The MTL candidates, as (architecture, balancer) pairs (not a cross product: each costs a full run).
+    mtl: tuple[tuple[str, str], ...] = (("hps", "ew"),)
 
 
 #: Per data set, the summary plus loader info, settings and wall time (what the document is built from).
@@ -67,6 +69,11 @@ FLARE_NOTE = ("X-class flares are rare (the test RMSE of that task is often near
 QM9_NOTE = ("A 2,500-molecule subset with RDKit 2D descriptors (no 3D geometry), so absolute errors are far above "
             "published graph networks on all of QM9; the comparison between candidates is what this measures.")
 MNIST_NOTE = "MLP trunk on flattened 18x18 pixels (no convolutional trunk in this suite)."
+
+#: Full suite MTL candidates: hard sharing with a loss weighting (EW, FAMO) and a gradient
+#: aggregator (UPGrad), and two soft-sharing architectures with EW.
+FULL_MTL: tuple[tuple[str, str], ...] = (("hps", "ew"), ("hps", "famo"), ("hps", "upgrad"), ("mmoe", "ew"),
+                                         ("cgc", "ew"))
 
 SUITES: dict[str, Suite] = {
     "quick": Suite("quick", 2, [
@@ -93,7 +100,7 @@ SUITES: dict[str, Suite] = {
               baseline_options=SMALL_BASELINES),
         Entry("exam", {"min_students": 50}, (16,), 40, batch_size=128, lr=1e-3, patience=8,
               baseline_options=SMALL_BASELINES),
-    ]),
+    ], mtl=FULL_MTL),
 }
 
 
@@ -120,7 +127,7 @@ def run_entry(entry: Entry, suite: Suite, out: Path, console: Console | None, sh
     data = datasets.load(entry.dataset, **entry.options)
     problem = Problem(data.frame, data.targets, kinds=data.kinds, features=data.features,
                       test_rows=data.test_rows, name=entry.dataset)
-    candidates = build_candidates(suite.archs, suite.balancers, entry.baselines,
+    candidates = build_candidates((), (), entry.baselines, pairs=suite.mtl,
                                   baseline_options=entry.baseline_options)
     spec = NetworkSpec(trunk=entry.trunk)
     config = TrainConfig(epochs=entry.epochs, batch_size=entry.batch_size, lr=entry.lr, patience=entry.patience)
@@ -136,8 +143,12 @@ def run_entry(entry: Entry, suite: Suite, out: Path, console: Console | None, sh
 
 
 def benchmarks_markdown(suite: Suite, summaries: dict[str, dict[str, Any]], skipped: dict[str, str],
-                        command: str, figure_dir: str, total_seconds: float, how: str = "") -> str:
+                        command: str, figure_dir: str, total_seconds: float, how: str = "", jobs: int = 1) -> str:
     m = machine()
+    summed = sum(float(s.get("wall_seconds", 0.0)) for s in summaries.values())
+    wall = (f"Wall time {total_seconds / 60:.1f} min for the whole suite, data sets run in {jobs} parallel "
+            f"processes of one thread each ({summed / 60:.1f} min summed over data sets)." if jobs > 1
+            else f"Wall time {total_seconds / 60:.1f} min.")
     lines = [
         "# Benchmarks: does MTL help?",
         "",
@@ -146,8 +157,7 @@ def benchmarks_markdown(suite: Suite, summaries: dict[str, dict[str, Any]], skip
         "",
         f"Machine: {m['platform']}, {m['processor']}, {m['cpu_count']} CPUs visible, OMP_NUM_THREADS="
         f"{m['omp_num_threads']}, torch threads {m['torch_threads']}; Python {m['python']}, torch {m['torch']}, "
-        f"scikit-learn {m['scikit-learn']}. The machine was shared with other jobs, so times are indicative only. "
-        f"Wall time {total_seconds / 60:.1f} min (sum over data sets).",
+        f"scikit-learn {m['scikit-learn']}. {wall}",
         "",
         "Every candidate is trained on the same seeded train/validation/test splits; networks stop early on "
         "validation loss (per task), baselines pick hyperparameters on validation rows; all numbers are test "
@@ -182,41 +192,66 @@ def benchmarks_markdown(suite: Suite, summaries: dict[str, dict[str, Any]], skip
     return "\n".join(lines) + "\n"
 
 
+def _entry_job(suite_name: str, dataset: str, out: Path) -> tuple[dict[str, Any] | None, str]:
+    """One data set of a suite in a worker process: (summary, "") or (None, why it was not run)."""
+    entry = next(e for e in SUITES[suite_name].entries if e.dataset == dataset)
+    try:
+        return run_entry(entry, SUITES[suite_name], out, None, False), ""
+    except PolytaskError as exc:
+        return None, str(exc)
+
+
 def run_suite(name: str, out: Path, docs: Path, command: str, only: Sequence[str] | None = None,
               console: Console | None = None, show_progress: bool = True,
-              on_done: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+              on_done: Callable[[str, dict[str, Any]], None] | None = None, jobs: int = 1,
+              how: str = "") -> dict[str, Any]:
     """Run suite ``name``; write per-data-set reports under ``out`` and the Markdown to ``docs``
     (figures in ``docs.parent / 'benchmarks'``). A data set whose package is missing is listed as
     not run, with the reason. The document is rewritten after every data set, so a run cut short
-    still leaves what it finished."""
+    still leaves what it finished. ``jobs > 1`` runs data sets in that many worker processes
+    (spawned, so each starts with a clean torch), in the suite's order, without progress bars."""
     if name not in SUITES:
         raise PolytaskError(f"unknown suite '{name}' (choose from {', '.join(SUITES)})")
+    if jobs < 1:
+        raise PolytaskError(f"--jobs must be at least 1, got {jobs}")
     suite = SUITES[name]
     started = time.perf_counter()
     figure_dir = docs.parent / "benchmarks"
-    summaries: dict[str, dict[str, Any]] = {}
+    entries = [e for e in suite.entries if not only or e.dataset in only]
+    done: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
-    for entry in suite.entries:
-        if only and entry.dataset not in only:
-            continue
-        try:
-            summary = run_entry(entry, suite, out, console, show_progress)
-        except PolytaskError as exc:
-            skipped[entry.dataset] = str(exc)
-            continue
-        summaries[entry.dataset] = summary
-        for kind in ("per_task", "delta_m"):
-            atomic_write_bytes(figure_dir / f"{entry.dataset}_{kind}.png", (out / entry.dataset / f"{kind}.png").read_bytes())
-        text = benchmarks_markdown(suite, summaries, skipped, command, os.path.relpath(figure_dir, docs.parent),
-                                   time.perf_counter() - started)
+
+    def write_document() -> None:
+        ordered = {e.dataset: done[e.dataset] for e in entries if e.dataset in done}
+        text = benchmarks_markdown(suite, ordered, skipped, command, os.path.relpath(figure_dir, docs.parent),
+                                   time.perf_counter() - started, how, jobs)
         atomic_write_text(docs, text)
+
+    def finished(dataset: str, summary: dict[str, Any] | None, why: str) -> None:
+        if summary is None:
+            skipped[dataset] = why
+            return
+        done[dataset] = summary
+        for kind in ("per_task", "delta_m"):
+            atomic_write_bytes(figure_dir / f"{dataset}_{kind}.png", (out / dataset / f"{kind}.png").read_bytes())
+        write_document()
         if on_done:
-            on_done(entry.dataset, summary)
-    text = benchmarks_markdown(suite, summaries, skipped, command, os.path.relpath(figure_dir, docs.parent),
-                               time.perf_counter() - started)
-    docs.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(docs, text)
-    return {"summaries": summaries, "skipped": skipped, "seconds": time.perf_counter() - started}
+            on_done(dataset, summary)
+
+    if jobs == 1:
+        for entry in entries:
+            try:
+                finished(entry.dataset, run_entry(entry, suite, out, console, show_progress), "")
+            except PolytaskError as exc:
+                finished(entry.dataset, None, str(exc))
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(_entry_job, name, e.dataset, out): e.dataset for e in entries}
+            for future in as_completed(futures):
+                finished(futures[future], *future.result())
+    write_document()
+    return {"summaries": done, "skipped": skipped, "seconds": time.perf_counter() - started}
 
 
 def render_suite_docs(name: str, out: Path, docs: Path, command: str, how: str = "") -> dict[str, Any]:
