@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-only", action="store_true",
                         help="Train nothing: rebuild the document from the results saved under --out "
                              "(merges data sets run as separate --only processes).")
+    parser.add_argument("--notes", type=Path, default=None,
+                        help="Markdown placed after the overview table (hand-written reading of the figures); "
+                             "default benchmarks/suite_notes_<suite>.md when it exists.")
     parser.add_argument("--jobs", type=int, default=1, help="Data sets trained at once, one process each.")
     parser.add_argument("--how", default="", help="A sentence on how and where it was run, for the document.")
     args = parser.parse_args(argv)
@@ -45,13 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         command += " --only " + " ".join(args.only)
     console = Console(stderr=True)
+    notes_file = args.notes or Path(__file__).with_name(f"suite_notes_{args.suite}.md")
+    notes = notes_file.read_text() if notes_file.is_file() else ""
     if args.render_only:
-        result = render_suite_docs(args.suite, out, args.docs, command, args.how)
+        result = render_suite_docs(args.suite, out, args.docs, command, args.how, notes)
         console.print(f"wrote {args.docs} from {len(result['summaries'])} saved data sets")
         return 0
     result = run_suite(args.suite, out, args.docs, command, args.only, console, not args.no_progress,
                        on_done=lambda name, s: console.print(f"{name}: {s['verdict'][0]}", markup=False),
-                       jobs=args.jobs, how=args.how)
+                       jobs=args.jobs, how=args.how, notes=notes)
     for name, why in result["skipped"].items():
         console.print(f"{name}: not run ({why})", markup=False)
     console.print(f"suite '{args.suite}' done in {result['seconds'] / 60:.1f} min; wrote {args.docs}")

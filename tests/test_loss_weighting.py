@@ -270,6 +270,19 @@ def test_gls_gradient_is_the_gradient_of_the_geometric_mean(seed: int, scale: fl
         torch.testing.assert_close(p.grad, g)
 
 
+def test_gls_leaves_a_task_without_labels_out_of_the_geometric_mean() -> None:
+    """Loss exactly 0 (no label in the batch): the others follow the geometric mean of the
+    present tasks, as torchjd's GeometricMean computes on them alone; the absent task gets 0."""
+    L = torch.tensor([0.0, 0.8, 2.5], dtype=F64)
+    w, grad = applied(built("gls", 3), L)
+    _, expected = oracle_weights(tjs.GeometricMean(), L[1:])
+    torch.testing.assert_close(w[1:], expected)
+    torch.testing.assert_close(grad, w)
+    assert float(w[0]) == 0.0
+    w_none, _ = applied(built("gls", 2), torch.zeros(2, dtype=F64))
+    assert torch.equal(w_none, torch.zeros(2, dtype=F64))
+
+
 # ----------------------------------------------------------------------------------------------
 # FAMO: torchjd FAMO (same-batch update) as the oracle, fed the next-batch losses we use
 
@@ -316,6 +329,20 @@ def test_famo_update_ignores_a_task_without_labels_in_a_batch() -> None:
     assert torch.isfinite(w).all()
     z = b.task_weights(torch.zeros(2))  # type: ignore[attr-defined]
     assert z[0] > z[1]  # only task 1's decrease counted: weight moves to task 0
+
+
+def test_famo_gives_an_absent_task_weight_zero_and_keeps_the_others_scale() -> None:
+    """A task without labels in the batch (loss exactly 0) must not shrink the others' weights:
+    the present tasks keep FAMO's weights z_t / L_t normalised over the present tasks."""
+    b = built("famo", 3)
+    applied(b, torch.tensor([1.0, 2.0, 0.5], dtype=F64))
+    L = torch.tensor([0.0, 1.5, 0.25], dtype=F64)
+    w, grad = applied(b, L)
+    z = b.task_weights(torch.zeros(3, dtype=F64))  # type: ignore[attr-defined]
+    expected = torch.tensor([0.0, float(z[1] / 1.5), float(z[2] / 0.25)], dtype=F64)
+    torch.testing.assert_close(w, expected / expected.sum())
+    torch.testing.assert_close(grad, w)
+    assert float(w.sum()) == pytest.approx(1.0)
 
 
 # ----------------------------------------------------------------------------------------------

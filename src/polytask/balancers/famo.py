@@ -26,7 +26,8 @@ uses the losses the trainer already has: at step ``k`` it updates the logits wit
 So a step costs one forward and one backward pass, like equal weighting, at the price of batch
 noise in ``delta``. For the paper's same-batch variant, call :meth:`FAMO.update` yourself with
 losses recomputed on the same batch. A task whose loss is exactly zero in either batch (no label
-in that batch) contributes no logit update for that step.
+in that batch) contributes no logit update for that step, and gets weight 0 in that step (the
+others' weights are renormalised to sum to 1).
 """
 
 from __future__ import annotations
@@ -112,8 +113,11 @@ class FAMO(LossWeighting):
         self.previous = losses.clone()
         z = self.task_weights(losses)
         shifted = (losses - self._bounds(losses)).clamp_min(0) + EPS
-        c = 1.0 / (z / shifted).sum()
-        return c * z / shifted
+        # a task with no label in the batch has loss exactly 0: weight 0, and it stays out of c
+        # (else c ~ EPS would scale every present task's weight down to nothing)
+        ratio = torch.where(losses == 0, torch.zeros_like(shifted), z / shifted)
+        total = ratio.sum()
+        return ratio / total if total > 0 else ratio
 
     def state_dict(self) -> dict[str, Any]:
         assert self.logits is not None and self.optimizer is not None, "setup() was not called"

@@ -7,9 +7,12 @@ The objective is the geometric mean of the task losses,
 
 which is invariant to each task's loss scale in the sense that its gradient direction does not
 change when one ``L_t`` is multiplied by a constant. Its gradient is ``sum_t w_t grad L_t`` with
-``w_t = L_GLS / (T L_t)``: these are the weights reported. Losses are clamped from below at
-1e-12 inside the logarithm, so a zero loss (a task with no label in the batch) gives no NaN;
-such a batch makes the geometric mean, and so every task's gradient, nearly vanish.
+``w_t = L_GLS / (T L_t)``: these are the weights reported.
+
+A task with no label in the batch has loss exactly 0, which would make the product, and every
+task's gradient, vanish. Such tasks are left out of that step: the mean runs over the present
+tasks (``T`` counts only them) and an absent task gets weight 0. Present losses are clamped from
+below at 1e-12 inside the logarithm.
 """
 
 from __future__ import annotations
@@ -27,8 +30,20 @@ class GeometricLossStrategy(LossWeighting):
     name = "gls"
 
     def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        present = losses != 0
+        if not bool(present.any()):
+            return torch.zeros_like(losses)
         floored = losses.clamp_min(FLOOR)
-        return torch.exp(torch.log(floored).mean()) / (losses.numel() * floored)
+        mean = geometric_mean(losses)
+        return torch.where(present, mean / (int(present.sum()) * floored), torch.zeros_like(losses))
 
     def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
-        return torch.exp(torch.log(ctx.losses.clamp_min(FLOOR)).mean())
+        return geometric_mean(ctx.losses)
+
+
+def geometric_mean(losses: torch.Tensor) -> torch.Tensor:
+    """``exp(mean log L_t)`` over the tasks with a non-zero loss (0 when there is none)."""
+    present = losses != 0
+    if not bool(present.any()):
+        return (losses * 0).sum()
+    return torch.exp(torch.log(losses[present].clamp_min(FLOOR)).mean())

@@ -60,6 +60,8 @@ class Suite:
 
 #: Per data set, the summary plus loader info, settings and wall time (what the document is built from).
 ENTRY_FILE = "suite_entry.json"
+#: Wall time and process count of the last whole run under ``out`` (read back by ``--render-only``).
+RUN_FILE = "suite_run.json"
 QUICK_BASELINES = {"hgb": {"max_iter": 30}, "mlp": {"max_iter": 50}}
 FULL_BASELINES = {"hgb": {"max_iter": 150}, "mlp": {"max_iter": 150}}
 #: Cheaper baselines for the data sets added while the shared machine was saturated.
@@ -143,7 +145,8 @@ def run_entry(entry: Entry, suite: Suite, out: Path, console: Console | None, sh
 
 
 def benchmarks_markdown(suite: Suite, summaries: dict[str, dict[str, Any]], skipped: dict[str, str],
-                        command: str, figure_dir: str, total_seconds: float, how: str = "", jobs: int = 1) -> str:
+                        command: str, figure_dir: str, total_seconds: float, how: str = "", jobs: int = 1,
+                        notes: str = "") -> str:
     m = machine()
     summed = sum(float(s.get("wall_seconds", 0.0)) for s in summaries.values())
     wall = (f"Wall time {total_seconds / 60:.1f} min for the whole suite, data sets run in {jobs} parallel "
@@ -173,6 +176,9 @@ def benchmarks_markdown(suite: Suite, summaries: dict[str, dict[str, Any]], skip
         lines.append(f"- **{name}**: {s['verdict'][0] if s['verdict'] else 'no verdict'}")
     for name, why in skipped.items():
         lines.append(f"- **{name}**: not run ({why}).")
+    lines += overview_table(summaries)
+    if notes.strip():
+        lines += ["", notes.strip()]
     for name, s in summaries.items():
         info = s["dataset_info"]
         lines += [
@@ -201,10 +207,43 @@ def _entry_job(suite_name: str, dataset: str, out: Path) -> tuple[dict[str, Any]
         return None, str(exc)
 
 
+def overview_table(summaries: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown lines: delta-m against STL of every candidate on every data set, marked (+)/(-)
+    where the paired t-test over seeds is significant."""
+    names = list(dict.fromkeys(c for s in summaries.values() for c in s["candidates"] if c != "stl"))
+    if not summaries or not names:
+        return []
+    lines = [
+        "",
+        "## Overview",
+        "",
+        "Delta-m against STL of every candidate on every data set (mean over seeds); (+)/(-): significantly "
+        "better/worse than STL (paired t-test over seeds, 0.05). The verdict lines above name the MTL candidate "
+        "with the best mean delta-m, a choice made on the same test rows, so they flatter MTL; this table does not "
+        "pick.",
+        "",
+        "| data set | " + " | ".join(names) + " |",
+        "| --- |" + " --- |" * len(names),
+    ]
+    for dataset, s in summaries.items():
+        cells = []
+        for c in names:
+            dm = s["candidates"].get(c, {}).get("delta_m")
+            if not dm or dm.get("mean") is None:
+                cells.append("n/a")
+                continue
+            verdict = str(dm.get("verdict", ""))
+            mark = " (+)" if verdict.startswith("significantly better") else " (-)" if verdict.startswith(
+                "significantly worse") else ""
+            cells.append(f"{100 * dm['mean']:+.2f}%{mark}")
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def run_suite(name: str, out: Path, docs: Path, command: str, only: Sequence[str] | None = None,
               console: Console | None = None, show_progress: bool = True,
               on_done: Callable[[str, dict[str, Any]], None] | None = None, jobs: int = 1,
-              how: str = "") -> dict[str, Any]:
+              how: str = "", notes: str = "") -> dict[str, Any]:
     """Run suite ``name``; write per-data-set reports under ``out`` and the Markdown to ``docs``
     (figures in ``docs.parent / 'benchmarks'``). A data set whose package is missing is listed as
     not run, with the reason. The document is rewritten after every data set, so a run cut short
@@ -224,7 +263,7 @@ def run_suite(name: str, out: Path, docs: Path, command: str, only: Sequence[str
     def write_document() -> None:
         ordered = {e.dataset: done[e.dataset] for e in entries if e.dataset in done}
         text = benchmarks_markdown(suite, ordered, skipped, command, os.path.relpath(figure_dir, docs.parent),
-                                   time.perf_counter() - started, how, jobs)
+                                   time.perf_counter() - started, how, jobs, notes)
         atomic_write_text(docs, text)
 
     def finished(dataset: str, summary: dict[str, Any] | None, why: str) -> None:
@@ -251,10 +290,13 @@ def run_suite(name: str, out: Path, docs: Path, command: str, only: Sequence[str
             for future in as_completed(futures):
                 finished(futures[future], *future.result())
     write_document()
+    atomic_write_json(out / RUN_FILE, {"wall_seconds": time.perf_counter() - started, "jobs": jobs,
+                                       "datasets": sorted(done)})
     return {"summaries": done, "skipped": skipped, "seconds": time.perf_counter() - started}
 
 
-def render_suite_docs(name: str, out: Path, docs: Path, command: str, how: str = "") -> dict[str, Any]:
+def render_suite_docs(name: str, out: Path, docs: Path, command: str, how: str = "", notes: str = ""
+                      ) -> dict[str, Any]:
     """Rebuild the document from the saved per-data-set results under ``out`` (no training):
     used to merge data sets run as separate processes (``--only``). A data set without saved
     results is listed as not run."""
@@ -272,8 +314,13 @@ def render_suite_docs(name: str, out: Path, docs: Path, command: str, how: str =
         summaries[entry.dataset] = json.loads(path.read_text())
         for kind in ("per_task", "delta_m"):
             atomic_write_bytes(figure_dir / f"{entry.dataset}_{kind}.png", (out / entry.dataset / f"{kind}.png").read_bytes())
-    total = float(sum(s.get("wall_seconds", 0.0) for s in summaries.values()))
+    total, jobs = float(sum(s.get("wall_seconds", 0.0) for s in summaries.values())), 1
+    run_file = out / RUN_FILE
+    if run_file.is_file():  # one whole-suite run: its own wall time and process count
+        saved = json.loads(run_file.read_text())
+        if set(saved.get("datasets", [])) == set(summaries):
+            total, jobs = float(saved["wall_seconds"]), int(saved["jobs"])
     docs.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(docs, benchmarks_markdown(suite, summaries, skipped, command,
-                                                os.path.relpath(figure_dir, docs.parent), total, how))
+                                                os.path.relpath(figure_dir, docs.parent), total, how, jobs, notes))
     return {"summaries": summaries, "skipped": skipped, "seconds": total}
