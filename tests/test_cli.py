@@ -195,3 +195,10 @@ def test_checkpoints_and_resume_from_the_command_line(small_frame: pd.DataFrame,
     assert resumed["mtl"]["epochs_run"] == 4 and resumed["mtl"]["test"] == json.loads(full_out)["mtl"]["test"]
     code, _, err = run([*base, "--resume", "--out", tmp_path / "d"], capsys)
     assert code == 2 and "--resume needs --checkpoint-dir" in err
+
+
+def test_python_dash_m_runs_the_same_command_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "polytask", "experiment", "--list", "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "peaks" in json.loads(done.stdout)["experiments"]

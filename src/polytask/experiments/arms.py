@@ -31,8 +31,10 @@ def run_arm(
     shuffle_aux: bool = False,
     shuffle_seed: int = 0,
     stl: bool = False,
+    stl_spec: NetworkSpec | None = None,
 ) -> FitReport:
-    """Train MTL on ``main`` (+ ``aux``) with ``features``; with ``stl=True`` also the STL nets.
+    """Train MTL on ``main`` (+ ``aux``) with ``features``; with ``stl=True`` also the STL nets
+    (shaped by ``stl_spec``, default ``spec``).
 
     The same path as :func:`polytask.workflow.fit` (prepare, the shuffle control, train_model),
     without the per-epoch validation metrics that experiments do not use.
@@ -40,7 +42,7 @@ def run_arm(
     prepared = prepare(frame, list(main), aux=list(aux), kinds=kinds, features=list(features), split=split, seed=config.seed)
     train_data = shuffle_auxiliary(prepared.train, prepared.tasks, shuffle_seed) if shuffle_aux else None
     mtl = train_model(prepared, spec, config, train_data=train_data, val_metrics=False)
-    baseline = train_model(prepared, spec, config, stl=True, val_metrics=False) if stl else None
+    baseline = train_model(prepared, stl_spec or spec, config, stl=True, val_metrics=False) if stl else None
     return FitReport(prepared, mtl, baseline)
 
 
