@@ -38,6 +38,10 @@ def test_quick_run_writes_artefacts(name: str, tmp_path: Path) -> None:
     assert record["paired_tests"] and record["protocol"]["doc"]
     png = (tmp_path / f"{name}.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    table = (tmp_path / f"{name}.md").read_text()
+    for arm in EXPECTED_ARMS[name]:
+        assert f"| {arm} | " in table  # one row per arm, as in docs/EXPERIMENTS.md
+    assert table.count(" vs ") == len(record["paired_tests"]) + 1  # + the header "a vs b"
 
 
 def test_same_seed_same_scores(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from polytask.serialization import atomic_write_bytes, atomic_write_json
+from polytask.serialization import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
 def paired_test(a: Sequence[float], b: Sequence[float], lower_is_better: bool = True) -> dict[str, float]:
@@ -126,6 +126,16 @@ def result_tables(result: ExperimentResult) -> list[Table]:
     return [arms, tests]
 
 
+def result_markdown(saved: dict[str, Any]) -> str:
+    """The arms' table and the paired tests, as Markdown, from a result's JSON (``to_dict``)."""
+    arms = ["| arm | mean | sd |", "| --- | ---: | ---: |"]
+    arms += [f"| {arm} | {_fmt(s['mean'])} | {_fmt(s['sd'], 2)} |" for arm, s in saved["summary"].items()]
+    tests = ["| a vs b | mean(a - b) | a better in | paired t p | Wilcoxon p |", "| --- | ---: | ---: | ---: | ---: |"]
+    tests += [f"| {t['a']} vs {t['b']} | {_fmt(t['mean_diff'], 3)} | {int(t['wins'])}/{int(t['n'])} | "
+              f"{_fmt(t['t_p'], 2)} | {_fmt(t['wilcoxon_p'], 2)} |" for t in saved["paired_tests"]]
+    return "\n".join(arms) + "\n\n" + "\n".join(tests) + "\n"
+
+
 def plot_result(result: ExperimentResult, path: Path) -> None:
     """Box plot of each arm's per-trial scores with the trials joined across arms (PNG)."""
     import io
@@ -154,14 +164,16 @@ def plot_result(result: ExperimentResult, path: Path) -> None:
 
 
 def write_artifacts(result: ExperimentResult, out: str | Path) -> dict[str, Path]:
-    """``<out>/<name>.json`` and ``<out>/<name>.png``."""
+    """``<out>/<name>.json``, ``<out>/<name>.png`` and ``<out>/<name>.md`` (the tables)."""
     from polytask.cli.common import clean_json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / f"{result.name}.json", "png": out / f"{result.name}.png"}
-    atomic_write_json(paths["json"], clean_json(result.to_dict()))
+    paths = {k: out / f"{result.name}.{k}" for k in ("json", "png", "md")}
+    saved = clean_json(result.to_dict())
+    atomic_write_json(paths["json"], saved)
     plot_result(result, paths["png"])
+    atomic_write_text(paths["md"], result_markdown(saved))
     return paths
 
 
