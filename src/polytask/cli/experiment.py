@@ -17,7 +17,7 @@ from polytask.cli.common import console, emit_json, output_options
 @click.option("--list", "list_only", is_flag=True, help="List the experiments and exit.")
 @output_options
 def command(name: str | None, out: str, quick: bool, seed: int, trials: int | None, list_only: bool, as_json: bool, quiet: bool) -> None:
-    """Run experiment NAME, print its table and write OUT/NAME.json and OUT/NAME.png.
+    """Run experiment NAME, print its table and write OUT/NAME.json, OUT/NAME.png and OUT/NAME.md.
 
     Experiments: peaks, inputs-as-outputs, parity, amplification, attribute-selection,
     eavesdropping, representation-bias, transfer. Each protocol is in docs/EXPERIMENTS.md.
