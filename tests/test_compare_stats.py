@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from polytask.compare.stats import mean_std, one_sample_test, paired_test, run_delta_m
+from polytask.compare.stats import mean_std, one_sample_test, paired_test
+from polytask.evaluate import delta_m as run_delta_m
 from polytask.evaluate import relative_delta
 
 

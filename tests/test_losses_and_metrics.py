@@ -118,3 +118,7 @@ def test_relative_delta_and_delta_m_by_hand() -> None:
     mtl = {"a": {"rmse": 0.9}, "b": {"accuracy": 0.7}}
     stl = {"a": {"rmse": 1.0}, "b": {"accuracy": 0.8}}
     assert delta_m(mtl, stl) == pytest.approx((0.1 + (-0.125)) / 2)
+    # one headline metric per task (its first): extra metrics do not add weight to a task
+    mtl["a"]["mae"], stl["a"]["mae"] = 0.1, 1.0
+    assert delta_m(mtl, stl) == pytest.approx((0.1 + (-0.125)) / 2)
+    assert delta_m(mtl, stl, {"a": "mae"}) == pytest.approx((0.9 + (-0.125)) / 2)

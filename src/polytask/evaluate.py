@@ -118,14 +118,25 @@ def relative_delta(metric: str, value: float, baseline: float) -> float:
     return sign * (value - baseline) / abs(baseline)
 
 
-def delta_m(results: Mapping[str, Mapping[str, float]], baseline: Mapping[str, Mapping[str, float]]) -> float:
-    """Delta-m (Maninis et al. 2019): the mean over tasks and their metrics of ``relative_delta``."""
-    deltas = [
-        relative_delta(metric, float(results[task][metric]), float(baseline[task][metric]))
-        for task in results
-        if task in baseline
-        for metric in results[task]
-        if metric in baseline[task]
-    ]
-    deltas = [d for d in deltas if not math.isnan(d)]
+def delta_m(
+    results: Mapping[str, Mapping[str, float]],
+    baseline: Mapping[str, Mapping[str, float]],
+    metric: Mapping[str, str] | None = None,
+) -> float:
+    """Delta-m (Maninis et al. 2019, "Attentive single-tasking of multiple tasks"):
+    ``mean_t (-1)^{s_t} (M_t - M_t,base) / |M_t,base|`` over the tasks both report, with ``M_t``
+    the task's headline metric (``metric[t]`` when given, else the first it reports: RMSE for
+    regression, ROC-AUC for binary, accuracy for multiclass) and ``s_t = 1`` when lower is
+    better. One metric per task, so a task with many metrics does not weigh more. The one
+    definition used by ``fit --stl``, ``compare`` and ``group``."""
+    deltas = []
+    for task, ms in results.items():
+        if task not in baseline or not ms:
+            continue
+        name = (metric or {}).get(task) or next(iter(ms))
+        if name not in ms or name not in baseline[task]:
+            continue
+        d = relative_delta(name, float(ms[name]), float(baseline[task][name]))
+        if not math.isnan(d):
+            deltas.append(d)
     return float(np.mean(deltas)) if deltas else float("nan")

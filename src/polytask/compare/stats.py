@@ -18,13 +18,13 @@ candidate against STL, since delta-m is already a paired difference).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 
-from polytask.evaluate import HIGHER_IS_BETTER, relative_delta
+from polytask.evaluate import HIGHER_IS_BETTER
 
 
 @dataclass(frozen=True)
@@ -92,35 +92,6 @@ def one_sample_test(values: Sequence[float], test_train_ratio: float = 0.0) -> P
     """The paired test of per-run differences that are already formed (e.g. delta-m) against 0."""
     v = np.asarray(values, dtype=float)
     return paired_test(v, np.zeros_like(v), test_train_ratio)
-
-
-def primary_metric(metrics: Mapping[str, float]) -> str:
-    """A task's headline metric: the first one it reports."""
-    return next(iter(metrics))
-
-
-def run_delta_m(
-    candidate: Mapping[str, Mapping[str, float]],
-    stl: Mapping[str, Mapping[str, float]],
-    metric: Mapping[str, str] | None = None,
-) -> float:
-    """Delta-m of one run (Maninis et al. 2019, "Attentive single-tasking of multiple tasks"):
-    ``mean_t (-1)^{s_t} (M_t - M_t,STL) / |M_t,STL|`` over the tasks both report, with ``M_t`` the
-    task's headline metric (``metric[t]`` when given, else its first), ``s_t = 1`` when lower is
-    better. One metric per task, so a task with many metrics does not weigh more; this differs
-    from :func:`polytask.evaluate.delta_m`, which averages over every (task, metric) pair. The
-    absolute value in the denominator keeps the sign right for a negative baseline (R^2 < 0)."""
-    deltas = []
-    for task, ms in candidate.items():
-        if task not in stl:
-            continue
-        name = (metric or {}).get(task) or primary_metric(ms)
-        if name not in ms or name not in stl[task]:
-            continue
-        d = relative_delta(name, float(ms[name]), float(stl[task][name]))
-        if not math.isnan(d):
-            deltas.append(d)
-    return float(np.mean(deltas)) if deltas else float("nan")
 
 
 def better_direction(metric: str) -> int:

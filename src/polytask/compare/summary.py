@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from polytask.compare.runner import Comparison
-from polytask.compare.stats import PairedTest, mean_std, one_sample_test, paired_test, run_delta_m
+from polytask.compare.stats import PairedTest, mean_std, one_sample_test, paired_test
+from polytask.evaluate import delta_m
 from polytask.evaluate import HIGHER_IS_BETTER
 from polytask.tasks import Task
 
@@ -83,7 +84,7 @@ def summarize(comparison: Comparison, alpha: float = ALPHA, corrected: bool = Fa
         entry["seconds"] = dict(zip(("mean", "std"), mean_std([res.seconds for res in results])))
         if name != stl_name:
             stl = [r.results[stl_name] for r in runs]
-            dms = [run_delta_m(res.test, base.test, headline) for res, base in zip(results, stl)]
+            dms = [delta_m(res.test, base.test, headline) for res, base in zip(results, stl)]
             dm_mean, dm_std = mean_std(dms)
             dm_test = one_sample_test(dms, ratio)
             entry["delta_m"] = {"mean": dm_mean, "std": dm_std, "values": dms, "test": dm_test.to_dict(),

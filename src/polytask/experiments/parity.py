@@ -32,7 +32,7 @@ from polytask.workflow import NetworkSpec
 
 TASKS = ("T1", "T2", "T3", "T4")
 BITS = [f"B{i}" for i in range(1, 9)]
-HIDDEN, LR, EPOCHS, PATIENCE = 64, 0.003, 1000, 150
+HIDDEN, LR, EPOCHS, PATIENCE = 64, 0.01, 1000, 300
 
 
 def make_patterns() -> pd.DataFrame:
