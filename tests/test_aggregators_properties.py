@@ -185,3 +185,22 @@ def test_moco_tracking_averages_noisy_gradients() -> None:
         method.aggregate(mean + torch.randn(2, 30, generator=g, dtype=torch.float64))
     single = float((torch.randn(2, 30, generator=g, dtype=torch.float64)).norm())
     assert float((method.tracked - mean).norm()) < 0.5 * single  # type: ignore[attr-defined]
+
+
+DROPPING = ["mgda", "imtl_g", "config", "cagrad", "fairgrad"]
+
+
+@FAST
+@given(jacobians(min_tasks=2, max_tasks=5), st.integers(0, 4), st.sampled_from(DROPPING))
+def test_a_task_without_labels_is_left_out_of_the_aggregation(J: torch.Tensor, where: int, name: str) -> None:
+    """A zero gradient row (no label for that task in the batch) gets weight 0, and the others
+    get exactly the weights the method gives on the present tasks alone (MGDA would otherwise
+    return the zero vector, and normalising methods would divide by zero)."""
+    where = where % (J.shape[0] + 1)
+    with_absent = torch.cat([J[:where], torch.zeros(1, J.shape[1], dtype=J.dtype), J[where:]])
+    w = balancers.get(name).weights(with_absent @ with_absent.T)
+    alone = balancers.get(name).weights(J @ J.T)
+    assert float(w[where]) == 0.0
+    torch.testing.assert_close(torch.cat([w[:where], w[where + 1 :]]), alone)
+    assert torch.isfinite(w).all()
+    assert float((w @ with_absent).norm()) > 0 or float((alone @ J).norm()) == 0

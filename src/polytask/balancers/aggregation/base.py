@@ -153,15 +153,30 @@ class GradientAggregator(Balancer):
 
 
 class GramianAggregator(GradientAggregator):
-    """A method whose update is ``J^T w`` with ``w = f(G)``: subclasses implement :meth:`weights_of`."""
+    """A method whose update is ``J^T w`` with ``w = f(G)``: subclasses implement :meth:`weights_of`.
+
+    ``drops_absent_tasks``: a task with no label in the batch has a zero gradient (a zero row
+    and column of ``G``). Methods whose answer such a row distorts (MGDA would stop: the zero
+    vector is then the min-norm point; methods that normalise gradients would divide by zero)
+    set it, and are solved on the Gramian of the present tasks; absent tasks get weight 0.
+    """
+
+    drops_absent_tasks: bool = False
 
     @abstractmethod
     def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
         """(T,) weights from the (T, T) Gramian, given in float64 on the CPU."""
 
     def combine(self, jacobian: torch.Tensor | None, gramian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        w = self.weights_of(gramian.detach().double().cpu())  # T x T: solved on the CPU
-        return w.to(gramian.device), None
+        G = gramian.detach().double().cpu()  # T x T: solved on the CPU
+        present = torch.diagonal(G) > 0
+        if self.drops_absent_tasks and not bool(present.all()):
+            w = torch.zeros(G.shape[0], dtype=G.dtype)
+            if bool(present.any()):
+                idx = present.nonzero().flatten()
+                w[idx] = self.weights_of(G[idx][:, idx]).to(w.dtype)
+            return w.to(gramian.device), None
+        return self.weights_of(G).to(gramian.device), None
 
 
 class JacobianAggregator(GradientAggregator):

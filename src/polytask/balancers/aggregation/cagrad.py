@@ -25,6 +25,8 @@ from polytask.errors import PolytaskError
 class CAGrad(GramianAggregator):
     """Conflict-averse gradient descent (see the module docstring)."""
 
+    drops_absent_tasks = True
+
     name = "cagrad"
 
     def __init__(self, c: float = 0.4, norm_eps: float = 1e-4, mode: str = "exact") -> None:

@@ -20,6 +20,8 @@ from polytask.balancers.aggregation.base import GramianAggregator
 class ConFIG(GramianAggregator):
     """Conflict-free inverse gradients (see the module docstring)."""
 
+    drops_absent_tasks = True
+
     name = "config"
 
     def __init__(self, mode: str = "exact") -> None:

@@ -22,6 +22,8 @@ from polytask.errors import PolytaskError
 class FairGrad(GramianAggregator):
     """alpha-fair gradient aggregation (see the module docstring)."""
 
+    drops_absent_tasks = True
+
     name = "fairgrad"
 
     def __init__(self, alpha: float = 1.0, max_iters: int | None = None, mode: str = "exact") -> None:

@@ -18,6 +18,8 @@ from polytask.balancers.aggregation.base import GramianAggregator
 class IMTLG(GramianAggregator):
     """Impartial MTL, gradient part (see the module docstring)."""
 
+    drops_absent_tasks = True
+
     name = "imtl_g"
 
     def __init__(self, mode: str = "exact") -> None:

@@ -52,6 +52,8 @@ def frank_wolfe_min_norm(gram: torch.Tensor, epsilon: float, max_iters: int) -> 
 class MGDA(GramianAggregator):
     """Min-norm point of the convex hull of the gradients (see the module docstring)."""
 
+    drops_absent_tasks = True
+
     name = "mgda"
 
     def __init__(self, solver: str = "qp", epsilon: float = 1e-3, max_iters: int = 100, reg_eps: float = 1e-10,
