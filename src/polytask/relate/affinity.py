@@ -36,8 +36,7 @@ from polytask.gradients import per_task_gradients
 from polytask.losses import loss_vector
 from polytask.relate.lookahead import lookahead_parameters_batched
 from polytask.relate.matrix import TaskMatrix
-from polytask.relate.records import StepRecords
-from polytask.training.callbacks import Callback
+from polytask.relate.records import StepRecorder
 
 if TYPE_CHECKING:
     from polytask.training.trainer import Trainer
@@ -93,27 +92,16 @@ class AffinityResult:
     recorded_steps: int
 
 
-class LookaheadAffinity(Callback):
+class LookaheadAffinity(StepRecorder):
     """Records TAG's look-ahead affinity ``Z_{i->j}`` every ``every`` training steps."""
 
-    def __init__(self, every: int = 1) -> None:
-        if every < 0:
-            raise PolytaskError(f"'every' must be >= 0 (0 turns recording off), got {every}")
-        self.every = int(every)
-        self.records: StepRecords | None = None
+    what = "look-ahead affinity"
 
-    def on_fit_start(self, trainer: "Trainer") -> None:
-        self.records = StepRecords([t.name for t in trainer.tasks])
-
-    def on_before_backward(self, trainer: "Trainer", ctx: StepContext) -> None:
-        if self.every == 0 or ctx.step % self.every != 0 or self.records is None:
-            return
-        self.records.add(ctx.step, ctx.epoch, lookahead_affinity(trainer, ctx))
+    def measure(self, trainer: "Trainer", ctx: StepContext) -> np.ndarray:
+        return lookahead_affinity(trainer, ctx)
 
     def result(self) -> AffinityResult:
-        if self.records is None:
-            raise PolytaskError("look-ahead affinity was not recorded: the callback never saw training")
-        r = self.records
+        r = self.recorded()
         mean = r.mean()
         return AffinityResult(
             affinity=TaskMatrix("tag", r.task_names, mean,

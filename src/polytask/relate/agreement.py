@@ -25,8 +25,7 @@ from polytask.balancers.base import StepContext
 from polytask.errors import PolytaskError
 from polytask.gradients import per_task_gradients
 from polytask.relate.matrix import TaskMatrix
-from polytask.relate.records import StepRecords
-from polytask.training.callbacks import Callback
+from polytask.relate.records import StepRecorder
 
 if TYPE_CHECKING:
     from polytask.training.trainer import Trainer
@@ -54,29 +53,17 @@ class AgreementResult:
     recorded_steps: int
 
 
-class GradientAgreement(Callback):
+class GradientAgreement(StepRecorder):
     """Records the pairwise cosine of per-task shared-parameter gradients every ``every`` steps."""
 
-    def __init__(self, every: int = 1) -> None:
-        if every < 0:
-            raise PolytaskError(f"'every' must be >= 0 (0 turns recording off), got {every}")
-        self.every = int(every)
-        self.records: StepRecords | None = None
+    what = "gradient agreement"
 
-    def on_fit_start(self, trainer: "Trainer") -> None:
-        self.records = StepRecords([t.name for t in trainer.tasks])
-
-    def on_before_backward(self, trainer: "Trainer", ctx: StepContext) -> None:
-        if self.every == 0 or ctx.step % self.every != 0 or self.records is None:
-            return
-        jacobian = per_task_gradients(ctx.losses, ctx.shared_params)
-        self.records.add(ctx.step, ctx.epoch, gradient_cosines(jacobian))
+    def measure(self, trainer: "Trainer", ctx: StepContext) -> np.ndarray:
+        return gradient_cosines(per_task_gradients(ctx.losses, ctx.shared_params))
 
     def result(self) -> AgreementResult:
         """Mean cosine and conflict fraction over the recorded steps."""
-        if self.records is None:
-            raise PolytaskError("gradient agreement was not recorded: the callback never saw training")
-        r = self.records
+        r = self.recorded()
         conflict = lambda v: (v < 0).astype(float)  # noqa: E731
         mean = r.mean()
         np.fill_diagonal(mean, 1.0)

@@ -8,13 +8,20 @@ column per ordered task pair ``"a->b"`` (or unordered ``"a~b"`` for a symmetric 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from polytask.balancers.base import StepContext
 from polytask.errors import PolytaskError
+from polytask.training.callbacks import Callback
+
+if TYPE_CHECKING:
+    from polytask.training.trainer import Trainer
 
 
 @dataclass
@@ -61,3 +68,34 @@ class StepRecords:
         frame = pd.DataFrame({"epoch": self.epochs, **data})
         with np.errstate(all="ignore"):
             return frame.groupby("epoch").mean()
+
+
+class StepRecorder(Callback, ABC):
+    """A callback that records one T x T matrix, :meth:`measure`, every ``every`` training
+    steps (before the backward pass); ``every = 0`` turns recording off."""
+
+    #: What is recorded, for the error raised when the callback never saw training.
+    what: str = "the measurement"
+
+    def __init__(self, every: int = 1) -> None:
+        if every < 0:
+            raise PolytaskError(f"'every' must be >= 0 (0 turns recording off), got {every}")
+        self.every = int(every)
+        self.records: StepRecords | None = None
+
+    @abstractmethod
+    def measure(self, trainer: "Trainer", ctx: StepContext) -> np.ndarray:
+        """The (T, T) matrix at this step."""
+
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        self.records = StepRecords([t.name for t in trainer.tasks])
+
+    def on_before_backward(self, trainer: "Trainer", ctx: StepContext) -> None:
+        if self.every == 0 or ctx.step % self.every != 0 or self.records is None:
+            return
+        self.records.add(ctx.step, ctx.epoch, self.measure(trainer, ctx))
+
+    def recorded(self) -> StepRecords:
+        if self.records is None:
+            raise PolytaskError(f"{self.what} was not recorded: the callback never saw training")
+        return self.records
