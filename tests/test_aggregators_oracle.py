@@ -53,6 +53,14 @@ def close(ours: torch.Tensor, ref: torch.Tensor, tol: float = TOL) -> None:
     assert float((ours - ref).abs().max()) <= tol * scale, f"max diff {float((ours - ref).abs().max()):.3g}"
 
 
+def exactly_opposite(J: torch.Tensor) -> bool:
+    """Two rows with cosine -1 to rounding (the rank-1 draw with T = 2 is such a pair)."""
+    if J.shape[0] != 2 or not bool((J.norm(dim=1) > 0).all()):
+        return False
+    cos = float(J[0] @ J[1]) / float(J[0].norm() * J[1].norm())
+    return cos < -1 + 1e-12
+
+
 # Same definition and defaults as torchjd: deterministic, stateless.
 SAME = {
     "mean": ({}, lambda T: tja.Mean()),
@@ -75,6 +83,12 @@ def test_same_definition_agrees_with_torchjd(name: str) -> None:
     for kind, n_tasks in cases():
         J = jacobian(kind, n_tasks)
         present = J.norm(dim=1) > 0
+        if name == "config" and exactly_opposite(J):
+            # ConFIG of g and -c g is 0 by definition (1 is orthogonal to the range of U); torchjd's
+            # pseudo-inverse keeps rounding noise there, so its answer (and the old polytask one, of
+            # norm ~6 on some machines) depends on the BLAS: the paper decides, not torchjd
+            assert float(method.aggregate(J).norm()) <= 1e-9 * float(J.norm())
+            continue
         if getattr(method, "drops_absent_tasks", False) and not bool(present.all()):
             # a zero row is a task without labels: left out by design, so torchjd sees the others
             close(method.aggregate(J), make(int(present.sum()))(J[present]))

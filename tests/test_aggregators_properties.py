@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import cvxpy as cp
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -204,3 +205,41 @@ def test_a_task_without_labels_is_left_out_of_the_aggregation(J: torch.Tensor, w
     torch.testing.assert_close(torch.cat([w[:where], w[where + 1 :]]), alone)
     assert torch.isfinite(w).all()
     assert float((w @ with_absent).norm()) > 0 or float((alone @ J).norm()) == 0
+
+
+def opposite_pairs(count: int, dtype: torch.dtype = torch.float64, seed: int = 0):  # type: ignore[no-untyped-def]
+    """``count`` seeded pairs ``(g, -c g)``: random length P, scale of g and ratio c."""
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(count):
+        n_params = int(torch.randint(2, 80, (1,), generator=gen))
+        scale = 10 ** float(torch.empty(1).uniform_(-3, 3, generator=gen))
+        ratio = 10 ** float(torch.empty(1).uniform_(-2, 2, generator=gen))
+        g = torch.randn(n_params, generator=gen, dtype=torch.float64) * scale
+        pair = torch.stack([g, -ratio * g]) if bool(torch.rand(1, generator=gen) < 0.5) else torch.stack([-ratio * g, g])
+        yield pair.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64])
+def test_config_returns_zero_for_exactly_opposite_gradients(dtype: torch.dtype) -> None:
+    """For ``g`` and ``-c g`` the vector 1 is orthogonal to the range of the unit gradients
+    ``U``, so ``U^+ 1 = 0`` and ConFIG's update is 0 (Liu et al. 2025, Eq. 2). A pseudo-inverse
+    that keeps a rounding-level eigenvalue or component returned a full-length update along one
+    gradient (raising the other task's loss) for about 40 % of such pairs."""
+    method = balancers.get("config")
+    for J in opposite_pairs(300, dtype):
+        d = method.aggregate(J)
+        assert torch.isfinite(d).all()
+        assert float(d.norm()) <= 1e-9 * float(J.norm()), f"update of norm {float(d.norm()):.3g}"
+
+
+def test_config_nearly_opposite_gradients_still_get_the_equal_cosine_bisector() -> None:
+    """The rank decision only removes rounding noise: gradients that are 1e-4 (relative) away
+    from opposite keep ConFIG's nonzero update with equal positive cosines."""
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        g, h = torch.randn(2, 30, generator=gen, dtype=torch.float64)
+        J = torch.stack([g, -2.5 * g + 1e-4 * float(g.norm()) * h / float(h.norm())])
+        d = balancers.get("config").aggregate(J)
+        cos = (J @ d) / (J.norm(dim=1) * d.norm())
+        assert float(cos.min()) > 0
+        torch.testing.assert_close(cos[0], cos[1], rtol=1e-5, atol=0)

@@ -59,6 +59,37 @@ def simplex_min_norm(gram: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(w / w.sum(), dtype=gram.dtype, device=gram.device)
 
 
+def rank_tolerance(eigenvalues: torch.Tensor, eps: float) -> float:
+    """The level at or below which an eigenvalue of a T x T Gramian is numerically zero.
+
+    ``T * lambda_max * 5 eps``: an eigenvalue moves by at most the spectral norm of the error
+    of the matrix, at most ``T`` times its largest entry error, and each entry of a computed
+    (and normalised) Gramian carries a few roundings of ``eps`` (the unit roundoff of the
+    precision the Gramian was computed in) relative to ``lambda_max``.
+    """
+    m = eigenvalues.shape[0]
+    return float(eigenvalues.abs().max()) * m * 5.0 * eps if m else 0.0
+
+
+def pinv_solve(gram: torch.Tensor, rhs: torch.Tensor, eps: float) -> torch.Tensor:
+    """``G^+ rhs`` for a symmetric positive semi-definite ``G``, with two rank decisions.
+
+    With ``G = V diag(lambda) V^T``: eigenvalues at or below :func:`rank_tolerance` are zero,
+    and so is a component ``c_k = v_k^T rhs`` of the right-hand side that is within its own
+    rounding error, ``|c_k| <= ||rhs|| tol / lambda_k`` (an eigenvector is known to about
+    ``tol / lambda_k``). Without the second decision, a ``rhs`` orthogonal to the range of
+    ``G`` (e.g. ``1`` for two opposite unit gradients) returns rounding noise scaled up by
+    ``1 / lambda_k`` instead of 0.
+    """
+    lam, vec = torch.linalg.eigh(gram)
+    tol = rank_tolerance(lam, eps)
+    keep = lam > tol
+    lam, vec = lam[keep], vec[:, keep]
+    coef = vec.T @ rhs
+    coef = torch.where(coef.abs() <= float(rhs.norm()) * tol / lam, torch.zeros_like(coef), coef)
+    return vec @ (coef / lam)
+
+
 def project_simplex(y: torch.Tensor) -> torch.Tensor:
     """Euclidean projection onto the probability simplex (sort-based closed form, Held et al. 1974)."""
     m = y.shape[0]
