@@ -24,8 +24,7 @@ def save_checkpoint(trainer: "Trainer", directory: str | Path, epoch: int) -> No
         "network": trainer.network.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
-        "balancer": trainer.balancer.state_dict(),
-        "balancer_params": [p.detach() for p in trainer.balancer.parameters()],
+        "balancer": trainer.balancer.state_dict(),  # an nn.Module's: parameters and extra state
         "step": trainer.step,
         "history": trainer.history,
         "stopping": trainer.stopping.state_dict(),

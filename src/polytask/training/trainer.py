@@ -105,8 +105,7 @@ class Trainer:
         if missing:
             raise PolytaskError(f"the network has no output for task '{missing[0]}'")
         self.balancer.setup(names)
-        for p in self.balancer.parameters():
-            p.data = p.data.to(self.device)
+        self.balancer.to(self.device)
         params = list(self.network.parameters()) + list(self.balancer.parameters())
         self.optimizer = self._make_optimizer(self._parameter_groups(params))
         self.scheduler = self._make_scheduler()
@@ -166,6 +165,7 @@ class Trainer:
             last_shared_params=self.network.last_shared_parameters(),
             step=self.step,
             epoch=epoch,
+            present=(torch.stack([masks[t.name].any() for t in self.tasks]) & (alphas > 0)).cpu(),  # labelled, weighted
         )
         return ctx, raw
 
@@ -304,9 +304,6 @@ class Trainer:
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.balancer.load_state_dict(state["balancer"])
-        for p, saved in zip(self.balancer.parameters(), state.get("balancer_params", [])):
-            with torch.no_grad():
-                p.copy_(saved)
         self.step = int(state["step"])
         self.history = list(state["history"])
         self.stopping.load_state_dict(state["stopping"])
