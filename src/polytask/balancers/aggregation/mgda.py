@@ -17,8 +17,8 @@ Solvers: ``qp`` (default) solves the problem exactly with quadprog on ``G / tr(G
 (the scaling leaves ``w*`` unchanged), ``G`` first reduced to its positive semi-definite part at
 the precision the gradients were computed in (a float32 Gramian cast to float64 has
 eigenvalues of about ``-1e-7 lambda_max``, which quadprog rejects as "not positive definite").
-Should quadprog still fail, the step falls back to Frank-Wolfe and says so once (a
-``RuntimeWarning``). ``frank_wolfe`` is the paper's Algorithm 2 (start at ``1/T``, move towards
+Should quadprog still fail, the step falls back to scipy's SLSQP on the same problem and says so
+once (a ``RuntimeWarning``). ``frank_wolfe`` is the paper's Algorithm 2 (start at ``1/T``, move towards
 the vertex of smallest ``(G w)_t`` with the exact line search, stop when the step is below
 ``epsilon`` or after ``max_iters``).
 """
@@ -30,7 +30,7 @@ import warnings
 import torch
 
 from polytask.balancers.aggregation.base import GramianAggregator, Problem
-from polytask.balancers.aggregation.solvers import QPFailure, normalized, psd_part, regularized, simplex_min_norm
+from polytask.balancers.aggregation.solvers import QPFailure, normalized, psd_part, regularized, simplex_min_norm, simplex_min_norm_slsqp
 from polytask.errors import PolytaskError
 
 SOLVERS = ("qp", "frank_wolfe")
@@ -85,6 +85,5 @@ class MGDA(GramianAggregator):
         except QPFailure as exc:
             if not self._warned:
                 self._warned = True
-                warnings.warn(f"balancer 'mgda': {exc}; using Frank-Wolfe (Sener and Koltun's Algorithm 2) for such steps",
-                              RuntimeWarning, stacklevel=2)
-            return frank_wolfe_min_norm(g, self.epsilon, self.max_iters)
+                warnings.warn(f"balancer 'mgda': {exc}; solving such steps with scipy's SLSQP instead", RuntimeWarning, stacklevel=2)
+            return simplex_min_norm_slsqp(g)

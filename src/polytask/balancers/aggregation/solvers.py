@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from qpsolvers import solve_qp
-from scipy.optimize import nnls
+from scipy.optimize import minimize, nnls
 
 from polytask.errors import PolytaskError
 
@@ -89,6 +89,18 @@ def simplex_min_norm(gram: torch.Tensor) -> torch.Tensor:
     (quadprog; raises :class:`QPFailure` when it finds no solution)."""
     g = _np(gram)
     w = np.clip(_qp(g, np.zeros(g.shape[0]), equality=True), 0.0, None)
+    return torch.as_tensor(w / w.sum(), dtype=gram.dtype, device=gram.device)
+
+
+def simplex_min_norm_slsqp(gram: torch.Tensor) -> torch.Tensor:
+    """The same min-norm point with scipy's SLSQP (the fallback when quadprog fails: it accepts a
+    semi-definite matrix), from ``1/T``, to ``ftol = 1e-15``."""
+    g = _np(gram)
+    m = g.shape[0]
+    res = minimize(lambda w: (float(w @ g @ w), 2.0 * g @ w), np.full(m, 1.0 / m), jac=True, method="SLSQP",
+                   bounds=[(0.0, 1.0)] * m, options={"ftol": 1e-15, "maxiter": 1000},
+                   constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)},))
+    w = np.clip(res.x, 0.0, None)
     return torch.as_tensor(w / w.sum(), dtype=gram.dtype, device=gram.device)
 
 
