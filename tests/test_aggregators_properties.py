@@ -324,7 +324,7 @@ def opposite_pairs(count: int, dtype: torch.dtype = torch.float64, seed: int = 0
         yield pair.to(dtype)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_config_returns_zero_for_exactly_opposite_gradients(dtype: torch.dtype) -> None:
     """For ``g`` and ``-c g`` the vector 1 is orthogonal to the range of the unit gradients
     ``U``, so ``U^+ 1 = 0`` and ConFIG's update is 0 (Liu et al. 2025, Eq. 2). A pseudo-inverse

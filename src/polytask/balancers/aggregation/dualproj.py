@@ -5,9 +5,9 @@ Quinton and Rey, "Jacobian Descent for Multi-Objective Optimization" (2024), aft
 
     d = pi_J(J^T u),  u = 1/T,   i.e. d = J^T v,  v = argmin_{v >= u} v^T G v,
 
-solved with quadprog on ``G / tr(G) + reg_eps I`` (as in torchjd; ``G`` first reduced to its
-positive semi-definite part at the gradients' precision, with scipy's ``nnls`` as the fallback
-should quadprog fail). ``g_t^T d >= 0`` for every task.
+solved with quadprog on ``G / tr(G) + reg_eps I`` (as in torchjd; ``G`` first projected onto the
+semi-definite cone, which only moves the negative eigenvalues rounding produces, with scipy's
+``nnls`` as the fallback should quadprog fail). ``g_t^T d >= 0`` for every task.
 """
 
 from __future__ import annotations
@@ -32,6 +32,6 @@ class DualProj(GramianAggregator):
 
     def weights_of(self, gramian: torch.Tensor, problem: Problem) -> torch.Tensor:
         m = gramian.shape[0]
-        g = regularized(normalized(psd_part(gramian, problem.entry_error), self.norm_eps), self.reg_eps)
+        g = regularized(normalized(psd_part(gramian), self.norm_eps), self.reg_eps)
         u = torch.full((1, m), 1.0 / m, dtype=gramian.dtype)
         return dual_cone_weights(g, u)[0]

@@ -14,9 +14,9 @@ definition says; a task without labels in the batch is absent and left out (see 
 base).
 
 Solvers: ``qp`` (default) solves the problem exactly with quadprog on ``G / tr(G) + reg_eps I``
-(the scaling leaves ``w*`` unchanged), ``G`` first reduced to its positive semi-definite part at
-the precision the gradients were computed in (a float32 Gramian cast to float64 has
-eigenvalues of about ``-1e-7 lambda_max``, which quadprog rejects as "not positive definite").
+(the scaling leaves ``w*`` unchanged), ``G`` first projected onto the semi-definite cone (a
+float32 Gramian cast to float64 has eigenvalues of about ``-1e-7 lambda_max``, which quadprog
+rejects as "not positive definite"; only those move).
 Should quadprog still fail, the step falls back to scipy's SLSQP on the same problem and says so
 once (a ``RuntimeWarning``). ``frank_wolfe`` is the paper's Algorithm 2 (start at ``1/T``, move towards
 the vertex of smallest ``(G w)_t`` with the exact line search, stop when the step is below
@@ -77,7 +77,7 @@ class MGDA(GramianAggregator):
     def weights_of(self, gramian: torch.Tensor, problem: Problem) -> torch.Tensor:
         if self.solver == "frank_wolfe":
             return frank_wolfe_min_norm(gramian, self.epsilon, self.max_iters)
-        g = normalized(psd_part(gramian, problem.entry_error), 0.0)
+        g = normalized(psd_part(gramian), 0.0)
         if not torch.any(g != 0):
             return torch.full((g.shape[0],), 1.0 / g.shape[0], dtype=g.dtype)
         try:

@@ -7,8 +7,9 @@ follows the precision the gradients were computed in, not the float64 the Gramia
 
 quadprog needs a positive definite matrix. A computed Gramian is only semi-definite up to its
 rounding (a float32 one cast to float64 can have eigenvalues of ``-1e-7 lambda_max``), so the
-QPs here are solved on its positive semi-definite part (:func:`psd_part`) plus a ridge; if
-quadprog still fails, :class:`QPFailure` is raised for the caller's documented fallback.
+QPs here are solved on its projection onto the semi-definite cone (:func:`psd_part`) plus a
+ridge; if quadprog still fails, :class:`QPFailure` is raised for the caller's documented
+fallback.
 """
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float64)
 
 
-def psd_part(gram: torch.Tensor, entry_error: float) -> torch.Tensor:
-    """``V max(lambda, 0) V^T`` with eigenvalues at or below :func:`rank_tolerance` set to 0:
-    the positive semi-definite matrix the rounded Gramian stands for."""
+def psd_part(gram: torch.Tensor) -> torch.Tensor:
+    """``V max(lambda, 0) V^T``: the nearest positive semi-definite matrix (in Frobenius norm) to
+    the symmetrised Gramian. Only the negative eigenvalues, which rounding alone produces, move."""
     lam, vec = torch.linalg.eigh((gram + gram.T) / 2)
-    lam = torch.where(lam > rank_tolerance(lam, entry_error), lam, torch.zeros_like(lam))
-    return (vec * lam) @ vec.T
+    if bool((lam >= 0).all()):
+        return gram
+    return (vec * lam.clamp(min=0.0)) @ vec.T
 
 
 def _qp(g: np.ndarray, lower: np.ndarray, equality: bool) -> np.ndarray:
