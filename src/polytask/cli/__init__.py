@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from polytask import __version__
+from polytask.version import __version__
 from polytask.errors import PolytaskError
 
 #: Modules of ``polytask.cli`` that hold helpers rather than a command.
