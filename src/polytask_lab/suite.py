@@ -27,8 +27,7 @@ from polytask.compare.candidates import build_candidates
 from polytask.compare.pipeline import run_comparison, write_comparison
 from polytask.compare.runner import Problem, RunPlan
 from polytask.errors import PolytaskError
-from polytask.cli.common import clean_json
-from polytask.serialization import atomic_write_bytes, atomic_write_json, atomic_write_text
+from polytask.serialization import atomic_write_bytes, atomic_write_json, atomic_write_text, clean_json
 from polytask.training.config import TrainConfig
 from polytask.workflow import NetworkSpec
 

@@ -80,7 +80,7 @@ def render_markdown(doc: dict[str, Any], notes: str | None = None) -> str:
                "`zero_grad`, `balancer.backward(ctx)`, SGD step. Every candidate shares the network and the batch.")
     out.append("- Candidates at each point: `ew` (the reference), a second independent `ew` (the *control*), every "
                "loss-weighting method, and every gradient method in each mode it supports, three ways: polytask's "
-               "engine; the **per-task loop** (LibMTL's way, written in `polytask.bench.peers`: T backward passes "
+               "engine; the **per-task loop** (LibMTL's way, written in `polytask_lab.bench.peers`: T backward passes "
                "with `retain_graph`, gradients copied into a T x P matrix, the method's own `aggregate(J)`); and "
                "**torchjd** (`mtl_backward` then `jac_to_grad` with torchjd's aggregator for the method; in "
                "representation mode `autojac.jac` with respect to z, the aggregator, one backward from z).")

@@ -20,7 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from polytask.serialization import atomic_write_bytes, atomic_write_json, atomic_write_text
+from polytask.serialization import atomic_write_bytes, atomic_write_json, atomic_write_text, clean_json
 
 
 def paired_test(a: Sequence[float], b: Sequence[float], lower_is_better: bool = True) -> dict[str, float]:
@@ -165,8 +165,6 @@ def plot_result(result: ExperimentResult, path: Path) -> None:
 
 def write_artifacts(result: ExperimentResult, out: str | Path) -> dict[str, Path]:
     """``<out>/<name>.json``, ``<out>/<name>.png`` and ``<out>/<name>.md`` (the tables)."""
-    from polytask.cli.common import clean_json
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"{result.name}.{k}" for k in ("json", "png", "md")}
