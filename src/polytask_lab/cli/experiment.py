@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from polytask.cli.common import console, emit_json, output_options
+from polytask_lab.cli import lab_imports
 
 
 @click.command("experiment")
@@ -23,24 +24,26 @@ def command(name: str | None, out: str, quick: bool, seed: int, trials: int | No
     eavesdropping, representation-bias, transfer. Each protocol is in docs/EXPERIMENTS.md.
     """
     from polytask.errors import PolytaskError
-    from polytask.experiments.common import print_result, write_artifacts
-    from polytask.experiments.registry import EXPERIMENTS, get
 
     con = console(quiet or as_json)
-    if list_only:
-        for n in EXPERIMENTS:
-            con.print(n)
-        if as_json:
-            emit_json({"experiments": list(EXPERIMENTS)})
-        return
-    if name is None:
-        raise PolytaskError(f"name an experiment ({', '.join(EXPERIMENTS)})")
-    run = get(name)
-    con.print(f"[bold]{name}[/]{' (quick)' if quick else ''}, seed {seed}")
     if trials is not None and trials < 1:
         raise PolytaskError(f"--trials must be at least 1, got {trials}")
-    result = run(quick=quick, seed=seed, trials_override=trials)
-    paths = write_artifacts(result, out)
+    with lab_imports("experiment", needs=("jinja2",)):
+        from polytask_lab.experiments.common import print_result, write_artifacts
+        from polytask_lab.experiments.registry import EXPERIMENTS, get
+
+        if list_only:
+            for n in EXPERIMENTS:
+                con.print(n)
+            if as_json:
+                emit_json({"experiments": list(EXPERIMENTS)})
+            return
+        if name is None:
+            raise PolytaskError(f"name an experiment ({', '.join(EXPERIMENTS)})")
+        run = get(name)
+        con.print(f"[bold]{name}[/]{' (quick)' if quick else ''}, seed {seed}")
+        result = run(quick=quick, seed=seed, trials_override=trials)
+        paths = write_artifacts(result, out)
     print_result(result, con)
     con.print(f"wrote {paths['json']} and {paths['png']}")
     if as_json:

@@ -1,7 +1,7 @@
 """``transfer``: reusing a trained trunk for new tasks with little data, against training from
 scratch on the same small data.
 
-Protocol. Peaks data (see :mod:`polytask.experiments.peaks`). The 120 tasks are split into 10
+Protocol. Peaks data (see :mod:`polytask_lab.experiments.peaks`). The 120 tasks are split into 10
 *new* tasks (every 12th: P001, P013, ..., P109) and 110 *source* tasks. Per trial (seed = 1000 *
 seed + trial): a source MTL net (one hidden layer of 64 tanh units) is trained on the 110
 source tasks with 500 training and 200 early-stopping rows; then the 10 new tasks get only 40
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from polytask.experiments.arms import consecutive_split
-from polytask.experiments.common import ExperimentResult
-from polytask.experiments.peaks import input_columns, peaks_data
+from polytask_lab.experiments.arms import consecutive_split
+from polytask_lab.experiments.common import ExperimentResult
+from polytask_lab.experiments.peaks import input_columns, peaks_data
 from polytask.training.config import TrainConfig
 from polytask.transfer import TransferStart
 from polytask.data.config import DataConfig

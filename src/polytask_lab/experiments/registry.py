@@ -6,9 +6,9 @@ from collections.abc import Callable
 from functools import partial
 
 from polytask.errors import PolytaskError
-from polytask.experiments import inputs_as_outputs, parity, peaks_experiment, transfer_experiment
-from polytask.experiments.common import ExperimentResult
-from polytask.experiments.mechanisms import MECHANISMS, run_mechanism
+from polytask_lab.experiments import inputs_as_outputs, parity, peaks_experiment, transfer_experiment
+from polytask_lab.experiments.common import ExperimentResult
+from polytask_lab.experiments.mechanisms import MECHANISMS, run_mechanism
 
 Runner = Callable[..., ExperimentResult]
 

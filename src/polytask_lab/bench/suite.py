@@ -9,7 +9,7 @@ candidate per (method, mode, implementation):
 - every loss-weighting method (``modes(name) == ()``), as polytask runs it;
 - every gradient method in each mode it supports, three ways: polytask's engine
   (``get(name, mode=...)``), the per-task loop with the same method's ``aggregate``, and
-  torchjd with its own aggregator for the method (see :mod:`polytask.bench.peers`).
+  torchjd with its own aggregator for the method (see :mod:`polytask_lab.bench.peers`).
 
 A candidate's step is a training step as the :class:`~polytask.training.Trainer` takes it:
 ``Trainer.context`` (forward and loss vector), ``zero_grad``, ``balancer.backward(ctx)``,
@@ -32,10 +32,10 @@ import torch
 
 from polytask import balancers
 from polytask.balancers import Balancer
-from polytask.bench.check import relative_difference
-from polytask.bench.measure import paired_ratio, peak_step_bytes, time_interleaved
-from polytask.bench.peers import PerTaskLoop, TorchjdPeer, torchjd_aggregator
-from polytask.bench.problems import FULL_SIZE, NETS, QUICK_SIZE, ProblemSize, build_network, make_batch, task_list
+from polytask_lab.bench.check import relative_difference
+from polytask_lab.bench.measure import paired_ratio, peak_step_bytes, time_interleaved
+from polytask_lab.bench.peers import PerTaskLoop, TorchjdPeer, torchjd_aggregator
+from polytask_lab.bench.problems import FULL_SIZE, NETS, QUICK_SIZE, ProblemSize, build_network, make_batch, task_list
 from polytask.errors import PolytaskError
 from polytask.training import TrainConfig, Trainer
 

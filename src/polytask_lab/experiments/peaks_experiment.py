@@ -1,6 +1,6 @@
 """``peaks``: one MTL net on all 120 Peaks tasks against 120 STL nets (Caruana 1997).
 
-Protocol. Data from :func:`polytask.experiments.peaks.peaks_data` (60 coarse-coded inputs,
+Protocol. Data from :func:`polytask_lab.experiments.peaks.peaks_data` (60 coarse-coded inputs,
 120 targets ``P = IF X1 > 0.5 THEN X2 ELSE X3``). Each trial draws fresh rows (seed = 1000 *
 seed + trial): 150 training, 150 early-stopping and 1,000 test rows. MTL: one hidden layer of
 256 ReLU units shared by 120 linear outputs. STL: 120 nets of 64 ReLU hidden units and one
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from polytask.experiments.arms import consecutive_split, run_arm
-from polytask.experiments.common import ExperimentResult
-from polytask.experiments.peaks import input_columns, peaks_data
+from polytask_lab.experiments.arms import consecutive_split, run_arm
+from polytask_lab.experiments.common import ExperimentResult
+from polytask_lab.experiments.peaks import input_columns, peaks_data
 from polytask.training.config import TrainConfig
 from polytask.workflow import NetworkSpec
 

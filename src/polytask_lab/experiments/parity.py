@@ -24,8 +24,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from polytask.experiments.arms import run_arm
-from polytask.experiments.common import ExperimentResult
+from polytask_lab.experiments.arms import run_arm
+from polytask_lab.experiments.common import ExperimentResult
 from polytask.data.splits import Split
 from polytask.training.config import TrainConfig
 from polytask.workflow import NetworkSpec

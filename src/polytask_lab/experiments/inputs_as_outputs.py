@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from polytask.experiments.arms import consecutive_split, run_arm, test_score
-from polytask.experiments.common import ExperimentResult
+from polytask_lab.experiments.arms import consecutive_split, run_arm, test_score
+from polytask_lab.experiments.common import ExperimentResult
 from polytask.training.config import TrainConfig
 from polytask.workflow import NetworkSpec
 

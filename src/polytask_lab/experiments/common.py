@@ -20,7 +20,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from polytask.serialization import atomic_write_bytes, atomic_write_json, atomic_write_text
+from polytask.serialization import atomic_write_bytes, atomic_write_json, atomic_write_text, clean_json
+from polytask_lab.render import render, sig
 
 
 def paired_test(a: Sequence[float], b: Sequence[float], lower_is_better: bool = True) -> dict[str, float]:
@@ -104,12 +105,6 @@ class ExperimentResult:
         }
 
 
-def _fmt(v: float, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return f"{v:.{digits}g}"
-
-
 def result_tables(result: ExperimentResult) -> list[Table]:
     """The arms' mean scores and the paired tests, as rich tables."""
     better = "lower" if result.lower_is_better else "higher"
@@ -117,23 +112,18 @@ def result_tables(result: ExperimentResult) -> list[Table]:
     for col in ("arm", "mean", "sd", "trials"):
         arms.add_column(col, justify="right" if col != "arm" else "left")
     for arm, s in result.summary().items():
-        arms.add_row(arm, _fmt(s["mean"]), _fmt(s["sd"], 2), str(s["n"]))
+        arms.add_row(arm, sig(s["mean"]), sig(s["sd"], 2), str(s["n"]))
     tests = Table(title="paired tests (a against b over the same trials)")
     for col in ("a", "b", "mean(a-b)", "a better in", "t-test p", "Wilcoxon p"):
         tests.add_column(col, justify="right" if col not in ("a", "b") else "left")
     for t in result.tests():
-        tests.add_row(t["a"], t["b"], _fmt(t["mean_diff"], 3), f"{int(t['wins'])}/{int(t['n'])}", _fmt(t["t_p"], 2), _fmt(t["wilcoxon_p"], 2))
+        tests.add_row(t["a"], t["b"], sig(t["mean_diff"], 3), f"{int(t['wins'])}/{int(t['n'])}", sig(t["t_p"], 2), sig(t["wilcoxon_p"], 2))
     return [arms, tests]
 
 
 def result_markdown(saved: dict[str, Any]) -> str:
     """The arms' table and the paired tests, as Markdown, from a result's JSON (``to_dict``)."""
-    arms = ["| arm | mean | sd |", "| --- | ---: | ---: |"]
-    arms += [f"| {arm} | {_fmt(s['mean'])} | {_fmt(s['sd'], 2)} |" for arm, s in saved["summary"].items()]
-    tests = ["| a vs b | mean(a - b) | a better in | paired t p | Wilcoxon p |", "| --- | ---: | ---: | ---: | ---: |"]
-    tests += [f"| {t['a']} vs {t['b']} | {_fmt(t['mean_diff'], 3)} | {int(t['wins'])}/{int(t['n'])} | "
-              f"{_fmt(t['t_p'], 2)} | {_fmt(t['wilcoxon_p'], 2)} |" for t in saved["paired_tests"]]
-    return "\n".join(arms) + "\n\n" + "\n".join(tests) + "\n"
+    return render("experiment.md.j2", saved=saved)
 
 
 def plot_result(result: ExperimentResult, path: Path) -> None:
@@ -165,8 +155,6 @@ def plot_result(result: ExperimentResult, path: Path) -> None:
 
 def write_artifacts(result: ExperimentResult, out: str | Path) -> dict[str, Path]:
     """``<out>/<name>.json``, ``<out>/<name>.png`` and ``<out>/<name>.md`` (the tables)."""
-    from polytask.cli.common import clean_json
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"{result.name}.{k}" for k in ("json", "png", "md")}
