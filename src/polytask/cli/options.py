@@ -60,7 +60,7 @@ def click_option(f: Field[Any], info: OptionInfo, annotation: Any) -> Decorator:
         return click.option(flag, f.name, default=",".join(str(w) for w in default), show_default=bool(default),
                             metavar="WIDTHS", help=info.help)
     if info.kind == "mapping":
-        return click.option(flag, f.name, multiple=True, metavar="KEY=VALUE", help=info.help)
+        return click.option(flag, f.name, multiple=True, default=(), metavar="KEY=VALUE", help=info.help)
     if info.kind == "names":
         return click.option(flag, f.name, default=None, metavar="COLS", help=info.help)
     kind = click.Choice(info.choices) if info.choices else _value_type(annotation)
