@@ -21,6 +21,7 @@ from polytask.data.tensors import TaskTensors
 from polytask.losses import loss_vector
 from polytask.models import ARCHITECTURES, build_network, network_from_config
 from polytask.tasks import Task
+from polytask.setups import stl_settings
 from polytask.workflow import Prepared, prepare, train_model
 
 ARCHS = sorted(a for a in ARCHITECTURES if a != "stl")
@@ -286,7 +287,7 @@ def test_balancer_context_exposes_the_declared_representation(balancer_data: tup
 def test_stl_baseline_on_images_uses_the_same_conv_blocks() -> None:
     p = image_problem()
     spec = pt.NetworkSpec(arch="mmoe", trunk=(8,), options={"conv_channels": (4, 4)})
-    model = train_model(p, spec, pt.TrainConfig(epochs=1, seed=0), stl=True)
+    model = train_model(p, *stl_settings(spec, pt.TrainConfig(epochs=1, seed=0)), name="stl")
     config = model.network.config()
     assert model.network.arch == "stl" and config["input_shape"] == [1, 8, 8] and config["conv_channels"] == [4, 4]
     assert all(math.isfinite(v) for v in model.summary["history"][0]["train_loss"].values())

@@ -27,6 +27,7 @@ from polytask.data.preprocessing import FeaturePreprocessor
 from polytask.data.targets import TargetEncoder
 from polytask.errors import PolytaskError
 from polytask.serialization import atomic_write_json, load_tensors, save_tensors
+from polytask.version import polytask_version
 
 FORMAT = "polytask-model"
 FORMAT_VERSION = 1
@@ -39,10 +40,8 @@ def versions() -> dict[str, str]:
     import pandas
     import sklearn
 
-    from polytask import __version__
-
     return {
-        "polytask": __version__,
+        "polytask": polytask_version(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": numpy.__version__,

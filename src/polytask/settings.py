@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 #: How a value is written on the command line: ``value`` (one typed value), ``widths``
 #: (comma-separated positive integers, ``""`` for none), ``mapping`` (repeatable KEY=VALUE),
-#: ``flag`` (a boolean switch).
-OptionKind = Literal["value", "widths", "mapping", "flag"]
+#: ``flag`` (a boolean switch), ``names`` (comma-separated column names).
+OptionKind = Literal["value", "widths", "mapping", "flag", "names"]
 
 _KEY = "polytask"
 
@@ -40,6 +40,8 @@ class OptionInfo:
     sklearn: str | None = None
     #: False for Python-only settings (modules, callables): no CLI option, no estimator parameter.
     expose: bool = True
+    #: False for command-line settings an estimator has no use for (its data come as arrays).
+    in_sklearn: bool = True
 
     def flag(self, name: str) -> str:
         return self.cli or "--" + name.replace("_", "-")
@@ -58,9 +60,11 @@ def option(
     cli: str | None = None,
     sklearn: str | None = None,
     expose: bool = True,
+    in_sklearn: bool = True,
 ) -> Any:
     """A dataclass field that declares a user-facing option (see the module docstring)."""
-    info = OptionInfo(help=help, choices=tuple(choices), kind=kind, cli=cli, sklearn=sklearn, expose=expose)
+    info = OptionInfo(help=help, choices=tuple(choices), kind=kind, cli=cli, sklearn=sklearn, expose=expose,
+                      in_sklearn=in_sklearn)
     return dataclasses.field(default=default, default_factory=default_factory, metadata={_KEY: info})
 
 

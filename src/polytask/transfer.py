@@ -22,10 +22,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from polytask.data.tensors import to_tensors
+from polytask.data.tensors import TaskTensors, to_tensors
 from polytask.errors import PolytaskError
 from polytask.models import network_from_config
 from polytask.models.base import MultiTaskNetwork
+from polytask.setups import RunPlan, Setup
 
 
 def shared_state_names(network: MultiTaskNetwork) -> list[str]:
@@ -54,8 +55,9 @@ def _shape(size: Any) -> list[int]:
 
 
 @dataclass
-class TransferStart:
-    """How to start training new tasks from a trained model's trunk."""
+class TransferStart(Setup):
+    """How to start training new tasks from a trained model's trunk; as a setup it changes
+    the main run only (the STL baseline always trains from scratch)."""
 
     source: Any
     freeze_trunk: bool = False
@@ -114,6 +116,15 @@ class TransferStart:
             return network
 
         return build
+
+    def configure(self, plan: RunPlan) -> None:
+        if plan.name != "mtl":
+            return
+        plan.prepared = self.prepared(plan.prepared)
+        plan.train_data = TaskTensors(plan.prepared.train.x, plan.train_data.targets, plan.train_data.masks)
+        plan.network_builder = self.builder()
+        plan.shared_lr_scale = self.shared_lr_scale
+        plan.controls["init_from"] = self.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         return {

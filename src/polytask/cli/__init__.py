@@ -17,7 +17,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 import click
 
-from polytask import __version__
+from polytask.version import __version__
 from polytask.errors import PolytaskError
 
 #: Modules of ``polytask.cli`` that hold helpers rather than a command.

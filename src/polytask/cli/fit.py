@@ -9,7 +9,8 @@ import click
 
 from polytask.cli.common import console, emit_json, output_options
 from polytask.cli.options import (
-    aux_options, aux_schedule, data_options, load_problem, network_options, network_spec, train_config, training_options,
+    aux_options, aux_schedule, data_config, data_options, load_problem, network_options, network_spec, train_config,
+    training_options,
 )
 from polytask.errors import PolytaskError
 from polytask.io import check_output_directory, staged_directory, write_model_files
@@ -48,6 +49,9 @@ def command(
     The model directory holds the MTL model (and, with --stl, the STL baseline in OUT/stl) plus
     report.json with validation and test metrics. A failed run leaves an existing OUT untouched.
     """
+    from polytask.auxiliary import ShuffleAux
+    from polytask.setups import Checkpoints, STLBaseline
+    from polytask.transfer import TransferStart
     from polytask.workflow import fit
 
     out_dir = Path(out)
@@ -55,27 +59,26 @@ def command(
     if resume and checkpoint_dir is None:
         raise PolytaskError("--resume needs --checkpoint-dir (where the checkpoint is)")
     problem = load_problem(data, o)
-    config = train_config(o)
-    spec = network_spec(o)
+    config, spec, data_settings = train_config(o), network_spec(o), data_config(o)
     schedule = aux_schedule(o)
     if o["init_from"] is None and (o["freeze_trunk"] or o["trunk_lr_scale"] != 1.0):
         raise PolytaskError("--freeze-trunk and --trunk-lr-scale need --init-from")
     if o["shuffle_aux"] and not problem.aux:
         raise PolytaskError("--shuffle-aux needs at least one --aux column")
+    setups: list[Any] = [s for s in (
+        TransferStart(o["init_from"], o["freeze_trunk"], o["trunk_lr_scale"]) if o["init_from"] else None,
+        ShuffleAux(o["shuffle_seed"]) if o["shuffle_aux"] else None,
+        schedule,
+        Checkpoints(checkpoint_dir, resume) if checkpoint_dir else None,
+        STLBaseline(match_params) if stl else None,
+    ) if s is not None]
     con = console(quiet or as_json)
     show = not (quiet or as_json)
-    report = fit(
-        problem.frame, problem.targets, problem.aux, problem.kinds, problem.weights,
-        features=problem.features, spec=spec, config=config, stl=stl, match_params=match_params,
-        val_fraction=o["val_fraction"], test_fraction=o["test_fraction"], missing=o["missing"],
-        callbacks=([ProgressCallback("MTL")] if show else []) + ([JsonLinesLogger(log_file)] if log_file else []),
-        stl_callbacks=[ProgressCallback("STL")] if show else [],
-        checkpoint_dir=checkpoint_dir, resume=resume,
-        aux_weight_schedule=schedule, shuffle_aux=o["shuffle_aux"], shuffle_seed=o["shuffle_seed"],
-        init_from=o["init_from"], freeze_trunk=o["freeze_trunk"], trunk_lr_scale=o["trunk_lr_scale"],
-    )
+    callbacks = {"mtl": ([ProgressCallback("MTL")] if show else []) + ([JsonLinesLogger(log_file)] if log_file else []),
+                 "stl": [ProgressCallback("STL")] if show else []}
+    report = fit(problem.frame, problem.targets, spec, config, data_config=data_settings, setups=setups, callbacks=callbacks)
     summary = report.to_dict()
-    summary["controls"] = {k: report.mtl.summary[k] for k in ("shuffle_aux", "aux_weight_schedule", "init_from") if k in report.mtl.summary}
+    summary["controls"] = report.mtl.summary["controls"]
     stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None
     summary["capacity"] = capacity_report(report.mtl.network, stl_total)
     with staged_directory(out_dir) as staging:
@@ -93,9 +96,8 @@ def command(
     weights = summary["mtl"]["mean_applied_weights"]
     con.print(f"balancer {summary['mtl']['balancer']}: mean weights " + ", ".join(f"{t}={w:.3g}" for t, w in weights.items()))
     con.print(f"best epochs: {summary['mtl']['best_epoch']}")
-    for key in ("shuffle_aux", "aux_weight_schedule", "init_from"):
-        if key in report.mtl.summary:
-            con.print(f"{key.replace('_', ' ')}: {report.mtl.summary[key]}")
+    for key, value in summary["controls"].items():
+        con.print(f"{key.replace('_', ' ')}: {value}")
     con.print(format_capacity(summary["capacity"]))
     con.print(f"saved to {out_dir}")
     if as_json:

@@ -7,10 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from polytask.auxiliary.shuffle import ShuffleAux
+from polytask.data.config import DataConfig
+from polytask.data.prepare import prepare
 from polytask.data.splits import Split
+from polytask.setups import stl_settings
+from polytask.tasks import Targets
 from polytask.training.config import TrainConfig
-from polytask.auxiliary.shuffle import shuffle_auxiliary
-from polytask.workflow import FitReport, NetworkSpec, prepare, train_model
+from polytask.workflow import FitReport, NetworkSpec, train_model
 
 
 def consecutive_split(n_train: int, n_val: int, n_test: int) -> Split:
@@ -39,11 +43,13 @@ def run_arm(
     The same path as :func:`polytask.workflow.fit` (prepare, the shuffle control, train_model),
     without the per-epoch validation metrics that experiments do not use.
     """
-    prepared = prepare(frame, list(main), aux=list(aux), kinds=kinds, features=list(features), split=split, seed=config.seed)
-    train_data = shuffle_auxiliary(prepared.train, prepared.tasks, shuffle_seed) if shuffle_aux else None
-    mtl = train_model(prepared, spec, config, train_data=train_data, val_metrics=False)
-    baseline = train_model(prepared, stl_spec or spec, config, stl=True, val_metrics=False) if stl else None
-    return FitReport(prepared, mtl, baseline)
+    config = config.replace(val_metrics=False)
+    prepared = prepare(frame, Targets(tuple(main), tuple(aux), kinds or {}), DataConfig(features=tuple(features)), split=split)
+    report = FitReport(prepared)
+    report.models["mtl"] = train_model(prepared, spec, config, setups=[ShuffleAux(shuffle_seed)] if shuffle_aux else [])
+    if stl:
+        report.models["stl"] = train_model(prepared, *stl_settings(stl_spec or spec, config), name="stl")
+    return report
 
 
 def test_score(report: FitReport, task: str, metric: str, model: str = "mtl") -> float:

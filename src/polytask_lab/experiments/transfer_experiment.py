@@ -26,7 +26,9 @@ from polytask_lab.experiments.common import ExperimentResult
 from polytask_lab.experiments.peaks import input_columns, peaks_data
 from polytask.training.config import TrainConfig
 from polytask.transfer import TransferStart
-from polytask.workflow import NetworkSpec, prepare, train_model
+from polytask.data.config import DataConfig
+from polytask.data.prepare import prepare
+from polytask.workflow import NetworkSpec, train_model
 
 SOURCE_ROWS = {"train": 500, "val": 200, "test": 0}
 TARGET_ROWS = {"train": 40, "val": 100, "test": 1000}
@@ -49,20 +51,20 @@ def run(quick: bool = False, seed: int = 0, trials_override: int | None = None) 
     features = input_columns()
     for trial in range(trials):
         s = seed * 1000 + trial
-        config = TrainConfig(epochs=epochs, batch_size=32, lr=0.005, patience=20, seed=s)
+        config = TrainConfig(epochs=epochs, batch_size=32, lr=0.005, patience=20, seed=s, val_metrics=False)
         source_frame, names = peaks_data(source_rows["train"] + source_rows["val"], seed=s)
         new = names[::12]
         source_tasks = [t for t in names if t not in new]
         src_split = consecutive_split(source_rows["train"], source_rows["val"], 0)
-        source = train_model(prepare(source_frame, source_tasks, features=features, split=src_split), spec, config, val_metrics=False)
+        data = DataConfig(features=tuple(features))
+        source = train_model(prepare(source_frame, source_tasks, data, split=src_split), spec, config)
         target_frame, _ = peaks_data(sum(target_rows.values()), seed=s + 500_000)
         split = consecutive_split(target_rows["train"], target_rows["val"], target_rows["test"])
-        prepared = prepare(target_frame, new, features=features, split=split)
-        arms = {"scratch": train_model(prepared, spec, config, val_metrics=False)}
+        prepared = prepare(target_frame, new, data, split=split)
+        arms = {"scratch": train_model(prepared, spec, config)}
         for arm, start in (("frozen trunk", TransferStart(source, freeze_trunk=True)),
                            ("fine-tune x0.1", TransferStart(source, trunk_lr_scale=0.1))):
-            arms[arm] = train_model(start.prepared(prepared), spec, config, network_builder=start.builder(),
-                                    shared_lr_scale=start.shared_lr_scale, val_metrics=False)
+            arms[arm] = train_model(prepared, spec, config, setups=[start])
         for arm, model in arms.items():
             result.add(arm, float(np.mean([model.summary["test_metrics"][t]["rmse"] for t in new])))
         result.trial_done(trial, trials, quiet=quick)
