@@ -16,9 +16,10 @@ __version__ = "0.1.0"
 from polytask.errors import NonFiniteLossError, PolytaskError
 from polytask.fitted import FittedModel
 from polytask.io import load_model as load
+from polytask.models.spec import NetworkSpec
 from polytask.tasks import Task, TaskKind
 from polytask.training import Callback, TrainConfig, Trainer
-from polytask.workflow import FitReport, NetworkSpec, Prepared, fit, prepare, train_model
+from polytask.workflow import FitReport, Prepared, fit, prepare, train_model
 
 __all__ = [
     "Callback",

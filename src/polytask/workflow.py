@@ -8,13 +8,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from polytask.data.preprocessing import FeaturePreprocessor, MissingPolicy
 from polytask.data.splits import Split, split_indices
@@ -26,42 +25,11 @@ from polytask.evaluate import task_metrics
 from polytask.fitted import FittedModel
 from polytask.models import build_network, input_size, matched_stl_trunk
 from polytask.models.base import MultiTaskNetwork
+from polytask.models.spec import NetworkSpec
 from polytask.tasks import Task, TaskSet
 from polytask.training.callbacks import Callback, CheckpointCallback
 from polytask.training.config import TrainConfig
 from polytask.training.trainer import Trainer, WeightSchedule
-
-
-@dataclass
-class NetworkSpec:
-    """Which architecture to build and how wide.
-
-    ``trunk`` gives the shared layers' widths, ``head_hidden`` the hidden widths of each task head;
-    ``options`` passes architecture-specific settings (experts, gates...); ``custom_trunk``
-    replaces the MLP trunk of hard sharing with any module mapping (n, p) to (n, k).
-    """
-
-    arch: str = "hps"
-    trunk: tuple[int, ...] = (64, 64)
-    head_hidden: tuple[int, ...] = ()
-    activation: str = "relu"
-    dropout: float = 0.0
-    norm: str = "none"
-    options: dict[str, Any] = field(default_factory=dict)
-    custom_trunk: nn.Module | None = None
-
-    def kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {
-            "trunk": tuple(self.trunk),
-            "head_hidden": tuple(self.head_hidden),
-            "activation": self.activation,
-            "dropout": self.dropout,
-            "norm": self.norm,
-            **self.options,
-        }
-        if self.custom_trunk is not None:
-            kw["custom_trunk"] = self.custom_trunk
-        return kw
 
 
 @dataclass
