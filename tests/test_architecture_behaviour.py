@@ -174,6 +174,14 @@ def test_unknown_and_bad_options_name_what_is_valid() -> None:
         build_network("mtan", (3, 8), {"a": 1})
     # widths given as CLI strings work
     assert build_network("mmoe", 4, {"a": 1}, gate_hidden="6,3").config()["gate_hidden"] == [6, 3]
+    # names are normalised as the CLI may spell them
+    net = build_network("Cross-Stitch", 4, {"a": 1, "b": 1}, **{"Alpha-Self": 0.7, "head-hidden": "3"})
+    assert net.arch == "cross_stitch" and net.config()["alpha_self"] == 0.7 and net.config()["head_hidden"] == [3]
+    with pytest.raises(PolytaskError, match=r"unknown architecture 'moe' \(choose from "):
+        build_network("moe", 4, {"a": 1})
+    with pytest.raises(PolytaskError, match=r"architecture 'hps' takes no option 'n_experts' \(options: trunk, head_hidden, "
+                                            r"activation, dropout, norm, conv_channels, trunk_module, head_module\)"):
+        build_network("hps", 4, {"a": 1}, n_experts=2)
 
 
 def test_capacity_report_counts_by_hand() -> None:
@@ -225,6 +233,19 @@ def test_the_table_in_the_docs_is_what_the_command_prints(capsys) -> None:  # ty
     docs = (Path(__file__).parent.parent / "docs" / "ARCHITECTURES.md").read_text()
     assert table in docs
     assert main(["architectures", "--input-shape", "3,32"]) == 2
+
+
+def test_architectures_command_lists_the_common_options_once_and_each_architectures_own(capsys) -> None:  # type: ignore[no-untyped-def]
+    from polytask.models import ARCHITECTURES, specific_options
+
+    assert main(["architectures"]) == 0
+    out = capsys.readouterr().out
+    assert "  every architecture: trunk=(64, 64), head_hidden=(), activation='relu', dropout=0.0, norm='none', conv_channels=(16, 32)" in out
+    assert "  mmoe: n_experts=4, gate_hidden=()\n    your modules (Python): expert_module, head_module\n" in out
+    assert "  mtan: none of its own\n    your modules (Python): head_module\n" in out
+    assert specific_options("dselect_k") == {"n_experts": 4, "k": 2, "gamma": 1.0, "gate": "per_example", "entropy_weight": 1e-3}
+    for arch in [a for a in ARCHITECTURES if a != "stl"]:
+        assert f"  {arch}: " in out
 
 
 def test_python_api_builds_from_a_task_list_and_an_input_shape() -> None:

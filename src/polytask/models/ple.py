@@ -32,7 +32,7 @@ through the shared gates and so are truly shared.)
 Your own modules: ``expert_module(input_size)`` builds every expert, shared and task-specific:
 at the first level it is called with the input size (``p`` or ``(C, H, W)``), at the levels
 above with the experts' width ``k`` of the level below; all experts of a level must give one
-width. ``head_module`` builds each task's tower. ``trunk_module`` is refused: the experts are
+width, and the last level's the width of its inputs (``z`` stacks the two). ``head_module`` builds each task's tower. ``trunk_module`` is refused: the experts are
 what is shared.
 """
 
@@ -90,7 +90,11 @@ class ProgressiveLayeredExtraction(BlockNetwork):
         levels = []
         level_input: tuple[int, ...] = self.input_shape
         for level in range(self.n_levels):
-            module, width = self._level(level_input, last=level == self.n_levels - 1)
+            last = level == self.n_levels - 1
+            module, width = self._level(level_input, last)
+            if last and level > 0 and width != level_input[0]:
+                raise PolytaskError(f"the last level's experts give width {width}, their inputs have {level_input[0]}: "
+                                    "PLE stacks the two in its shared representation, so they need one width")
             levels.append(module)
             level_input = (width,)
         self.levels = nn.ModuleList(levels)

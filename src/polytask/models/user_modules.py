@@ -63,6 +63,9 @@ def output_width(module: nn.Module, shape: Sequence[int], what: str) -> int:
     try:
         with torch.no_grad():
             out = module(torch.zeros((2, *shape), **kwargs))
+    except Exception as exc:  # the user's forward may raise anything; say which module and input
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PolytaskError(f"the {what} fails on rows (n, {', '.join(map(str, shape))}): {first}") from None
     finally:
         module.train(was_training)
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 2:
