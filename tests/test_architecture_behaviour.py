@@ -274,3 +274,45 @@ def test_every_architecture_runs_on_cuda_as_on_cpu() -> None:
             cpu = net(x)
             gpu = net.to("cuda")(x.to("cuda"))
             assert all(torch.allclose(cpu[k], gpu[k].cpu(), atol=1e-4) for k in cpu)
+
+
+# ---------------------------------------------------------------- the docs
+
+
+def docs_text() -> str:
+    return (Path(__file__).parent.parent / "docs" / "ARCHITECTURES.md").read_text()
+
+
+def test_the_documented_defaults_are_the_declared_ones() -> None:
+    import ast
+    import re
+
+    from polytask.models import LayerOptions, specific_options
+
+    text = docs_text()
+    names = ("trunk", "head_hidden", "activation", "dropout", "norm", "conv_channels")
+    common = {k: v for k, v in re.findall(r"^\| `(\w+)` \| `([^`]*)` \| ", text, flags=re.M) if k in names}
+    defaults = LayerOptions()
+    assert {k: ast.literal_eval(v) for k, v in common.items()} == {k: getattr(defaults, k) for k in names}
+    from polytask.models import ARCHITECTURES
+
+    own = {a: c for a, c in re.findall(r"^\| `(\w+)` \| (none|`.*) \|$", text, flags=re.M) if a in ARCHITECTURES}
+    assert set(own) == set(ARCHITECTURES) - {"stl"}
+    for arch, cell in own.items():
+        pairs = dict(re.findall(r"`(\w+)=([^`]+)`", cell))
+        assert {k: ast.literal_eval(v) for k, v in pairs.items()} == specific_options(arch), arch
+
+
+def test_the_your_own_modules_example_runs(small_frame: pd.DataFrame, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    text = docs_text()
+    section = text[text.index("## Your own modules"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
+    monkeypatch.chdir(tmp_path)
+    frame = small_frame.rename(columns={"task0": "y1", "task1": "y2"})
+    scope: dict = {"frame": frame}
+    exec(compile(code, "docs/ARCHITECTURES.md", "exec"), scope)
+    pd.testing.assert_frame_equal(scope["model"].predict(frame), scope["report"].mtl.predict(frame))
+    with pytest.raises(PolytaskError, match="uses a user head module"):
+        pt.load("model", trunk_module=scope["trunk"])
+    net = scope["moe"].build(5, {"y1": 1, "y2": 1})
+    assert len(net.experts) == 6 and net.config()["user_modules"]["expert_module"].endswith("expert")
