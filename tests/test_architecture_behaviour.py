@@ -184,6 +184,47 @@ def test_unknown_and_bad_options_name_what_is_valid() -> None:
         build_network("hps", 4, {"a": 1}, n_experts=2)
 
 
+def test_a_registered_architecture_of_ones_own_is_built_checked_and_rebuilt(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from polytask.models import MultiTaskNetwork, network_from_config, registry
+
+    monkeypatch.setattr(registry, "ARCHITECTURES", dict(registry.ARCHITECTURES))  # leave the real registry alone
+
+    class Tiny(MultiTaskNetwork):
+        """One linear layer shared, one per task."""
+
+        arch = "Tiny-Net"
+
+        def __init__(self, input_dim: int, output_dims: dict[str, int], width: int = 3) -> None:
+            super().__init__(list(output_dims))
+            self.dims, self.width = (input_dim, dict(output_dims)), width
+            self.body = torch.nn.Linear(input_dim, width)
+            self.heads = torch.nn.ModuleDict({t: torch.nn.Linear(width, d) for t, d in output_dims.items()})
+
+        def encode(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+        def decode(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {t: h(z) for t, h in self.heads.items()}
+
+        def shared_parameters(self) -> list[torch.nn.Parameter]:
+            return list(self.body.parameters())
+
+        def task_parameters(self, task: str) -> list[torch.nn.Parameter]:
+            return list(self.heads[task].parameters())
+
+        def config(self) -> dict:
+            return {"input_dim": self.dims[0], "output_dims": self.dims[1], "width": self.width}
+
+    registry.register(Tiny)
+    assert registry.architecture_options("tiny_net") == ["width"] and registry.specific_options("Tiny-Net") == {"width": 3}
+    net = build_network("tiny-net", 4, {"a": 2}, width=5)
+    assert net.body.out_features == 5
+    with pytest.raises(PolytaskError, match=r"architecture 'tiny_net' takes no option 'depth' \(options: width\)"):
+        build_network("tiny_net", 4, {"a": 2}, depth=2)
+    clone = network_from_config(net.arch, json.loads(json.dumps(net.config())))
+    assert isinstance(clone, Tiny) and clone.config() == net.config()
+
+
 def test_capacity_report_counts_by_hand() -> None:
     p, dims = 6, {"a": 1, "b": 3}
     expert = p * 8 + 8  # one Linear(6, 8)

@@ -266,21 +266,14 @@ def test_user_modules_that_do_not_fit_are_refused_when_built() -> None:
 # ---------------------------------------------------------------- the balancers' contract
 
 
-@pytest.fixture
-def float64():  # type: ignore[no-untyped-def]
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def hps_context(head: Any) -> tuple[HardSharing, Any]:
-    """The trainer's step context for hard sharing with the user trunk and ``head`` heads."""
+    """The trainer's step context for hard sharing with the user trunk and ``head`` heads, in
+    float64 (the comparisons below are to 1e-8)."""
     torch.manual_seed(3)
-    net = HardSharing(5, {"a": 1, "b": 1, "c": 1}, trunk_module=make_trunk, head_module=head)
+    net = HardSharing(5, {"a": 1, "b": 1, "c": 1}, trunk_module=make_trunk, head_module=head).double()
     g = torch.Generator().manual_seed(4)
-    x = torch.randn(12, 5, generator=g)
-    targets = {t: torch.randn(12, 1, generator=g) for t in "abc"}
+    x = torch.randn(12, 5, generator=g, dtype=torch.float64)
+    targets = {t: torch.randn(12, 1, generator=g, dtype=torch.float64) for t in "abc"}
     masks = {t: torch.ones(12, 1, dtype=torch.bool) for t in "abc"}
     trainer = pt.Trainer(net, [Task(t) for t in "abc"], config=pt.TrainConfig(epochs=1, seed=0))
     ctx, _ = trainer.context(x, targets, masks, epoch=0)
@@ -293,7 +286,7 @@ def flat_grads(params: list[nn.Parameter]) -> torch.Tensor:
 
 @pytest.mark.parametrize("head", [make_head, linear_head], ids=["deep-heads", "linear-heads"])
 @pytest.mark.parametrize("name", ["upgrad", "mgda", "pcgrad"])
-def test_aggregation_with_a_user_trunk_and_heads_equals_one_backward_per_task(float64, name: str, head: Any) -> None:  # type: ignore[no-untyped-def]
+def test_aggregation_with_a_user_trunk_and_heads_equals_one_backward_per_task(name: str, head: Any) -> None:
     """Exact mode: the method applied to the per-task Jacobian of the shared parameters.
     Representation mode: the method applied to the per-task gradients of z, pushed back
     through the trunk. Either way each head gets its own task's gradient."""

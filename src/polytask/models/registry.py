@@ -41,8 +41,8 @@ _STRUCTURAL = ("self", "input_dim", "output_dims", "input_shape", "layers")
 
 
 def register(cls: type[MultiTaskNetwork]) -> type[MultiTaskNetwork]:
-    """Add an architecture to the registry under ``cls.arch``."""
-    ARCHITECTURES[cls.arch] = cls
+    """Add an architecture to the registry under ``cls.arch`` (normalised)."""
+    ARCHITECTURES[normal_name(cls.arch)] = cls
     return cls
 
 
