@@ -20,7 +20,7 @@ from polytask.data.targets import TargetEncoder
 from polytask.data.tensors import TaskTensors
 from polytask.losses import loss_vector
 from polytask.models import ARCHITECTURES, LayerOptions, build_network, network_from_config
-from polytask.models.layers import ACTIVATIONS, NORMS
+from polytask.models.layers import ACTIVATIONS
 from polytask.tasks import Task
 from polytask.workflow import Prepared, prepare, train_model
 

@@ -254,6 +254,11 @@ def test_user_modules_that_do_not_fit_are_refused_when_built() -> None:
     with pytest.raises(PolytaskError, match=r"expert modules give outputs of widths \[2, 3\]"):
         widths = iter([2, 3, 2])
         build_network("mmoe", 4, {"a": 1}, n_experts=2, expert_module=lambda p: nn.Linear(p, next(widths)))
+    one = nn.Linear(4, 2)
+    with pytest.raises(PolytaskError, match="the trunk builder returned the same module twice"):
+        build_network("soft", 4, {"a": 1, "b": 1}, trunk_module=lambda p: one)
+    with pytest.raises(PolytaskError, match="a parameter belongs to both task 'a' and task 'b'"):
+        build_network("stl", 4, {"a": 1, "b": 1}, trunk_module=lambda p: one)
     with pytest.raises(PolytaskError, match="soft sharing needs towers of one shape"):
         widths = iter([2, 3])
         build_network("soft", 4, {"a": 1, "b": 1}, trunk_module=lambda p: nn.Linear(p, next(widths)))

@@ -34,6 +34,7 @@ from polytask.errors import PolytaskError
 from polytask.models.blocks import last_linear_parameters
 from polytask.models.network import HEADS, BlockNetwork
 from polytask.models.options import LayerOptions, float_option
+from polytask.models.user_modules import distinct
 
 
 class SoftSharing(BlockNetwork):
@@ -63,6 +64,7 @@ class SoftSharing(BlockNetwork):
         for t in output_dims:
             towers[t], width = self.make_tower()
             widths.add(width)
+        distinct(list(towers.values()), "trunk")
         self.towers = nn.ModuleDict(towers)
         self._check_towers(widths)
         self.rep_dim = widths.pop()
