@@ -22,7 +22,8 @@ from polytask.tasks import Targets, Task, TaskKind
 from polytask.training import Callback, TrainConfig, Trainer
 from polytask.transfer import TransferStart
 from polytask.version import __version__
-from polytask.workflow import FitReport, NetworkSpec, fit, train_model
+from polytask.models.spec import NetworkSpec
+from polytask.workflow import FitReport, fit, train_model
 
 
 __all__ = [

@@ -140,8 +140,8 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
 
 
 def load_model(directory: str | Path, **network_options: Any) -> Any:
-    """Load a model directory (``network_options`` supply what JSON cannot hold, such as a
-    ``custom_trunk`` module)."""
+    """Load a model directory (``network_options`` supply the user modules JSON cannot hold:
+    ``trunk_module=``, ``head_module=``, ``expert_module=``, the builders it was made with)."""
     from polytask.fitted import FittedModel
     from polytask.models import network_from_config
     from polytask.tasks import Task
@@ -158,14 +158,7 @@ def load_model(directory: str | Path, **network_options: Any) -> Any:
         config = dict(meta["network"])
     except (KeyError, TypeError, ValueError) as exc:
         raise PolytaskError(f"model directory '{directory}' is corrupted: bad entry in '{META_FILE}' ({exc})") from None
-    if config.get("trunk") == "custom":
-        if "custom_trunk" not in network_options:
-            raise PolytaskError(
-                f"model directory '{directory}' uses a custom trunk: pass custom_trunk=<module> to load it"
-            )
-        config["trunk"] = []
-    config.update(network_options)
-    network = network_from_config(meta["arch"], config)
+    network = network_from_config(meta["arch"], config, network_options, source=f"model directory '{directory}'")
     try:
         flat = load_tensors(weights_path)
     except Exception as exc:  # safetensors raises its own error types for damaged files

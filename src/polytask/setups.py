@@ -26,15 +26,13 @@ from polytask.data.tensors import TaskTensors
 from polytask.errors import PolytaskError
 from polytask.models import input_size, matched_stl_trunk
 from polytask.models.base import MultiTaskNetwork
+from polytask.models.options import LAYER_FIELDS
 from polytask.training.callbacks import Callback, CheckpointCallback
 from polytask.training.checkpoint import has_checkpoint
 from polytask.training.config import TrainConfig
 
 #: ``build(input_size, output_dims) -> network``: replaces building the network from the spec.
 NetworkBuilder = Callable[[Any, dict[str, int]], MultiTaskNetwork]
-
-#: Network settings a single-task network takes from the MTL spec.
-STL_LAYER_OPTIONS = ("trunk", "head_hidden", "activation", "dropout", "norm", "conv_channels")
 
 
 @dataclass
@@ -74,13 +72,16 @@ def stl_settings(spec: Any, config: TrainConfig, prepared: Prepared | None = Non
     that many parameters (``prepared`` gives the input and output sizes)."""
     from dataclasses import replace
 
-    options = {k: v for k, v in spec.options.items() if k in STL_LAYER_OPTIONS}
-    stl_spec = replace(spec, arch="stl", options=options, custom_trunk=None)
+    layer_options = {k: v for k, v in spec.options.items() if k in LAYER_FIELDS}
+    stl_spec = replace(spec, arch="stl", options=layer_options)  # layer options and user modules carry over
     if match_params_to is not None:
         if prepared is None:
             raise PolytaskError("matching the STL parameter count needs the prepared problem")
+        if spec.trunk_module is not None or spec.expert_module is not None:
+            raise PolytaskError("matching the STL parameter count scales the trunk widths; a user trunk or expert "
+                                "module has none to scale")
         widths = matched_stl_trunk(input_size(prepared.train.x), prepared.output_dims, match_params_to, spec.trunk,
-                                   spec.head_hidden, options.get("conv_channels"))
+                                   spec.head_hidden, layer_options.get("conv_channels", spec.conv_channels))
         stl_spec = replace(stl_spec, trunk=tuple(widths))
     return stl_spec, config.replace(balancer="ew", balancer_options={})
 

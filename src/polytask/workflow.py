@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from polytask.data.config import DataConfig
 from polytask.data.prepare import Prepared, prepare
@@ -26,48 +25,14 @@ from polytask.data.tensors import TaskTensors
 from polytask.errors import PolytaskError
 from polytask.evaluate import task_metrics
 from polytask.fitted import FittedModel
-from polytask.models import build_network, input_size
+from polytask.models import input_size
 from polytask.models.base import MultiTaskNetwork
-from polytask.models.layers import ACTIVATIONS, NORMS
-from polytask.settings import option
+from polytask.models.spec import NetworkSpec
 from polytask.setups import RunPlan, Setup
 from polytask.tasks import TaskSource
 from polytask.training.callbacks import Callback
 from polytask.training.config import TrainConfig
 from polytask.training.trainer import Trainer, TrainResult
-
-@dataclass
-class NetworkSpec:
-    """Which architecture to build and how wide.
-
-    ``trunk`` gives the shared layers' widths, ``head_hidden`` the hidden widths of each task head;
-    ``options`` passes architecture-specific settings (experts, gates...); ``custom_trunk``
-    replaces the MLP trunk of hard sharing with any module mapping (n, p) to (n, k).
-    """
-
-    arch: str = option("hps", help="Architecture (see 'polytask architectures').")
-    trunk: tuple[int, ...] = option((64, 64), kind="widths", help="Shared layer widths.")
-    head_hidden: tuple[int, ...] = option((), kind="widths", help="Hidden widths of each task head.")
-    activation: str = option("relu", help="Activation of hidden layers.", choices=tuple(ACTIVATIONS))
-    dropout: float = option(0.0, help="Dropout probability of hidden layers.")
-    norm: str = option("none", help="Normalization of hidden layers.", choices=NORMS)
-    options: dict[str, Any] = option(default_factory=dict, kind="mapping", cli="--arch-option", sklearn="arch_options",
-                                     help="Architecture-specific option KEY=VALUE (repeatable).")
-    custom_trunk: nn.Module | None = option(None, expose=False, help="Any module mapping (n, p) to (n, k), as the trunk.")
-
-    def kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {
-            "trunk": tuple(self.trunk),
-            "head_hidden": tuple(self.head_hidden),
-            "activation": self.activation,
-            "dropout": self.dropout,
-            "norm": self.norm,
-            **self.options,
-        }
-        if self.custom_trunk is not None:
-            kw["custom_trunk"] = self.custom_trunk
-        return kw
-
 
 #: Callbacks for the main run, or per run name (``{"mtl": [...], "stl": [...]}``).
 CallbackSource = Sequence[Callback] | Mapping[str, Sequence[Callback]]
@@ -89,7 +54,7 @@ def _build(plan: RunPlan) -> MultiTaskNetwork:
     size = input_size(plan.prepared.train.x)
     if plan.network_builder is not None:
         return plan.network_builder(size, plan.prepared.output_dims)
-    return build_network(plan.spec.arch, size, plan.prepared.output_dims, **plan.spec.kwargs())
+    return plan.spec.build(size, plan.prepared.output_dims)
 
 
 def _summary(plan: RunPlan, trainer: Trainer, result: TrainResult, seconds: float) -> dict[str, Any]:
