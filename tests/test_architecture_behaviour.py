@@ -187,7 +187,10 @@ def test_unknown_and_bad_options_name_what_is_valid() -> None:
 def test_a_registered_architecture_of_ones_own_is_built_checked_and_rebuilt(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from polytask.models import MultiTaskNetwork, network_from_config, registry
 
-    monkeypatch.setattr(registry, "ARCHITECTURES", dict(registry.ARCHITECTURES))  # leave the real registry alone
+    from polytask.registry import Registry
+
+    copy = Registry("architecture", registry.ARCHITECTURES)
+    monkeypatch.setattr(registry, "ARCHITECTURES", copy)  # leave the real registry alone
 
     class Tiny(MultiTaskNetwork):
         """One linear layer shared, one per task."""

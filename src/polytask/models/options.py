@@ -17,6 +17,7 @@ from typing import Any, Union
 
 from torch import nn
 
+from polytask import registry
 from polytask.errors import PolytaskError
 from polytask.models.layers import ACTIVATIONS, NORMS
 from polytask.settings import option
@@ -88,9 +89,7 @@ def choice_option(value: Any, name: str, choices: Sequence[str]) -> str:
     return str(value)
 
 
-def normal_name(name: str) -> str:
-    """An option or architecture name as the registry spells it: lower case, ``_`` for ``-``."""
-    return str(name).strip().lower().replace("-", "_")
+normal_name = registry.normal_name  # option and architecture names compare as the registry does
 
 
 @dataclass

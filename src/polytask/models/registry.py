@@ -22,9 +22,10 @@ from polytask.models.options import ALIASES, MODULE_FIELDS, LayerOptions, normal
 from polytask.models.ple import CustomizedGateControl, ProgressiveLayeredExtraction
 from polytask.models.soft import SoftSharing
 from polytask.models.stl import SingleTaskNetworks
+from polytask.registry import Registry
 from polytask.models.user_modules import check_given, required_modules
 
-ARCHITECTURES: dict[str, type[MultiTaskNetwork]] = {
+ARCHITECTURES: Registry[type[MultiTaskNetwork]] = Registry("architecture", {
     HardSharing.arch: HardSharing,
     SingleTaskNetworks.arch: SingleTaskNetworks,
     SoftSharing.arch: SoftSharing,
@@ -34,7 +35,7 @@ ARCHITECTURES: dict[str, type[MultiTaskNetwork]] = {
     ProgressiveLayeredExtraction.arch: ProgressiveLayeredExtraction,
     MultiTaskAttention.arch: MultiTaskAttention,
     DSelectK.arch: DSelectK,
-}
+})
 
 #: Arguments every architecture receives from the input and tasks rather than as options.
 _STRUCTURAL = ("self", "input_dim", "output_dims", "input_shape", "layers")
@@ -42,16 +43,13 @@ _STRUCTURAL = ("self", "input_dim", "output_dims", "input_shape", "layers")
 
 def register(cls: type[MultiTaskNetwork]) -> type[MultiTaskNetwork]:
     """Add an architecture to the registry under ``cls.arch`` (normalised)."""
-    ARCHITECTURES[normal_name(cls.arch)] = cls
+    ARCHITECTURES.register(normal_name(cls.arch), cls)
     return cls
 
 
 def architecture_name(arch: str) -> str:
     """The registered name ``arch`` stands for, or a PolytaskError listing the names."""
-    name = normal_name(arch)
-    if name not in ARCHITECTURES:
-        raise PolytaskError(f"unknown architecture '{arch}' (choose from {', '.join(sorted(ARCHITECTURES))})")
-    return name
+    return ARCHITECTURES.key(arch)
 
 
 def architecture_options(arch: str) -> list[str]:
