@@ -13,11 +13,12 @@ from polytask.cli.options import (
     training_options,
 )
 from polytask.errors import PolytaskError
-from polytask.io import check_output_directory, staged_directory, write_model_files
+from polytask.io import check_output_directory, staged_directory
 from polytask.models.capacity import capacity_report, format_capacity
 from polytask.report import comparison_table, metrics_table
 from polytask.serialization import atomic_write_json
-from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
+from polytask.training.callbacks import ProgressCallback
+from polytask.training.tracking import logger_from_spec, write_history_csv
 
 
 @click.command("fit")
@@ -35,6 +36,9 @@ from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
 @click.option("--match-params", is_flag=True, help="Scale STL widths to match MTL's total parameter count.")
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
               help="Write a resumable checkpoint after every epoch here (a failed run keeps the last good one).")
+@click.option("--log", "logs", multiple=True, metavar="KIND:PATH",
+              help="Also log every epoch to csv:FILE, jsonl:FILE, tensorboard:DIR or mlflow[:EXPERIMENT] (repeatable; "
+                   "the STL run logs beside the MTL one). OUT/history.csv is always written.")
 @click.option("--log-file", default=None, type=click.Path(dir_okay=False),
               help="Append one JSON line per epoch (losses, validation metrics, balancer weights) to this file.")
 @click.option("--resume", is_flag=True, help="Continue training from the checkpoint in --checkpoint-dir.")
@@ -42,6 +46,7 @@ from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
 @output_options
 def command(
     data: str, out: str, stl: bool, match_params: bool, checkpoint_dir: str | None, resume: bool, log_file: str | None,
+    logs: tuple[str, ...],
     as_json: bool, quiet: bool, **o: Any,
 ) -> None:
     """Train a multi-task network on DATA (CSV or Parquet) and save it to --out.
@@ -74,18 +79,22 @@ def command(
     ) if s is not None]
     con = console(quiet or as_json)
     show = not (quiet or as_json)
-    callbacks = {"mtl": ([ProgressCallback("MTL")] if show else []) + ([JsonLinesLogger(log_file)] if log_file else []),
-                 "stl": [ProgressCallback("STL")] if show else []}
+    specs = [*logs, *([f"jsonl:{log_file}"] if log_file else [])]
+    callbacks = {run: [ProgressCallback(run.upper())] if show else [] for run in ("mtl", "stl")}
+    for run in callbacks:
+        callbacks[run] += [logger_from_spec(spec, run) for spec in specs]
     report = fit(problem.frame, problem.targets, spec, config, data_config=data_settings, setups=setups, callbacks=callbacks)
     summary = report.to_dict()
     summary["controls"] = report.mtl.summary["controls"]
     stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None
     summary["capacity"] = capacity_report(report.mtl.network, stl_total)
     with staged_directory(out_dir) as staging:
-        write_model_files(report.mtl, staging)
+        report.mtl.write_files(staging)
+        write_history_csv(staging / "history.csv", report.mtl.summary["history"])
         if report.stl is not None:
             (staging / "stl").mkdir()
-            write_model_files(report.stl, staging / "stl")
+            report.stl.write_files(staging / "stl")
+            write_history_csv(staging / "stl" / "history.csv", report.stl.summary["history"])
         atomic_write_json(staging / "report.json", summary)
     metrics = report.metrics("test")
     con.print(comparison_table(metrics["mtl"], metrics.get("stl"), title=f"test metrics ({len(report.prepared.split.test)} rows)"))
