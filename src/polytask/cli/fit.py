@@ -54,9 +54,6 @@ def command(
     The model directory holds the MTL model (and, with --stl, the STL baseline in OUT/stl) plus
     report.json with validation and test metrics. A failed run leaves an existing OUT untouched.
     """
-    from polytask.auxiliary import ShuffleAux
-    from polytask.setups import Checkpoints, STLBaseline
-    from polytask.transfer import TransferStart
     from polytask.workflow import fit
 
     out_dir = Path(out)
@@ -65,37 +62,58 @@ def command(
         raise PolytaskError("--resume needs --checkpoint-dir (where the checkpoint is)")
     problem = load_problem(data, o)
     config, spec, data_settings = train_config(o), network_spec(o), data_config(o)
-    schedule = aux_schedule(o)
-    if o["init_from"] is None and (o["freeze_trunk"] or o["trunk_lr_scale"] != 1.0):
-        raise PolytaskError("--freeze-trunk and --trunk-lr-scale need --init-from")
-    if o["shuffle_aux"] and not problem.aux:
-        raise PolytaskError("--shuffle-aux needs at least one --aux column")
-    setups: list[Any] = [s for s in (
-        TransferStart(o["init_from"], o["freeze_trunk"], o["trunk_lr_scale"]) if o["init_from"] else None,
-        ShuffleAux(o["shuffle_seed"]) if o["shuffle_aux"] else None,
-        schedule,
-        Checkpoints(checkpoint_dir, resume) if checkpoint_dir else None,
-        STLBaseline(match_params) if stl else None,
-    ) if s is not None]
-    con = console(quiet or as_json)
+    setups = _setups(o, problem.aux, checkpoint_dir, resume, stl, match_params)
     show = not (quiet or as_json)
     specs = [*logs, *([f"jsonl:{log_file}"] if log_file else [])]
-    callbacks = {run: [ProgressCallback(run.upper())] if show else [] for run in ("mtl", "stl")}
-    for run in callbacks:
-        callbacks[run] += [logger_from_spec(spec, run) for spec in specs]
+    callbacks = {run: ([ProgressCallback(run.upper())] if show else []) + [logger_from_spec(s, run) for s in specs]
+                 for run in ("mtl", "stl")}
     report = fit(problem.frame, problem.targets, spec, config, data_config=data_settings, setups=setups, callbacks=callbacks)
     summary = report.to_dict()
     summary["controls"] = report.mtl.summary["controls"]
     stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None
     summary["capacity"] = capacity_report(report.mtl.network, stl_total)
+    _write_model_directory(report, summary, out_dir)
+    con = console(quiet or as_json)
+    _print_summary(con, report, summary)
+    con.print(f"saved to {out_dir}")
+    if as_json:
+        emit_json({"model_dir": str(out_dir), **summary})
+
+
+def _setups(o: dict[str, Any], aux: list[str], checkpoint_dir: str | None, resume: bool, stl: bool,
+            match_params: bool) -> list[Any]:
+    """The setups the options ask for (transfer, shuffle control, aux schedule, checkpoints, STL)."""
+    from polytask.auxiliary import ShuffleAux
+    from polytask.setups import Checkpoints, STLBaseline
+    from polytask.transfer import TransferStart
+
+    if o["init_from"] is None and (o["freeze_trunk"] or o["trunk_lr_scale"] != 1.0):
+        raise PolytaskError("--freeze-trunk and --trunk-lr-scale need --init-from")
+    if o["shuffle_aux"] and not aux:
+        raise PolytaskError("--shuffle-aux needs at least one --aux column")
+    setups = (
+        TransferStart(o["init_from"], o["freeze_trunk"], o["trunk_lr_scale"]) if o["init_from"] else None,
+        ShuffleAux(o["shuffle_seed"]) if o["shuffle_aux"] else None,
+        aux_schedule(o),
+        Checkpoints(checkpoint_dir, resume) if checkpoint_dir else None,
+        STLBaseline(match_params) if stl else None,
+    )
+    return [s for s in setups if s is not None]
+
+
+def _write_model_directory(report: Any, summary: dict[str, Any], out_dir: Path) -> None:
+    """The MTL model, its history and report.json (and the STL baseline in stl/), swapped in whole."""
     with staged_directory(out_dir) as staging:
-        report.mtl.write_files(staging)
-        write_history_csv(staging / "history.csv", report.mtl.summary["history"])
-        if report.stl is not None:
-            (staging / "stl").mkdir()
-            report.stl.write_files(staging / "stl")
-            write_history_csv(staging / "stl" / "history.csv", report.stl.summary["history"])
+        for model, where in ((report.mtl, staging), (report.stl, staging / "stl")):
+            if model is None:
+                continue
+            where.mkdir(exist_ok=True)
+            model.write_files(where)
+            write_history_csv(where / "history.csv", model.summary["history"])
         atomic_write_json(staging / "report.json", summary)
+
+
+def _print_summary(con: Any, report: Any, summary: dict[str, Any]) -> None:
     metrics = report.metrics("test")
     con.print(comparison_table(metrics["mtl"], metrics.get("stl"), title=f"test metrics ({len(report.prepared.split.test)} rows)"))
     aux_names = [t.name for t in report.prepared.tasks if t.auxiliary]
@@ -108,6 +126,3 @@ def command(
     for key, value in summary["controls"].items():
         con.print(f"{key.replace('_', ' ')}: {value}")
     con.print(format_capacity(summary["capacity"]))
-    con.print(f"saved to {out_dir}")
-    if as_json:
-        emit_json({"model_dir": str(out_dir), **summary})
