@@ -16,7 +16,7 @@ from polytask.data.config import DataConfig
 from polytask.data.prepare import Prepared, prepare
 from polytask.errors import NonFiniteLossError, PolytaskError
 from polytask.fitted import FittedModel
-from polytask.io import load_model as load
+from polytask.fitted import load_model as load
 from polytask.setups import Checkpoints, RunPlan, Setup, STLBaseline
 from polytask.tasks import Targets, Task, TaskKind
 from polytask.training import Callback, TrainConfig, Trainer

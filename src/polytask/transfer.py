@@ -24,6 +24,7 @@ from typing import Any
 
 from polytask.data.tensors import TaskTensors, to_tensors
 from polytask.errors import PolytaskError
+from polytask.fitted import FittedModel, load_model
 from polytask.models import network_from_config
 from polytask.models.base import MultiTaskNetwork
 from polytask.setups import RunPlan, Setup
@@ -39,13 +40,9 @@ def shared_state_names(network: MultiTaskNetwork) -> list[str]:
 
 def load_source(source: Any) -> Any:
     """A :class:`~polytask.fitted.FittedModel` from a model or a model directory."""
-    from polytask.fitted import FittedModel
-
     if isinstance(source, FittedModel):
         return source
     if isinstance(source, (str, Path)):
-        from polytask.io import load_model
-
         return load_model(source)
     raise PolytaskError(f"cannot initialise from {type(source).__name__}: give a model directory or a FittedModel")
 

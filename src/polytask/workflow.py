@@ -68,7 +68,8 @@ def _summary(plan: RunPlan, trainer: Trainer, result: TrainResult, seconds: floa
         "parameters": trainer.network.parameter_counts(),
         "balancer": trainer.config.balancer,
         "applied_weights": result.applied_weights,
-        "history": [{k: h[k] for k in ("epoch", "train_loss", "val_loss", "weights") if k in h} for h in result.history],
+        "history": [{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_metrics", "weights") if k in h}
+                    for h in result.history],
         "controls": dict(plan.controls),
     }
 
