@@ -2,7 +2,7 @@
 
 Caruana (1997) reports that in a back-propagation MTL net trained on the Peaks functions, tasks
 that share more variables share more hidden units. This script trains one hard-sharing network
-on the Peaks tasks (``polytask.experiments.peaks``), measures relatedness with
+on the Peaks tasks (``polytask_lab.experiments.peaks``), measures relatedness with
 ``polytask.relate.measure_relatedness`` and tabulates, for every pair of tasks, the mean of each
 matrix by the number of variables (0..3) the two tasks have in common. For the asymmetric TAG
 matrix both directions of a pair count.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from polytask.experiments.peaks import peaks_data, peaks_variables
+from polytask_lab.experiments.peaks import peaks_data, peaks_variables
 from polytask.relate import measure_relatedness
 from polytask.relate.report import write_relatedness
 from polytask.serialization import atomic_write_text

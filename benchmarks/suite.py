@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from polytask.compare.suite import SUITES, render_suite_docs, run_suite
+from polytask_lab.suite import SUITES, render_suite_docs, run_suite
 
 
 def main(argv: list[str] | None = None) -> int:

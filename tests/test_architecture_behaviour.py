@@ -174,6 +174,58 @@ def test_unknown_and_bad_options_name_what_is_valid() -> None:
         build_network("mtan", (3, 8), {"a": 1})
     # widths given as CLI strings work
     assert build_network("mmoe", 4, {"a": 1}, gate_hidden="6,3").config()["gate_hidden"] == [6, 3]
+    # names are normalised as the CLI may spell them
+    net = build_network("Cross-Stitch", 4, {"a": 1, "b": 1}, **{"Alpha-Self": 0.7, "head-hidden": "3"})
+    assert net.arch == "cross_stitch" and net.config()["alpha_self"] == 0.7 and net.config()["head_hidden"] == [3]
+    with pytest.raises(PolytaskError, match=r"unknown architecture 'moe' \(choose from "):
+        build_network("moe", 4, {"a": 1})
+    with pytest.raises(PolytaskError, match=r"architecture 'hps' takes no option 'n_experts' \(options: trunk, head_hidden, "
+                                            r"activation, dropout, norm, conv_channels, trunk_module, head_module\)"):
+        build_network("hps", 4, {"a": 1}, n_experts=2)
+
+
+def test_a_registered_architecture_of_ones_own_is_built_checked_and_rebuilt(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from polytask.models import MultiTaskNetwork, network_from_config, registry
+
+    from polytask.registry import Registry
+
+    copy = Registry("architecture", registry.ARCHITECTURES)
+    monkeypatch.setattr(registry, "ARCHITECTURES", copy)  # leave the real registry alone
+
+    class Tiny(MultiTaskNetwork):
+        """One linear layer shared, one per task."""
+
+        arch = "Tiny-Net"
+
+        def __init__(self, input_dim: int, output_dims: dict[str, int], width: int = 3) -> None:
+            super().__init__(list(output_dims))
+            self.dims, self.width = (input_dim, dict(output_dims)), width
+            self.body = torch.nn.Linear(input_dim, width)
+            self.heads = torch.nn.ModuleDict({t: torch.nn.Linear(width, d) for t, d in output_dims.items()})
+
+        def encode(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+        def decode(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {t: h(z) for t, h in self.heads.items()}
+
+        def shared_parameters(self) -> list[torch.nn.Parameter]:
+            return list(self.body.parameters())
+
+        def task_parameters(self, task: str) -> list[torch.nn.Parameter]:
+            return list(self.heads[task].parameters())
+
+        def config(self) -> dict:
+            return {"input_dim": self.dims[0], "output_dims": self.dims[1], "width": self.width}
+
+    registry.register(Tiny)
+    assert registry.architecture_options("tiny_net") == ["width"] and registry.specific_options("Tiny-Net") == {"width": 3}
+    net = build_network("tiny-net", 4, {"a": 2}, width=5)
+    assert net.body.out_features == 5
+    with pytest.raises(PolytaskError, match=r"architecture 'tiny_net' takes no option 'depth' \(options: width\)"):
+        build_network("tiny_net", 4, {"a": 2}, depth=2)
+    clone = network_from_config(net.arch, json.loads(json.dumps(net.config())))
+    assert isinstance(clone, Tiny) and clone.config() == net.config()
 
 
 def test_capacity_report_counts_by_hand() -> None:
@@ -227,6 +279,19 @@ def test_the_table_in_the_docs_is_what_the_command_prints(capsys) -> None:  # ty
     assert main(["architectures", "--input-shape", "3,32"]) == 2
 
 
+def test_architectures_command_lists_the_common_options_once_and_each_architectures_own(capsys) -> None:  # type: ignore[no-untyped-def]
+    from polytask.models import ARCHITECTURES, specific_options
+
+    assert main(["architectures"]) == 0
+    out = capsys.readouterr().out
+    assert "  every architecture: trunk=(64, 64), head_hidden=(), activation='relu', dropout=0.0, norm='none', conv_channels=(16, 32)" in out
+    assert "  mmoe: n_experts=4, gate_hidden=()\n    your modules (Python): expert_module, head_module\n" in out
+    assert "  mtan: none of its own\n    your modules (Python): head_module\n" in out
+    assert specific_options("dselect_k") == {"n_experts": 4, "k": 2, "gamma": 1.0, "gate": "per_example", "entropy_weight": 1e-3}
+    for arch in [a for a in ARCHITECTURES if a != "stl"]:
+        assert f"  {arch}: " in out
+
+
 def test_python_api_builds_from_a_task_list_and_an_input_shape() -> None:
     from polytask.models import network_for_tasks
 
@@ -253,3 +318,45 @@ def test_every_architecture_runs_on_cuda_as_on_cpu() -> None:
             cpu = net(x)
             gpu = net.to("cuda")(x.to("cuda"))
             assert all(torch.allclose(cpu[k], gpu[k].cpu(), atol=1e-4) for k in cpu)
+
+
+# ---------------------------------------------------------------- the docs
+
+
+def docs_text() -> str:
+    return (Path(__file__).parent.parent / "docs" / "ARCHITECTURES.md").read_text()
+
+
+def test_the_documented_defaults_are_the_declared_ones() -> None:
+    import ast
+    import re
+
+    from polytask.models import LayerOptions, specific_options
+
+    text = docs_text()
+    names = ("trunk", "head_hidden", "activation", "dropout", "norm", "conv_channels")
+    common = {k: v for k, v in re.findall(r"^\| `(\w+)` \| `([^`]*)` \| ", text, flags=re.M) if k in names}
+    defaults = LayerOptions()
+    assert {k: ast.literal_eval(v) for k, v in common.items()} == {k: getattr(defaults, k) for k in names}
+    from polytask.models import ARCHITECTURES
+
+    own = {a: c for a, c in re.findall(r"^\| `(\w+)` \| (none|`.*) \|$", text, flags=re.M) if a in ARCHITECTURES}
+    assert set(own) == set(ARCHITECTURES) - {"stl"}
+    for arch, cell in own.items():
+        pairs = dict(re.findall(r"`(\w+)=([^`]+)`", cell))
+        assert {k: ast.literal_eval(v) for k, v in pairs.items()} == specific_options(arch), arch
+
+
+def test_the_your_own_modules_example_runs(small_frame: pd.DataFrame, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    text = docs_text()
+    section = text[text.index("## Your own modules"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python"))]
+    monkeypatch.chdir(tmp_path)
+    frame = small_frame.rename(columns={"task0": "y1", "task1": "y2"})
+    scope: dict = {"frame": frame}
+    exec(compile(code, "docs/ARCHITECTURES.md", "exec"), scope)
+    pd.testing.assert_frame_equal(scope["model"].predict(frame), scope["report"].mtl.predict(frame))
+    with pytest.raises(PolytaskError, match="uses a user head module"):
+        pt.load("model", trunk_module=scope["trunk"])
+    net = scope["moe"].build(5, {"y1": 1, "y2": 1})
+    assert len(net.experts) == 6 and net.config()["user_modules"]["expert_module"].endswith("expert")

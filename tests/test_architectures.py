@@ -19,8 +19,10 @@ from polytask.data.splits import Split
 from polytask.data.targets import TargetEncoder
 from polytask.data.tensors import TaskTensors
 from polytask.losses import loss_vector
-from polytask.models import ARCHITECTURES, build_network, network_from_config
+from polytask.models import ARCHITECTURES, LayerOptions, build_network, network_from_config
+from polytask.models.layers import ACTIVATIONS
 from polytask.tasks import Task
+from polytask.setups import stl_settings
 from polytask.workflow import Prepared, prepare, train_model
 
 ARCHS = sorted(a for a in ARCHITECTURES if a != "stl")
@@ -126,6 +128,56 @@ def test_representation_carries_everything_shared(arch: str, shape: tuple[int, .
     loss = sum(v.square().mean() for v in out.values())
     grads = torch.autograd.grad(loss, shared, allow_unused=True)
     assert all(g is None or not g.any() for g in grads)
+
+
+#: Each common option away from its default, one at a time, and a module type that shows it was applied.
+COMMON: list[tuple[dict[str, Any], Any]] = (
+    [({"activation": a}, ACTIVATIONS[a]) for a in ACTIVATIONS]
+    + [({"norm": "batch"}, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)), ({"norm": "layer"}, torch.nn.LayerNorm),
+       ({"dropout": 0.3}, torch.nn.Dropout), ({"head_hidden": (3, 2)}, None), ({"trunk": (5,)}, None),
+       ({"conv_channels": (3,)}, None)]
+)
+
+
+@pytest.mark.parametrize("arch", ARCHS + ["stl"])
+def test_every_architecture_builds_with_every_common_option(arch: str) -> None:
+    """The one LayerOptions reaches every architecture: each option is recorded in the config
+    and shows in the layers built (a layer of that kind, or of that width)."""
+    specific = TINY.get(arch, {})
+    for shape in (TABLE, IMAGE):
+        for common, kind in COMMON:
+            net = build_network(arch, shape, {"a": 1, "b": 3}, **specific, **common)
+            config = net.config()
+            for key, value in common.items():
+                assert config[key] == (list(value) if isinstance(value, tuple) else value), (arch, key)
+            modules = list(net.modules())
+            if kind is not None:
+                assert any(isinstance(m, kind) for m in modules), (arch, common, shape)
+            linear_widths = {m.out_features for m in modules if isinstance(m, torch.nn.Linear)}
+            if "head_hidden" in common:
+                assert {3, 2} <= linear_widths
+            if "trunk" in common:
+                assert 5 in linear_widths and 64 not in linear_widths
+            if "conv_channels" in common and shape == IMAGE:
+                assert {m.out_channels for m in modules if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)} == {3}
+            out = net.eval()(rows(shape))
+            assert {k: tuple(v.shape) for k, v in out.items()} == {"a": (5, 1), "b": (5, 3)}
+            assert all(torch.isfinite(v).all() for v in out.values())
+
+
+@pytest.mark.parametrize("arch", ARCHS + ["stl"])
+def test_layer_options_and_flat_keywords_build_the_same_network(arch: str) -> None:
+    layers = LayerOptions(trunk=(6,), head_hidden=(3,), activation="tanh", dropout=0.1, norm="layer", conv_channels=(4,))
+    flat = dict(trunk=(6,), head_hidden=(3,), activation="tanh", dropout=0.1, norm="layer", conv_channels=(4,))
+    cls = ARCHITECTURES[arch]
+    for shape in (TABLE, IMAGE):
+        torch.manual_seed(0)
+        a = cls(None, {"a": 1, "b": 2}, layers, input_shape=shape, **TINY.get(arch, {}))
+        torch.manual_seed(0)
+        b = build_network(arch, shape, {"a": 1, "b": 2}, **flat, **TINY.get(arch, {}))
+        assert a.config() == b.config() and a.layers == layers
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 # ---------------------------------------------------------------- training, save / load
@@ -286,7 +338,7 @@ def test_balancer_context_exposes_the_declared_representation(balancer_data: tup
 def test_stl_baseline_on_images_uses_the_same_conv_blocks() -> None:
     p = image_problem()
     spec = pt.NetworkSpec(arch="mmoe", trunk=(8,), options={"conv_channels": (4, 4)})
-    model = train_model(p, spec, pt.TrainConfig(epochs=1, seed=0), stl=True)
+    model = train_model(p, *stl_settings(spec, pt.TrainConfig(epochs=1, seed=0)), name="stl")
     config = model.network.config()
     assert model.network.arch == "stl" and config["input_shape"] == [1, 8, 8] and config["conv_channels"] == [4, 4]
     assert all(math.isfinite(v) for v in model.summary["history"][0]["train_loss"].values())

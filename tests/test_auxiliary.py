@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from polytask import PolytaskError, load
-from polytask.auxiliary import aux_weight_schedule, shuffle_auxiliary, shuffle_columns
+from polytask import Callback, PolytaskError, Targets, load
+from polytask.auxiliary import ShuffleAux, aux_weight_schedule, shuffle_auxiliary, shuffle_columns
+from polytask.losses import loss_vector
 from polytask.synthetic import related_tasks
 from polytask.tasks import Task
 from polytask.training.config import TrainConfig
@@ -29,7 +30,7 @@ def frame() -> pd.DataFrame:
 
 
 def test_auxiliary_columns_are_never_predicted_nor_required(frame: pd.DataFrame, tmp_path) -> None:
-    report = fit(frame, ["task0"], aux=["task1", "flag"], spec=SPEC, config=FAST)
+    report = fit(frame, Targets(["task0"], aux=["task1", "flag"]), SPEC, FAST)
     unseen = frame.drop(columns=["task0", "task1", "flag"])  # neither main nor auxiliary columns
     preds = report.mtl.predict(unseen)
     assert list(preds.columns) == ["task0"]
@@ -70,19 +71,27 @@ def test_trainer_uses_the_schedule(frame: pd.DataFrame) -> None:
     from polytask.models import build_network
     from polytask.training import Trainer
 
-    prepared = prepare(frame, ["task0"], aux=["task1"])
+    prepared = prepare(frame, Targets(["task0"], aux=["task1"]))
     net = build_network("hps", prepared.train.x.shape[1], prepared.output_dims, trunk=(4,))
-    trainer = Trainer(net, prepared.tasks, config=TrainConfig(epochs=10), weight_schedule=aux_weight_schedule("linear_decay"))
-    assert trainer.task_weights(0).tolist() == pytest.approx([1.0, 1.0])
-    assert trainer.task_weights(9).tolist() == pytest.approx([1.0, 0.0])
-    report = fit(frame, ["task0"], aux=["task1"], spec=SPEC, config=FAST, aux_weight_schedule=aux_weight_schedule("step", at=0.5))
-    assert report.mtl.summary["aux_weight_schedule"] == {"name": "step", "at": 0.5}
+    seen: dict[int, tuple[list[float], list[float]]] = {}
+
+    class Record(Callback):
+        def on_before_backward(self, trainer, ctx):  # type: ignore[no-untyped-def]
+            raw = loss_vector(trainer.tasks, trainer.network(trainer.batch.x), trainer.batch.targets, trainer.batch.masks)
+            seen[ctx.epoch] = (trainer.alphas.tolist(), (ctx.losses / raw).tolist())
+
+    config = TrainConfig(epochs=10, early_stopping="none")
+    Trainer(net, prepared.tasks, config=config, callbacks=[aux_weight_schedule("linear_decay"), Record()]).fit(prepared.train)
+    assert seen[0][0] == pytest.approx([1.0, 1.0]) and seen[9][0] == pytest.approx([1.0, 0.0])
+    assert seen[5][1] == pytest.approx([1.0, 1.0 - 5 / 9])  # the balancer sees alpha_t L_t
+    report = fit(frame, Targets(["task0"], aux=["task1"]), SPEC, FAST, setups=[aux_weight_schedule("step", at=0.5)])
+    assert report.mtl.summary["controls"]["aux_weight_schedule"] == {"name": "step", "at": 0.5}
 
 
 def test_shuffle_control_permutes_is_seeded_and_leaves_main_alone(frame: pd.DataFrame) -> None:
     frame = frame.copy()
     frame.loc[::7, "task1"] = np.nan  # a missing auxiliary label must travel with its row's label
-    prepared = prepare(frame, ["task0"], aux=["task1", "task2"], seed=0)
+    prepared = prepare(frame, Targets(["task0"], aux=["task1", "task2"]), seed=0)
     train = prepared.train
     a = shuffle_auxiliary(train, prepared.tasks, seed=5)
     b = shuffle_auxiliary(train, prepared.tasks, seed=5)
@@ -105,9 +114,9 @@ def test_shuffle_control_permutes_is_seeded_and_leaves_main_alone(frame: pd.Data
 
 
 def test_shuffle_changes_training_but_not_validation(frame: pd.DataFrame) -> None:
-    plain = fit(frame, ["task0"], aux=["task1"], spec=SPEC, config=FAST)
-    shuffled = fit(frame, ["task0"], aux=["task1"], spec=SPEC, config=FAST, shuffle_aux=True, shuffle_seed=3)
-    assert shuffled.mtl.summary["shuffle_aux"] == {"seed": 3}
+    plain = fit(frame, Targets(["task0"], aux=["task1"]), SPEC, FAST)
+    shuffled = fit(frame, Targets(["task0"], aux=["task1"]), SPEC, FAST, setups=[ShuffleAux(seed=3)])
+    assert shuffled.mtl.summary["controls"]["shuffle_aux"] == {"seed": 3}
     # same split and labels for evaluation; the auxiliary training signal differs
     assert np.array_equal(plain.prepared.split.val, shuffled.prepared.split.val)
     assert plain.mtl.summary["val_metrics"].keys() == shuffled.mtl.summary["val_metrics"].keys()

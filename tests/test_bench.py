@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from polytask import balancers
-from polytask.bench.check import relative_difference, shared_gradient
-from polytask.bench.measure import paired_ratio, peak_step_bytes, time_interleaved
-from polytask.bench.peers import PerTaskLoop, TorchjdPeer, sum_rows, torchjd_aggregator
-from polytask.bench.problems import QUICK_SIZE, build_network, make_batch, task_list
-from polytask.bench.suite import targets_for
+from polytask_lab.bench.check import relative_difference, shared_gradient
+from polytask_lab.bench.measure import paired_ratio, peak_step_bytes, time_interleaved
+from polytask_lab.bench.peers import PerTaskLoop, TorchjdPeer, sum_rows, torchjd_aggregator
+from polytask_lab.bench.problems import QUICK_SIZE, build_network, make_batch, task_list
+from polytask_lab.bench.suite import targets_for
 from polytask.cli import main
 from polytask.training import TrainConfig, Trainer
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from polytask.cli import main
+from polytask.training.checkpoint import checkpoint_epoch
 
 FAST = ["--epochs", "4", "--trunk", "16", "--quiet"]
 
@@ -173,7 +174,7 @@ def test_non_finite_loss_stops_naming_task_and_epoch_and_keeps_last_good_checkpo
                         "--checkpoint-dir", ckpt, "--out", out_dir, "--quiet"], capsys)
     assert code == 2 and err.count("\n") == 1
     assert "non-finite loss" in err and "task 'task0' at epoch 1" in err
-    assert json.loads((ckpt / "mtl" / "checkpoint.json").read_text())["epoch"] == 0
+    assert checkpoint_epoch(ckpt / "mtl") == 0
     assert (out_dir / "model.json").read_text() == "previous good model"
 
 
@@ -183,7 +184,7 @@ def test_checkpoints_and_resume_from_the_command_line(small_frame: pd.DataFrame,
     ckpt = tmp_path / "ckpt"
     base = ["fit", data, "-t", "task0", "--stl", "--early-stopping", "none", "--trunk", "8", "--quiet", "--json"]
     assert run([*base, "--epochs", "2", "--checkpoint-dir", ckpt, "--out", tmp_path / "a"], capsys)[0] == 0
-    assert json.loads((ckpt / "stl" / "checkpoint.json").read_text())["epoch"] == 1
+    assert checkpoint_epoch(ckpt / "stl") == 1
     log = tmp_path / "log.jsonl"
     assert run([*base, "--epochs", "3", "--log-file", log, "--out", tmp_path / "logged"], capsys)[0] == 0
     lines = [json.loads(line) for line in log.read_text().splitlines()]

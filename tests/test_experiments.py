@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from polytask.cli import main
-from polytask.experiments.common import paired_test
-from polytask.experiments.registry import EXPERIMENTS
+from polytask_lab.experiments.common import paired_test
+from polytask_lab.experiments.registry import EXPERIMENTS
 
 EXPECTED_ARMS = {
     "peaks": {"MTL", "STL"},

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from polytask import PolytaskError
+from polytask import DataConfig, PolytaskError, Targets, prepare
 from polytask.forecasting import horizon_table, time_split
 from polytask.training.config import TrainConfig
 from polytask.workflow import NetworkSpec, fit
@@ -68,8 +68,9 @@ def test_forecast_h1_while_training_on_more_horizons() -> None:
     t = np.arange(400)
     series = np.sin(t / 6.0) + 0.05 * np.random.default_rng(1).normal(size=len(t))
     table = horizon_table(series, horizons=(1, 2, 4, 8), lags=6, aux_horizons=(2, 4, 8))
-    report = fit(table.frame, table.targets, aux=table.aux, features=table.features, split=table.split(),
-                 spec=NetworkSpec(trunk=(8,)), config=TrainConfig(epochs=3, seed=0))
+    prepared = prepare(table.frame, Targets(table.targets, aux=table.aux), DataConfig(features=tuple(table.features)),
+                       split=table.split())
+    report = fit(prepared, spec=NetworkSpec(trunk=(8,)), config=TrainConfig(epochs=3, seed=0))
     assert list(report.mtl.predict(table.frame[table.features]).columns) == ["y:h1"]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from polytask import PolytaskError
+from polytask import PolytaskError, Targets
 from polytask.auxiliary import inputs_as_outputs, target_representations
 from polytask.synthetic import related_tasks
 from polytask.training.config import TrainConfig
@@ -26,7 +26,7 @@ def test_moved_inputs_are_outputs_and_not_needed_to_predict(frame: pd.DataFrame)
     moved = inputs_as_outputs(frame, ["x3", "x4"])
     assert moved.aux == ["x3", "x4"] and moved.removed_inputs == ["x3", "x4"]
     assert moved.features(exclude=["task0"]) == ["x0", "x1", "x2"]
-    report = fit(moved.frame, ["task0"], aux=moved.aux, kinds=moved.kinds, spec=SPEC, config=FAST)
+    report = fit(moved.frame, Targets(["task0"], aux=moved.aux, kinds=moved.kinds), SPEC, FAST)
     assert report.mtl.feature_columns == ["x0", "x1", "x2"]
     preds = report.mtl.predict(frame[["x0", "x1", "x2"]])  # only the remaining inputs
     assert list(preds.columns) == ["task0"] and len(preds) == len(frame)
@@ -37,7 +37,7 @@ def test_keeping_them_as_inputs_too(frame: pd.DataFrame) -> None:
     kept = inputs_as_outputs(frame, ["x4"], keep_as_inputs=True)
     assert kept.aux == ["x4:as_output"] and kept.removed_inputs == []
     np.testing.assert_array_equal(kept.frame["x4:as_output"], frame["x4"])
-    report = fit(kept.frame, ["task0"], aux=kept.aux, spec=SPEC, config=FAST)
+    report = fit(kept.frame, Targets(["task0"], aux=kept.aux), SPEC, FAST)
     assert "x4" in report.mtl.feature_columns and "x4:as_output" not in report.mtl.feature_columns
     with pytest.raises(PolytaskError, match="x4"):
         report.mtl.predict(frame.drop(columns=["x4"]))
@@ -66,7 +66,7 @@ def test_representations_match_their_definitions(frame: pd.DataFrame) -> None:
             assert label is None or label != label
     counts = reps.frame["task0:bin"].iloc[rows].value_counts()
     assert counts.min() >= 20  # quantile bins are balanced on the fitting rows
-    report = fit(reps.frame, ["task0"], aux=reps.aux, kinds=reps.kinds, spec=SPEC, config=FAST)
+    report = fit(reps.frame, Targets(["task0"], aux=reps.aux, kinds=reps.kinds), SPEC, FAST)
     assert list(report.mtl.predict(frame).columns) == ["task0"]
     with pytest.raises(PolytaskError, match="representation 'sqrt'"):
         target_representations(frame, "task0", ["sqrt"])

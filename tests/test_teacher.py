@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from polytask import PolytaskError
+from polytask import DataConfig, PolytaskError, Targets
 from polytask.auxiliary import teacher_labels
 from polytask.synthetic import related_tasks
 from polytask.training.config import TrainConfig
@@ -36,8 +36,8 @@ def test_round_trip_with_scikit_learn_teachers(frame: pd.DataFrame) -> None:
     student = both.frame.copy()
     student.loc[100:, "task0"] = np.nan  # half the rows are unlabelled for the main task
     aux = labelled.aux + both.aux
-    report = fit(student, ["task0"], aux=aux, kinds=both.kinds, features=FEATURES,
-                 spec=NetworkSpec(trunk=(8,)), config=TrainConfig(epochs=3, seed=0))
+    report = fit(student, Targets(["task0"], aux=aux, kinds=both.kinds), NetworkSpec(trunk=(8,)),
+                 TrainConfig(epochs=3, seed=0), data_config=DataConfig(features=tuple(FEATURES)))
     preds = report.mtl.predict(frame[FEATURES])  # teacher columns are not needed to predict
     assert list(preds.columns) == ["task0"]
     assert set(aux) <= set(report.mtl.summary["val_metrics"])

@@ -14,6 +14,7 @@ from polytask.errors import NonFiniteLossError
 from polytask.losses import task_loss
 from polytask.models import HardSharing, SingleTaskNetworks
 from polytask.training import CheckpointCallback, Trainer
+from polytask.training.checkpoint import checkpoint_epoch
 from polytask.workflow import prepare, train_model
 
 FAST = dict(epochs=15, batch_size=32, lr=3e-3, seed=0)
@@ -93,7 +94,7 @@ def test_stl_networks_are_independent() -> None:
 
 
 def test_stl_baseline_side_by_side_and_parameter_matching(small_frame: pd.DataFrame) -> None:
-    report = pt.fit(small_frame, ["task0", "task1"], stl=True, match_params=True, config=pt.TrainConfig(epochs=3))
+    report = pt.fit(small_frame, ["task0", "task1"], config=pt.TrainConfig(epochs=3), setups=[pt.STLBaseline(match_params=True)])
     assert set(report.metrics()) == {"mtl", "stl"}
     mtl_total = report.mtl.parameter_counts()["total"]
     stl_total = report.stl.parameter_counts()["total"]
@@ -125,9 +126,7 @@ def test_non_finite_loss_names_task_and_epoch_and_keeps_last_checkpoint(small_fr
     trainer = Trainer(net, p.tasks, p.encoders, pt.TrainConfig(epochs=5), callbacks=[CheckpointCallback(ckpt), Explode()])
     with pytest.raises(NonFiniteLossError, match="task 'task1' at epoch 2"):
         trainer.fit(p.train, p.val)
-    import json
-
-    assert json.loads((ckpt / "checkpoint.json").read_text())["epoch"] == 1
+    assert checkpoint_epoch(ckpt) == 1
 
 
 def test_checkpoint_resume_matches_uninterrupted_run(small_frame: pd.DataFrame, tmp_path) -> None:  # type: ignore[no-untyped-def]

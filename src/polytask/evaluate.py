@@ -37,74 +37,76 @@ def task_metrics(
     ``output`` is the raw network output (n, d); ``target`` and ``mask`` are as encoded by
     ``encoder``. Returns NaN for every metric when no label is observed.
     """
-    task = encoder.task
-    names = task.metric_names
+    names = encoder.task.metric_names
     if not mask.any():
         return {m: float("nan") for m in names}
-    kind = task.kind
-    out: dict[str, float] = {}
+    kind = encoder.task.kind
     if kind == "regression":
-        pred = encoder.decode(output)["value"]
-        true = target * np.asarray(encoder.std_) + np.asarray(encoder.mean_)
-        cols = [(true[mask[:, j], j], pred[mask[:, j], j]) for j in range(true.shape[1]) if mask[:, j].any()]
-        fns = {
-            "rmse": lambda y, p: math.sqrt(skm.mean_squared_error(y, p)),
-            "mae": skm.mean_absolute_error,
-            "r2": lambda y, p: _safe(skm.r2_score, y, p) if len(y) > 1 else float("nan"),
-        }
-        for m in names:
-            out[m] = float(np.mean([fns[m](y, p) for y, p in cols]))
-        return out
-    dec = encoder.decode(output)
-    proba = dec["proba"]
+        return _regression_metrics(encoder, output, target, mask, names)
+    proba = encoder.decode(output)["proba"]
     if kind in ("binary", "multiclass"):
         rows = mask[:, 0]
-        y = target[rows, 0].astype(int)
-        p = proba[rows]
-        labels = list(range(p.shape[1]))
-        y_hat = p.argmax(axis=1)
-        for m in names:
-            if m == "accuracy":
-                out[m] = float(skm.accuracy_score(y, y_hat))
-            elif m == "log_loss":
-                out[m] = _safe(skm.log_loss, y, p, labels=labels)
-            elif m == "f1":
-                avg = "binary" if kind == "binary" else "macro"
-                out[m] = float(skm.f1_score(y, y_hat, average=avg, labels=labels if avg == "macro" else None, zero_division=0))
-            elif m == "roc_auc":
-                if len(np.unique(y)) < 2:
-                    out[m] = float("nan")
-                elif kind == "binary":
-                    out[m] = _safe(skm.roc_auc_score, y, p[:, 1])
-                else:
-                    present = np.unique(y)
-                    if len(present) < p.shape[1]:
-                        out[m] = float("nan")
-                    else:
-                        out[m] = _safe(skm.roc_auc_score, y, p, multi_class="ovr", labels=labels)
-        return out
-    # multilabel: score every observed (row, label) entry
-    y = target.astype(int)
+        return _class_metrics(kind, target[rows, 0].astype(int), proba[rows], names)
+    return _multilabel_metrics(target.astype(int), proba, mask, names)
+
+
+def _regression_metrics(encoder: TargetEncoder, output: np.ndarray, target: np.ndarray, mask: np.ndarray,
+                        names: tuple[str, ...]) -> dict[str, float]:
+    """RMSE, MAE and R^2 in the target's own units, averaged over its columns."""
+    pred = encoder.decode(output)["value"]
+    true = target * np.asarray(encoder.std_) + np.asarray(encoder.mean_)
+    cols = [(true[mask[:, j], j], pred[mask[:, j], j]) for j in range(true.shape[1]) if mask[:, j].any()]
+    fns = {
+        "rmse": lambda y, p: math.sqrt(skm.mean_squared_error(y, p)),
+        "mae": skm.mean_absolute_error,
+        "r2": lambda y, p: _safe(skm.r2_score, y, p) if len(y) > 1 else float("nan"),
+    }
+    return {m: float(np.mean([fns[m](y, p) for y, p in cols])) for m in names}
+
+
+def _class_metrics(kind: str, y: np.ndarray, p: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
+    """Accuracy, log loss, F1 (binary, or macro over classes) and ROC AUC (one-vs-rest for
+    several classes; NaN when a class is absent)."""
+    labels = list(range(p.shape[1]))
+    y_hat = p.argmax(axis=1)
+    out: dict[str, float] = {}
+    for m in names:
+        if m == "accuracy":
+            out[m] = float(skm.accuracy_score(y, y_hat))
+        elif m == "log_loss":
+            out[m] = _safe(skm.log_loss, y, p, labels=labels)
+        elif m == "f1":
+            avg = "binary" if kind == "binary" else "macro"
+            out[m] = float(skm.f1_score(y, y_hat, average=avg, labels=labels if avg == "macro" else None, zero_division=0))
+        elif m == "roc_auc":
+            if len(np.unique(y)) < 2 or (kind == "multiclass" and len(np.unique(y)) < p.shape[1]):
+                out[m] = float("nan")
+            elif kind == "binary":
+                out[m] = _safe(skm.roc_auc_score, y, p[:, 1])
+            else:
+                out[m] = _safe(skm.roc_auc_score, y, p, multi_class="ovr", labels=labels)
+    return out
+
+
+def _multilabel_metrics(y: np.ndarray, proba: np.ndarray, mask: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
+    """Log loss, micro and macro F1 and mean AUC over every observed (row, label) entry."""
     y_hat = (proba >= 0.5).astype(int)
+    out: dict[str, float] = {}
     for m in names:
         if m == "log_loss":
-            eps = 1e-12
-            pp = np.clip(proba, eps, 1 - eps)
-            ll = -(y * np.log(pp) + (1 - y) * np.log(1 - pp))
-            out[m] = float(ll[mask].mean())
+            pp = np.clip(proba, 1e-12, 1 - 1e-12)
+            out[m] = float((-(y * np.log(pp) + (1 - y) * np.log(1 - pp)))[mask].mean())
         elif m in ("micro_f1", "macro_f1"):
             if mask.all():
                 out[m] = float(skm.f1_score(y, y_hat, average=m.split("_")[0], zero_division=0))
             elif m == "micro_f1":
                 out[m] = float(skm.f1_score(y[mask], y_hat[mask], zero_division=0))
             else:
-                out[m] = float(np.mean([skm.f1_score(y[mask[:, j], j], y_hat[mask[:, j], j], zero_division=0) for j in range(y.shape[1]) if mask[:, j].any()]))
+                out[m] = float(np.mean([skm.f1_score(y[mask[:, j], j], y_hat[mask[:, j], j], zero_division=0)
+                                        for j in range(y.shape[1]) if mask[:, j].any()]))
         elif m == "auc":
-            aucs = [
-                skm.roc_auc_score(y[mask[:, j], j], proba[mask[:, j], j])
-                for j in range(y.shape[1])
-                if len(np.unique(y[mask[:, j], j])) == 2
-            ]
+            aucs = [skm.roc_auc_score(y[mask[:, j], j], proba[mask[:, j], j])
+                    for j in range(y.shape[1]) if len(np.unique(y[mask[:, j], j])) == 2]
             out[m] = float(np.mean(aucs)) if aucs else float("nan")
     return out
 

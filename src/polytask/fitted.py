@@ -22,6 +22,8 @@ from polytask.data.targets import TargetEncoder, validate_targets
 from polytask.data.tensors import to_tensors
 from polytask.errors import PolytaskError
 from polytask.evaluate import task_metrics
+from polytask.io import META_FILE, WEIGHTS_FILE, read_model_files, save_model_files, write_model_files
+from polytask.models import network_from_config
 from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task
 from polytask.training.trainer import predict_raw
@@ -133,13 +135,85 @@ class FittedModel:
     def parameter_counts(self) -> dict[str, int]:
         return self.network.parameter_counts()
 
-    def save(self, directory: str | Path) -> Path:
-        from polytask.io import save_model
-
-        return save_model(self, directory)
+    # -- the model directory -----------------------------------------------------------------
+    def to_files(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """``(meta, tensors)`` of the model directory: the JSON-able description (architecture
+        and config, tasks, encoders, preprocessing, best epochs, training settings, summary) and
+        one tensor per (snapshot epoch, parameter), ``"epoch{e}/{name}"``."""
+        tensors = {f"epoch{epoch}/{name}": t for epoch, state in self.snapshots.items() for name, t in state.items()}
+        meta = {
+            "arch": self.network.arch,
+            "network": self.network.config(),
+            "tasks": [t.to_dict() for t in self.tasks],
+            "encoders": {e.task.name: e.to_dict() for e in self.encoders},
+            "preprocessing": self.preprocessor.to_dict(),
+            "best_epoch": self.best_epoch,
+            "train_config": self.train_config,
+            "summary": self.summary,
+        }
+        return meta, tensors
 
     @classmethod
-    def load(cls, directory: str | Path, **network_options: Any) -> "FittedModel":
-        from polytask.io import load_model
+    def from_files(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor], modules: dict[str, Any],
+                   source: str) -> "FittedModel":
+        """The model :meth:`to_files` described (``modules``: the user modules it needs; ``source``
+        names the directory in errors)."""
+        absent = [k for k in REQUIRED_META if k not in meta]
+        if absent:
+            raise PolytaskError(f"{source} is corrupted: '{META_FILE}' lacks '{absent[0]}'")
+        try:
+            tasks = [Task.from_dict(d) for d in meta["tasks"]]
+            encoders = [TargetEncoder.from_dict(t, meta["encoders"][t.name]) for t in tasks]
+            preprocessor = FeaturePreprocessor.from_dict(meta["preprocessing"])
+            config = dict(meta["network"])
+            best_epoch = {k: int(v) for k, v in meta["best_epoch"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise PolytaskError(f"{source} is corrupted: bad entry in '{META_FILE}' ({exc})") from None
+        network = network_from_config(meta["arch"], config, modules, source=source)
+        snapshots = _snapshots(tensors, set(network.state_dict()), set(best_epoch.values()), source)
+        network.load_state_dict(snapshots[max(set(best_epoch.values()))])
+        network.eval()
+        return cls(network, tasks, encoders, preprocessor, snapshots, best_epoch,
+                   meta.get("train_config", {}), meta.get("summary", {}))
 
-        return load_model(directory, **network_options)
+    def write_files(self, directory: Path) -> None:
+        """Write this model's files into the existing (staging) ``directory``."""
+        write_model_files(directory, *self.to_files())
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the model directory atomically (safetensors + JSON, never a pickle)."""
+        return save_model_files(directory, *self.to_files())
+
+    @classmethod
+    def load(cls, directory: str | Path, **modules: Any) -> "FittedModel":
+        return load_model(directory, **modules)
+
+
+#: Entries of ``model.json`` a model cannot be rebuilt without.
+REQUIRED_META = ("arch", "network", "tasks", "encoders", "preprocessing", "best_epoch")
+
+
+def _snapshots(flat: dict[str, torch.Tensor], expected: set[str], epochs: set[int], source: str) -> dict[int, dict[str, torch.Tensor]]:
+    """``{epoch: state}`` from ``"epoch{e}/{name}"`` tensors, checking every best epoch is whole."""
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    for key, tensor in flat.items():
+        head, _, name = key.partition("/")
+        try:
+            epoch = int(head.removeprefix("epoch"))
+        except ValueError:
+            raise PolytaskError(f"{source} is corrupted: unexpected tensor '{key}' in '{WEIGHTS_FILE}'") from None
+        snapshots.setdefault(epoch, {})[name] = tensor
+    for epoch in epochs:
+        if epoch not in snapshots:
+            raise PolytaskError(f"{source} is incomplete: weights of epoch {epoch} are missing")
+        absent = expected - set(snapshots[epoch])
+        if absent:
+            raise PolytaskError(f"{source} is incomplete: tensor '{sorted(absent)[0]}' is missing")
+    return snapshots
+
+
+def load_model(directory: str | Path, **modules: Any) -> FittedModel:
+    """Load a model directory; ``modules`` supply the user modules JSON cannot hold
+    (``trunk_module=``, ``head_module=``, ``expert_module=``: the builders it was made with)."""
+    meta, tensors = read_model_files(directory)
+    return FittedModel.from_files(meta, tensors, modules, f"model directory '{directory}'")

@@ -1,5 +1,8 @@
 """The model directory: weights in safetensors, everything else in JSON; never a pickle.
 
+This module knows directories, JSON and tensors only; what the JSON and the tensors mean is
+the model's own business (:meth:`polytask.fitted.FittedModel.to_files`).
+
 Layout::
 
     DIR/model.json          format, versions, architecture + config, tasks, target encoders,
@@ -23,10 +26,9 @@ from typing import Any
 
 import torch
 
-from polytask.data.preprocessing import FeaturePreprocessor
-from polytask.data.targets import TargetEncoder
 from polytask.errors import PolytaskError
 from polytask.serialization import atomic_write_json, load_tensors, save_tensors
+from polytask.version import polytask_version
 
 FORMAT = "polytask-model"
 FORMAT_VERSION = 1
@@ -39,10 +41,8 @@ def versions() -> dict[str, str]:
     import pandas
     import sklearn
 
-    from polytask import __version__
-
     return {
-        "polytask": __version__,
+        "polytask": polytask_version(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": numpy.__version__,
@@ -82,36 +82,19 @@ def check_output_directory(directory: str | Path) -> None:
         raise PolytaskError(f"'{directory}' exists and is not a polytask model directory; refusing to overwrite it")
 
 
-def write_model_files(model: Any, directory: Path) -> None:
-    """Write the weights and ``model.json`` of ``model`` into the existing ``directory``."""
-    tensors = {
-        f"epoch{epoch}/{name}": t
-        for epoch, state in model.snapshots.items()
-        for name, t in state.items()
-    }
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "versions": versions(),
-        "arch": model.network.arch,
-        "network": model.network.config(),
-        "tasks": [t.to_dict() for t in model.tasks],
-        "encoders": {e.task.name: e.to_dict() for e in model.encoders},
-        "preprocessing": model.preprocessor.to_dict(),
-        "best_epoch": model.best_epoch,
-        "train_config": model.train_config,
-        "summary": model.summary,
-    }
+def write_model_files(directory: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Write ``tensors`` and ``meta`` (with the format marker and library versions added) into
+    the existing ``directory``."""
     save_tensors(directory / WEIGHTS_FILE, tensors)
-    atomic_write_json(directory / META_FILE, meta)
+    atomic_write_json(directory / META_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION, "versions": versions(), **meta})
 
 
-def save_model(model: Any, directory: str | Path) -> Path:
-    """Write ``model`` (a :class:`~polytask.fitted.FittedModel`) to ``directory`` atomically."""
+def save_model_files(directory: str | Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Path:
+    """Write a model directory atomically (refusing to replace anything that is not one)."""
     directory = Path(directory)
     check_output_directory(directory)
     with staged_directory(directory) as staging:
-        write_model_files(model, staging)
+        write_model_files(staging, meta, tensors)
     return directory
 
 
@@ -133,67 +116,18 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
         raise PolytaskError(
             f"model directory '{directory}' was written by a newer polytask (format {meta['format_version']})"
         )
-    required = ("arch", "network", "tasks", "encoders", "preprocessing", "best_epoch")
-    absent = [k for k in required if k not in meta]
-    if absent:
-        raise PolytaskError(f"model directory '{directory}' is corrupted: '{META_FILE}' lacks '{absent[0]}'")
     return meta
 
 
-def load_model(directory: str | Path, **network_options: Any) -> Any:
-    """Load a model directory (``network_options`` supply what JSON cannot hold, such as a
-    ``custom_trunk`` module)."""
-    from polytask.fitted import FittedModel
-    from polytask.models import network_from_config
-    from polytask.tasks import Task
-
+def read_model_files(directory: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(meta, tensors)`` of a model directory, with clear errors when a file is missing or damaged."""
     directory = Path(directory)
     meta = read_meta(directory)
     weights_path = directory / WEIGHTS_FILE
     if not weights_path.exists():
         raise PolytaskError(f"model directory '{directory}' is incomplete: '{WEIGHTS_FILE}' is missing")
     try:
-        tasks = [Task.from_dict(d) for d in meta["tasks"]]
-        encoders = [TargetEncoder.from_dict(t, meta["encoders"][t.name]) for t in tasks]
-        preprocessor = FeaturePreprocessor.from_dict(meta["preprocessing"])
-        config = dict(meta["network"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PolytaskError(f"model directory '{directory}' is corrupted: bad entry in '{META_FILE}' ({exc})") from None
-    if config.get("trunk") == "custom":
-        if "custom_trunk" not in network_options:
-            raise PolytaskError(
-                f"model directory '{directory}' uses a custom trunk: pass custom_trunk=<module> to load it"
-            )
-        config["trunk"] = []
-    config.update(network_options)
-    network = network_from_config(meta["arch"], config)
-    try:
-        flat = load_tensors(weights_path)
+        tensors = load_tensors(weights_path)
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise PolytaskError(f"model directory '{directory}' is corrupted: '{WEIGHTS_FILE}' cannot be read ({exc})") from None
-    snapshots: dict[int, dict[str, torch.Tensor]] = {}
-    for key, tensor in flat.items():
-        head, _, name = key.partition("/")
-        snapshots.setdefault(int(head.removeprefix("epoch")), {})[name] = tensor
-    best_epoch = {k: int(v) for k, v in meta["best_epoch"].items()}
-    expected = set(network.state_dict())
-    for epoch in set(best_epoch.values()):
-        if epoch not in snapshots:
-            raise PolytaskError(f"model directory '{directory}' is incomplete: weights of epoch {epoch} are missing")
-        absent = expected - set(snapshots[epoch])
-        if absent:
-            raise PolytaskError(
-                f"model directory '{directory}' is incomplete: tensor '{sorted(absent)[0]}' is missing"
-            )
-    network.load_state_dict(snapshots[max(set(best_epoch.values()))])
-    network.eval()
-    return FittedModel(
-        network=network,
-        tasks=tasks,
-        encoders=encoders,
-        preprocessor=preprocessor,
-        snapshots=snapshots,
-        best_epoch=best_epoch,
-        train_config=meta.get("train_config", {}),
-        summary=meta.get("summary", {}),
-    )
+    return meta, tensors

@@ -47,6 +47,19 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+def clean_json(obj: Any) -> Any:
+    """NaN and inf become null (and NumPy/torch scalars plain numbers) so the output is valid JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
+        return clean_json(obj.item())
+    return obj
+
+
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(_json_safe(obj), indent=2, sort_keys=False) + "\n").encode())
 

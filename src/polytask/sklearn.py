@@ -15,7 +15,7 @@ classifier.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
 from typing import Any
 
 import numpy as np
@@ -23,13 +23,16 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
+from polytask.data.config import DataConfig
+from polytask.data.prepare import prepare
 from polytask.data.splits import split_indices
 from polytask.data.targets import infer_kind
 from polytask.errors import PolytaskError
 from polytask.tasks import Task
 from polytask.training.callbacks import ProgressCallback
 from polytask.training.config import TrainConfig
-from polytask.workflow import NetworkSpec, prepare, train_model
+from polytask.settings import declared_options, default_of
+from polytask.workflow import NetworkSpec, train_model
 
 ArrayLike = Any
 
@@ -50,61 +53,73 @@ def _as_target_frame(values: ArrayLike, prefix: str) -> tuple[pd.DataFrame, bool
     return pd.DataFrame({f"{prefix}{j}": arr[:, j] for j in range(arr.shape[1])}), False
 
 
+#: The settings classes whose declared fields are the estimators' parameters.
+_SETTINGS: tuple[type, ...] = (NetworkSpec, TrainConfig, DataConfig)
+#: Parameters of the estimators that are not settings: per-column task weights and progress.
+_OWN_PARAMETERS: tuple[tuple[str, Any], ...] = (("task_weights", None), ("verbose", False))
+
+
+def _sklearn_default(value: Any) -> Any:
+    """scikit-learn wants immutable defaults: an empty mapping is given as None."""
+    return None if isinstance(value, dict) else value
+
+
+def estimator_parameters() -> list[tuple[str, Any]]:
+    """``(name, default)`` of every estimator parameter, generated from the settings
+    declarations (:mod:`polytask.settings`) plus the estimators' own."""
+    params = [
+        (info.sklearn_name(f.name), _sklearn_default(default_of(f)))
+        for cls in _SETTINGS for f, info in declared_options(cls) if info.in_sklearn
+    ]
+    return params + list(_OWN_PARAMETERS)
+
+
+def _generated_init() -> Any:
+    """An ``__init__`` that stores each parameter (the estimator contract: nothing else), with a
+    real signature so ``get_params``, ``clone`` and ``GridSearchCV`` see every parameter."""
+    params = estimator_parameters()
+    names = {name for name, _ in params}
+
+    def __init__(self: Any, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.__init__() got an unexpected keyword argument '{unknown[0]}'")
+        for name, default in params:
+            setattr(self, name, kwargs.get(name, default))
+
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [self_param] + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, d in params])
+    return __init__
+
+
 class _MultiTaskEstimator(BaseEstimator):
-    """Shared parameters and the fit/predict plumbing of both estimators."""
+    """Shared parameters and the fit/predict plumbing of both estimators.
+
+    The parameters are the declared settings of :class:`~polytask.NetworkSpec` (``arch``,
+    ``trunk``, ``head_hidden``, ``activation``, ``dropout``, ``norm``, ``arch_options``),
+    :class:`~polytask.TrainConfig` (``epochs``, ``batch_size``, ``optimizer``, ``lr``, ...,
+    ``balancer``, ``balancer_options``, ``random_state``) and :class:`~polytask.DataConfig`
+    (``validation_fraction``, ``missing``), with the same defaults, plus ``task_weights`` and
+    ``verbose``.
+    """
 
     _kind_of_main: str = "regression"
 
-    def __init__(
-        self,
-        *,
-        trunk: Sequence[int] = (64, 64),
-        head_hidden: Sequence[int] = (),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        norm: str = "none",
-        arch: str = "hps",
-        arch_options: dict[str, Any] | None = None,
-        epochs: int = 100,
-        batch_size: int = 64,
-        optimizer: str = "adam",
-        lr: float = 1e-3,
-        l2: float = 0.0,
-        weight_decay: float = 0.0,
-        early_stopping: str = "per_task",
-        patience: int = 20,
-        validation_fraction: float = 0.15,
-        balancer: str = "ew",
-        balancer_options: dict[str, Any] | None = None,
-        task_weights: Sequence[float] | None = None,
-        missing: str = "impute",
-        random_state: int | np.random.RandomState | None = None,
-        device: str = "cpu",
-        verbose: bool = False,
-    ) -> None:
-        self.trunk = trunk
-        self.head_hidden = head_hidden
-        self.activation = activation
-        self.dropout = dropout
-        self.norm = norm
-        self.arch = arch
-        self.arch_options = arch_options
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.lr = lr
-        self.l2 = l2
-        self.weight_decay = weight_decay
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.balancer = balancer
-        self.balancer_options = balancer_options
-        self.task_weights = task_weights
-        self.missing = missing
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
+    __init__ = _generated_init()
+
+    def _settings(self, cls: type, **overrides: Any) -> Any:
+        """An instance of settings class ``cls`` from this estimator's parameters."""
+        kwargs: dict[str, Any] = {}
+        for f, info in declared_options(cls):
+            if info.in_sklearn:
+                value = getattr(self, info.sklearn_name(f.name))
+                if info.kind == "mapping":
+                    value = dict(value or {})
+                elif info.kind == "widths":
+                    value = tuple(value)
+                kwargs[f.name] = value
+        return cls(**{**kwargs, **overrides})
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -120,8 +135,11 @@ class _MultiTaskEstimator(BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------------------
     def _seed(self) -> int:
+        """The training seed: an int ``random_state`` as it is, None as 0, a RandomState drawn from."""
         if self.random_state is None:
             return 0
+        if isinstance(self.random_state, (int, np.integer)):
+            return int(self.random_state)
         return int(check_random_state(self.random_state).randint(0, 2**31 - 1))
 
     def fit(self, X: ArrayLike, y: ArrayLike, aux: ArrayLike | None = None) -> "_MultiTaskEstimator":
@@ -168,17 +186,11 @@ class _MultiTaskEstimator(BaseEstimator):
         if int(round(val_fraction * n)) == 0 or n - int(round(val_fraction * n)) < 2:
             val_fraction = 0.0  # too few rows to hold any out: train on all, keep the last epoch
         split = split_indices(n, val_fraction, 0.0, seed)
-        prepared = prepare(table, tasks=tasks, features=[f"x{j}" for j in range(x.shape[1])], split=split, missing=self.missing)  # type: ignore[arg-type]
-        config = TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,  # type: ignore[arg-type]
-            lr=self.lr, l2=self.l2, weight_decay=self.weight_decay, early_stopping=self.early_stopping,  # type: ignore[arg-type]
-            patience=self.patience, seed=seed, device=self.device, balancer=self.balancer,
-            balancer_options=dict(self.balancer_options or {}),
-        )
-        spec = NetworkSpec(
-            arch=self.arch, trunk=tuple(self.trunk), head_hidden=tuple(self.head_hidden),
-            activation=self.activation, dropout=self.dropout, norm=self.norm, options=dict(self.arch_options or {}),
-        )
+        data = self._settings(DataConfig, features=tuple(f"x{j}" for j in range(x.shape[1])), val_fraction=val_fraction,
+                              test_fraction=0.0)
+        prepared = prepare(table, tasks, data, split=split)
+        config = self._settings(TrainConfig, seed=seed)
+        spec = self._settings(NetworkSpec)
         callbacks = [ProgressCallback(type(self).__name__)] if self.verbose else []
         self.model_ = train_model(prepared, spec, config, callbacks=callbacks)
         self.task_names_ = [str(c) for c in targets.columns]

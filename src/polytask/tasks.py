@@ -163,3 +163,27 @@ class TaskSet:
     @property
     def target_columns(self) -> list[str]:
         return [c for t in self.tasks for c in t.columns]
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Which columns to learn, when the tasks are inferred from the table (the command line's
+    ``--target``, ``--aux``, ``--kind`` and ``--weight``): one task per column, named after it,
+    its kind inferred from the column unless ``kinds`` gives it, its weight ``alpha_t`` from
+    ``weights`` (default 1). ``aux`` columns are auxiliary tasks: trained, never predicted."""
+
+    main: tuple[str, ...]
+    aux: tuple[str, ...] = ()
+    kinds: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "main", (self.main,) if isinstance(self.main, str) else tuple(self.main))
+        object.__setattr__(self, "aux", (self.aux,) if isinstance(self.aux, str) else tuple(self.aux))
+        object.__setattr__(self, "kinds", dict(self.kinds))
+        object.__setattr__(self, "weights", dict(self.weights))
+
+
+#: What a caller may give as the tasks of a problem: target column names (main tasks, kinds
+#: inferred), :class:`Task` objects, a mix of both, or a :class:`Targets`.
+TaskSource = Targets | Task | str | tuple[str | Task, ...] | list[str | Task]

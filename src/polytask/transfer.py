@@ -22,10 +22,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from polytask.data.tensors import to_tensors
+from polytask.data.tensors import TaskTensors, to_tensors
 from polytask.errors import PolytaskError
+from polytask.fitted import FittedModel, load_model
 from polytask.models import network_from_config
 from polytask.models.base import MultiTaskNetwork
+from polytask.setups import RunPlan, Setup
 
 
 def shared_state_names(network: MultiTaskNetwork) -> list[str]:
@@ -38,13 +40,9 @@ def shared_state_names(network: MultiTaskNetwork) -> list[str]:
 
 def load_source(source: Any) -> Any:
     """A :class:`~polytask.fitted.FittedModel` from a model or a model directory."""
-    from polytask.fitted import FittedModel
-
     if isinstance(source, FittedModel):
         return source
     if isinstance(source, (str, Path)):
-        from polytask.io import load_model
-
         return load_model(source)
     raise PolytaskError(f"cannot initialise from {type(source).__name__}: give a model directory or a FittedModel")
 
@@ -54,8 +52,9 @@ def _shape(size: Any) -> list[int]:
 
 
 @dataclass
-class TransferStart:
-    """How to start training new tasks from a trained model's trunk."""
+class TransferStart(Setup):
+    """How to start training new tasks from a trained model's trunk; as a setup it changes
+    the main run only (the STL baseline always trains from scratch)."""
 
     source: Any
     freeze_trunk: bool = False
@@ -114,6 +113,15 @@ class TransferStart:
             return network
 
         return build
+
+    def configure(self, plan: RunPlan) -> None:
+        if plan.name != "mtl":
+            return
+        plan.prepared = self.prepared(plan.prepared)
+        plan.train_data = TaskTensors(plan.prepared.train.x, plan.train_data.targets, plan.train_data.masks)
+        plan.network_builder = self.builder()
+        plan.shared_lr_scale = self.shared_lr_scale
+        plan.controls["init_from"] = self.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         return {

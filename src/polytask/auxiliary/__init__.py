@@ -11,13 +11,15 @@ weighted and controlled. Each module has one job:
 from polytask.auxiliary.columns import AuxiliaryColumns
 from polytask.auxiliary.inputs_as_outputs import inputs_as_outputs
 from polytask.auxiliary.representations import target_representations
-from polytask.auxiliary.schedules import SCHEDULES, aux_weight_schedule
-from polytask.auxiliary.shuffle import shuffle_auxiliary, shuffle_columns
+from polytask.auxiliary.schedules import SCHEDULES, AuxWeightSchedule, aux_weight_schedule
+from polytask.auxiliary.shuffle import ShuffleAux, shuffle_auxiliary, shuffle_columns
 from polytask.auxiliary.teacher import teacher_labels
 
 __all__ = [
     "SCHEDULES",
+    "AuxWeightSchedule",
     "AuxiliaryColumns",
+    "ShuffleAux",
     "aux_weight_schedule",
     "inputs_as_outputs",
     "shuffle_auxiliary",

@@ -21,8 +21,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from polytask.errors import PolytaskError
+from polytask.setups import RunPlan, Setup
 from polytask.tasks import Task
+from polytask.training.callbacks import Callback
 
 Factor = Callable[[int, int], float]
 
@@ -63,8 +67,12 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-class AuxWeightSchedule:
-    """``schedule(task, epoch, n_epochs) -> alpha_t``: the trainer's ``weight_schedule``."""
+class AuxWeightSchedule(Setup, Callback):
+    """``schedule(task, epoch, n_epochs) -> alpha_t``.
+
+    As a setup of the main run it installs itself as a callback that sets the trainer's
+    ``alphas`` at the start of every epoch (the STL networks keep the tasks' own weights).
+    """
 
     def __init__(self, name: str, **options: Any) -> None:
         if name not in SCHEDULES:
@@ -94,6 +102,15 @@ class AuxWeightSchedule:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.options}
+
+    def configure(self, plan: RunPlan) -> None:
+        if plan.name == "mtl":
+            plan.callbacks.append(self)
+            plan.controls["aux_weight_schedule"] = self.to_dict()
+
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        weights = [self(t, epoch, trainer.config.epochs) for t in trainer.tasks]
+        trainer.alphas = torch.tensor(weights, device=trainer.alphas.device, dtype=trainer.alphas.dtype)
 
 
 def aux_weight_schedule(name: str | None, **options: Any) -> AuxWeightSchedule | None:

@@ -11,6 +11,7 @@ tasks are left exactly as they were.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ import torch
 
 from polytask.data.tensors import TaskTensors
 from polytask.errors import PolytaskError
+from polytask.setups import RunPlan, Setup
 from polytask.tasks import Task
 
 
@@ -46,6 +48,20 @@ def shuffle_auxiliary(data: TaskTensors, tasks: Sequence[Task], seed: int = 0) -
         targets[name] = data.targets[name][idx]
         masks[name] = data.masks[name][idx]
     return TaskTensors(data.x, targets, masks)
+
+
+@dataclass
+class ShuffleAux(Setup):
+    """The shuffle control as a setup: every run (MTL and its STL companion) trains on the
+    auxiliary targets permuted across the training rows, seeded with ``seed`` (default: the
+    training seed)."""
+
+    seed: int | None = None
+
+    def configure(self, plan: RunPlan) -> None:
+        seed = plan.config.seed if self.seed is None else self.seed
+        plan.train_data = shuffle_auxiliary(plan.train_data, plan.prepared.tasks, seed)
+        plan.controls["shuffle_aux"] = {"seed": seed}
 
 
 def shuffle_columns(

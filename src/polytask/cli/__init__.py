@@ -1,7 +1,10 @@
 """The ``polytask`` command line.
 
-Each command lives in its own module under ``polytask.cli`` that defines ``command`` (a click
-command); modules are discovered, so adding a command means adding a module. User mistakes (:class:`~polytask.errors.PolytaskError`) print one line,
+Each built-in command lives in its own module under ``polytask.cli`` that defines ``command`` (a
+click command); modules are discovered, so adding a command means adding a module. Other
+packages add commands through the entry-point group ``polytask.commands`` (name = the command,
+value = a click command, e.g. ``polytask_lab.cli.bench:command``); a built-in name wins over a
+plugin of the same name. User mistakes (:class:`~polytask.errors.PolytaskError`) print one line,
 ``error: ...``, on stderr and exit with code 2, without a traceback.
 """
 
@@ -10,14 +13,18 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from importlib.metadata import EntryPoint, entry_points
 
 import click
 
-from polytask import __version__
+from polytask.version import __version__
 from polytask.errors import PolytaskError
 
 #: Modules of ``polytask.cli`` that hold helpers rather than a command.
 HELPER_MODULES: frozenset[str] = frozenset({"common", "options"})
+
+#: The entry-point group of commands that other packages (the lab) add to ``polytask``.
+PLUGIN_GROUP = "polytask.commands"
 
 
 def command_modules() -> list[str]:
@@ -32,8 +39,27 @@ def app() -> None:
     networks, and predict."""
 
 
-for _name in command_modules():
-    app.add_command(importlib.import_module(f"polytask.cli.{_name}").command)
+def plugin_commands() -> list[EntryPoint]:
+    """The entry points of :data:`PLUGIN_GROUP`, sorted by name."""
+    return sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name)
+
+
+def add_commands(group: click.Group) -> None:
+    """The built-in command modules, then the plugin commands whose names are still free."""
+    for name in command_modules():
+        group.add_command(importlib.import_module(f"polytask.cli.{name}").command)
+    for ep in plugin_commands():
+        if ep.name in group.commands:
+            continue
+        try:
+            command = ep.load()
+        except Exception as exc:  # a broken plugin must not take the whole CLI down
+            click.echo(f"warning: cannot load the polytask command '{ep.name}' ({ep.value}): {exc}", err=True)
+            continue
+        group.add_command(command, name=ep.name)
+
+
+add_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import click
@@ -41,8 +40,9 @@ def command(input_shape: str, tasks: str, trunk: str, head_hidden: str, arch_opt
             markdown: bool, as_json: bool, quiet: bool) -> None:
     """List the architectures with their options and parameter counts (shared, per task, and
     the ratio to the single-task baseline) on one problem."""
-    from polytask.models import ARCHITECTURES, architecture_options
+    from polytask.models import ARCHITECTURES, LayerOptions, specific_options
     from polytask.models.capacity import capacity_table, markdown_capacity_table
+    from polytask.settings import declared_options, default_of
 
     shape = parse_widths(input_shape, "--input-shape")
     if len(shape) not in (1, 3):
@@ -60,10 +60,10 @@ def command(input_shape: str, tasks: str, trunk: str, head_hidden: str, arch_opt
         return
     click.echo(markdown_capacity_table(rows))
     click.echo("\noptions (defaults):")
+    common = ", ".join(f"{f.name}={default_of(f)!r}" for f, _ in declared_options(LayerOptions))
+    click.echo(f"  every architecture: {common}")
     for arch in [a for a in ARCHITECTURES if a != "stl"]:
-        params = inspect.signature(ARCHITECTURES[arch].__init__).parameters
-        defaults = ", ".join(
-            f"{k}={params[k].default!r}" for k in architecture_options(arch) if params[k].default is not inspect.Parameter.empty
-        )
-        click.echo(f"  {arch}: {defaults}")
+        own = ", ".join(f"{k}={v!r}" for k, v in specific_options(arch).items()) or "none of its own"
+        click.echo(f"  {arch}: {own}")
+        click.echo(f"    your modules (Python): {', '.join(getattr(ARCHITECTURES[arch], 'accepts', {})) or 'none'}")
         click.echo(f"    shared representation: {ARCHITECTURES[arch].representation}")

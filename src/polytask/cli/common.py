@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,6 +11,9 @@ import click
 from rich.console import Console
 
 from polytask.errors import PolytaskError
+from polytask.serialization import clean_json
+
+__all__ = ["clean_json", "console", "emit_json", "output_options", "parse_assignments", "parse_widths"]
 
 
 def console(quiet: bool = False) -> Console:
@@ -45,19 +47,6 @@ def parse_widths(text: str, option: str) -> tuple[int, ...]:
     if any(w < 1 for w in widths):
         raise PolytaskError(f"{option} widths must be positive, got '{text}'")
     return widths
-
-
-def clean_json(obj: Any) -> Any:
-    """NaN and inf become null so the output is valid JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean_json(v) for v in obj]
-    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
-        return clean_json(obj.item())
-    return obj
 
 
 def emit_json(obj: Any) -> None:

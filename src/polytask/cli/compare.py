@@ -8,7 +8,9 @@ from typing import Any
 import click
 
 from polytask.cli.common import console, emit_json, output_options
-from polytask.cli.options import data_options, load_problem, network_options, network_spec, train_config, training_options
+from polytask.cli.options import (
+    data_config, data_options, load_problem, network_options, network_spec, train_config, training_options,
+)
 from polytask.errors import PolytaskError
 
 
@@ -53,11 +55,12 @@ def command(data: str, seeds: int | None, folds: int | None, baselines: str, mat
     config = train_config({**o, "balancer": balancer_names[0]})
     baseline_names = [] if baselines.strip() == "none" else _names(baselines, "--baselines")
     candidates = build_candidates(archs, balancer_names, baseline_names, config.balancer_options)
-    problem_data = load_problem(data, o)
-    problem = Problem(problem_data.frame, problem_data.targets, problem_data.aux, problem_data.kinds,
-                      features=problem_data.features, name=Path(data).name)
+    loaded, settings = load_problem(data, o), data_config(o)
+    targets = loaded.targets
+    problem = Problem(loaded.frame, list(targets.main), list(targets.aux), targets.kinds, weights=targets.weights,
+                      features=list(settings.features) if settings.features is not None else None, name=Path(data).name)
     plan = RunPlan("folds" if folds is not None else "seeds", folds if folds is not None else (seeds or 3),
-                   o["val_fraction"], o["test_fraction"], o["seed"])
+                   settings.val_fraction, settings.test_fraction, config.seed)
     con = console(quiet or as_json)
     summary, paths = run_and_write(problem, candidates, plan, spec, config, Path(out), match_params=match_params,
                                    corrected=corrected, console=con, show_progress=not (quiet or as_json))

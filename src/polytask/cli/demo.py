@@ -11,6 +11,8 @@ from polytask.report import comparison_table
 from polytask.synthetic import related_tasks
 from polytask.training.callbacks import ProgressCallback
 from polytask.training.config import TrainConfig
+from polytask.data.prepare import prepare
+from polytask.setups import STLBaseline
 from polytask.workflow import NetworkSpec, fit
 
 DEMO_ROWS = {"train": 100, "val": 200, "test": 2000}
@@ -37,10 +39,9 @@ def command(seed: int, epochs: int, as_json: bool, quiet: bool) -> None:
     con = console(quiet or as_json)
     con.print(f"[bold]polytask demo[/]: {len(names)} related tasks, {a} training rows, MTL vs STL")
     config = TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, patience=30, seed=seed)
-    report = fit(
-        frame, names, spec=NetworkSpec(trunk=(32, 16)), config=config, stl=True, split=split,
-        callbacks=[ProgressCallback("MTL")] if show else [], stl_callbacks=[ProgressCallback("STL")] if show else [],
-    )
+    prepared = prepare(frame, names, split=split)
+    report = fit(prepared, spec=NetworkSpec(trunk=(32, 16)), config=config, setups=[STLBaseline()],
+                 callbacks={"mtl": [ProgressCallback("MTL")] if show else [], "stl": [ProgressCallback("STL")] if show else []})
     metrics = report.metrics("test")
     con.print(comparison_table(metrics["mtl"], metrics["stl"], title="demo: test metrics (2,000 rows)", headline_only=True))
     con.print("every metric: polytask demo --json")

@@ -6,7 +6,7 @@ import click
 
 from polytask.cli.common import console, emit_json, output_options
 from polytask.data import read_table
-from polytask.io import load_model
+from polytask.fitted import load_model
 from polytask.report import metrics_table
 
 

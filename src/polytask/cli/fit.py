@@ -9,14 +9,16 @@ import click
 
 from polytask.cli.common import console, emit_json, output_options
 from polytask.cli.options import (
-    aux_options, aux_schedule, data_options, load_problem, network_options, network_spec, train_config, training_options,
+    aux_options, aux_schedule, data_config, data_options, load_problem, network_options, network_spec, train_config,
+    training_options,
 )
 from polytask.errors import PolytaskError
-from polytask.io import check_output_directory, staged_directory, write_model_files
+from polytask.io import check_output_directory, staged_directory
 from polytask.models.capacity import capacity_report, format_capacity
 from polytask.report import comparison_table, metrics_table
 from polytask.serialization import atomic_write_json
-from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
+from polytask.training.callbacks import ProgressCallback
+from polytask.training.tracking import logger_from_spec, write_history_csv
 
 
 @click.command("fit")
@@ -34,6 +36,9 @@ from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
 @click.option("--match-params", is_flag=True, help="Scale STL widths to match MTL's total parameter count.")
 @click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
               help="Write a resumable checkpoint after every epoch here (a failed run keeps the last good one).")
+@click.option("--log", "logs", multiple=True, metavar="KIND:PATH",
+              help="Also log every epoch to csv:FILE, jsonl:FILE, tensorboard:DIR or mlflow[:EXPERIMENT] (repeatable; "
+                   "the STL run logs beside the MTL one). OUT/history.csv is always written.")
 @click.option("--log-file", default=None, type=click.Path(dir_okay=False),
               help="Append one JSON line per epoch (losses, validation metrics, balancer weights) to this file.")
 @click.option("--resume", is_flag=True, help="Continue training from the checkpoint in --checkpoint-dir.")
@@ -41,6 +46,7 @@ from polytask.training.callbacks import JsonLinesLogger, ProgressCallback
 @output_options
 def command(
     data: str, out: str, stl: bool, match_params: bool, checkpoint_dir: str | None, resume: bool, log_file: str | None,
+    logs: tuple[str, ...],
     as_json: bool, quiet: bool, **o: Any,
 ) -> None:
     """Train a multi-task network on DATA (CSV or Parquet) and save it to --out.
@@ -55,35 +61,59 @@ def command(
     if resume and checkpoint_dir is None:
         raise PolytaskError("--resume needs --checkpoint-dir (where the checkpoint is)")
     problem = load_problem(data, o)
-    config = train_config(o)
-    spec = network_spec(o)
-    schedule = aux_schedule(o)
-    if o["init_from"] is None and (o["freeze_trunk"] or o["trunk_lr_scale"] != 1.0):
-        raise PolytaskError("--freeze-trunk and --trunk-lr-scale need --init-from")
-    if o["shuffle_aux"] and not problem.aux:
-        raise PolytaskError("--shuffle-aux needs at least one --aux column")
-    con = console(quiet or as_json)
+    config, spec, data_settings = train_config(o), network_spec(o), data_config(o)
+    setups = _setups(o, problem.aux, checkpoint_dir, resume, stl, match_params)
     show = not (quiet or as_json)
-    report = fit(
-        problem.frame, problem.targets, problem.aux, problem.kinds, problem.weights,
-        features=problem.features, spec=spec, config=config, stl=stl, match_params=match_params,
-        val_fraction=o["val_fraction"], test_fraction=o["test_fraction"], missing=o["missing"],
-        callbacks=([ProgressCallback("MTL")] if show else []) + ([JsonLinesLogger(log_file)] if log_file else []),
-        stl_callbacks=[ProgressCallback("STL")] if show else [],
-        checkpoint_dir=checkpoint_dir, resume=resume,
-        aux_weight_schedule=schedule, shuffle_aux=o["shuffle_aux"], shuffle_seed=o["shuffle_seed"],
-        init_from=o["init_from"], freeze_trunk=o["freeze_trunk"], trunk_lr_scale=o["trunk_lr_scale"],
-    )
+    specs = [*logs, *([f"jsonl:{log_file}"] if log_file else [])]
+    callbacks = {run: ([ProgressCallback(run.upper())] if show else []) + [logger_from_spec(s, run) for s in specs]
+                 for run in ("mtl", "stl")}
+    report = fit(problem.frame, problem.targets, spec, config, data_config=data_settings, setups=setups, callbacks=callbacks)
     summary = report.to_dict()
-    summary["controls"] = {k: report.mtl.summary[k] for k in ("shuffle_aux", "aux_weight_schedule", "init_from") if k in report.mtl.summary}
+    summary["controls"] = report.mtl.summary["controls"]
     stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None
     summary["capacity"] = capacity_report(report.mtl.network, stl_total)
+    _write_model_directory(report, summary, out_dir)
+    con = console(quiet or as_json)
+    _print_summary(con, report, summary)
+    con.print(f"saved to {out_dir}")
+    if as_json:
+        emit_json({"model_dir": str(out_dir), **summary})
+
+
+def _setups(o: dict[str, Any], aux: list[str], checkpoint_dir: str | None, resume: bool, stl: bool,
+            match_params: bool) -> list[Any]:
+    """The setups the options ask for (transfer, shuffle control, aux schedule, checkpoints, STL)."""
+    from polytask.auxiliary import ShuffleAux
+    from polytask.setups import Checkpoints, STLBaseline
+    from polytask.transfer import TransferStart
+
+    if o["init_from"] is None and (o["freeze_trunk"] or o["trunk_lr_scale"] != 1.0):
+        raise PolytaskError("--freeze-trunk and --trunk-lr-scale need --init-from")
+    if o["shuffle_aux"] and not aux:
+        raise PolytaskError("--shuffle-aux needs at least one --aux column")
+    setups = (
+        TransferStart(o["init_from"], o["freeze_trunk"], o["trunk_lr_scale"]) if o["init_from"] else None,
+        ShuffleAux(o["shuffle_seed"]) if o["shuffle_aux"] else None,
+        aux_schedule(o),
+        Checkpoints(checkpoint_dir, resume) if checkpoint_dir else None,
+        STLBaseline(match_params) if stl else None,
+    )
+    return [s for s in setups if s is not None]
+
+
+def _write_model_directory(report: Any, summary: dict[str, Any], out_dir: Path) -> None:
+    """The MTL model, its history and report.json (and the STL baseline in stl/), swapped in whole."""
     with staged_directory(out_dir) as staging:
-        write_model_files(report.mtl, staging)
-        if report.stl is not None:
-            (staging / "stl").mkdir()
-            write_model_files(report.stl, staging / "stl")
+        for model, where in ((report.mtl, staging), (report.stl, staging / "stl")):
+            if model is None:
+                continue
+            where.mkdir(exist_ok=True)
+            model.write_files(where)
+            write_history_csv(where / "history.csv", model.summary["history"])
         atomic_write_json(staging / "report.json", summary)
+
+
+def _print_summary(con: Any, report: Any, summary: dict[str, Any]) -> None:
     metrics = report.metrics("test")
     con.print(comparison_table(metrics["mtl"], metrics.get("stl"), title=f"test metrics ({len(report.prepared.split.test)} rows)"))
     aux_names = [t.name for t in report.prepared.tasks if t.auxiliary]
@@ -93,10 +123,6 @@ def command(
     weights = summary["mtl"]["mean_applied_weights"]
     con.print(f"balancer {summary['mtl']['balancer']}: mean weights " + ", ".join(f"{t}={w:.3g}" for t, w in weights.items()))
     con.print(f"best epochs: {summary['mtl']['best_epoch']}")
-    for key in ("shuffle_aux", "aux_weight_schedule", "init_from"):
-        if key in report.mtl.summary:
-            con.print(f"{key.replace('_', ' ')}: {report.mtl.summary[key]}")
+    for key, value in summary["controls"].items():
+        con.print(f"{key.replace('_', ' ')}: {value}")
     con.print(format_capacity(summary["capacity"]))
-    con.print(f"saved to {out_dir}")
-    if as_json:
-        emit_json({"model_dir": str(out_dir), **summary})

@@ -1,24 +1,38 @@
-"""Option groups reused by every command that trains: data, network and training options."""
+"""Option groups of the commands that train, generated from the settings declarations.
+
+``DataConfig``, ``NetworkSpec`` and ``TrainConfig`` declare every setting once (name, default,
+help, choices: :mod:`polytask.settings`); the click options here are made from those
+declarations, and ``--config FILE`` (YAML or JSON, the same names as the options with ``_``)
+sets any of them. An option given on the command line wins over the file, the file over the
+default. Only the task options (which columns to learn) are written by hand.
+"""
 
 from __future__ import annotations
 
+import json
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import Field, dataclass
+from pathlib import Path
 from typing import Any
 
 import click
 import pandas as pd
 
-from polytask import balancers
 from polytask.cli.common import parse_assignments, parse_widths
-from polytask.data import from_task_column, read_table
-from polytask.models import ARCHITECTURES
-from polytask.tasks import TASK_KINDS
-from polytask.training.config import EARLY_STOPPING, OPTIMIZERS, SCHEDULES, TrainConfig
+from polytask.data.config import DataConfig
+from polytask.errors import PolytaskError
+from polytask.settings import OptionInfo, declared_options, default_of
+from polytask.tasks import TASK_KINDS, Targets
+from polytask.training.config import TrainConfig
 from polytask.workflow import NetworkSpec
 
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+#: The settings classes the options are generated from, in the order of ``--help``.
+SETTINGS: tuple[type, ...] = (DataConfig, NetworkSpec, TrainConfig)
 
-def _stack(options: list[Callable[..., Any]]) -> Callable[..., Any]:
+
+def _stack(options: list[Decorator]) -> Decorator:
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         for opt in reversed(options):
             fn = opt(fn)
@@ -27,7 +41,43 @@ def _stack(options: list[Callable[..., Any]]) -> Callable[..., Any]:
     return decorate
 
 
-data_options = _stack(
+def _value_type(annotation: Any) -> Any:
+    """The click type of a plain ``value`` field: int, float or str (Optional unwrapped)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Literal:
+        return str
+    if args and typing.get_origin(annotation) is not None:
+        return _value_type(args[0])
+    return annotation if annotation in (int, float, str) else str
+
+
+def click_option(f: Field[Any], info: OptionInfo, annotation: Any) -> Decorator:
+    """The click option of one declared field (its default shown as on the command line)."""
+    flag, default = info.flag(f.name), default_of(f)
+    if info.kind == "flag":
+        return click.option(f"{flag}/--no-{flag[2:]}", f.name, default=default, show_default=True, help=info.help)
+    if info.kind == "widths":
+        return click.option(flag, f.name, default=",".join(str(w) for w in default), show_default=bool(default),
+                            metavar="WIDTHS", help=info.help)
+    if info.kind == "mapping":
+        return click.option(flag, f.name, multiple=True, default=(), metavar="KEY=VALUE", help=info.help)
+    if info.kind == "names":
+        return click.option(flag, f.name, default=None, metavar="COLS", help=info.help)
+    kind = click.Choice(info.choices) if info.choices else _value_type(annotation)
+    return click.option(flag, f.name, type=kind, default=default, show_default=default is not None, help=info.help)
+
+
+def options_of(cls: type) -> Decorator:
+    """Every exposed field of a settings class as a click option."""
+    hints = typing.get_type_hints(cls)
+    return _stack([click_option(f, info, hints[f.name]) for f, info in declared_options(cls)])
+
+
+config_option = click.option(
+    "--config", "config_file", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+    help="YAML or JSON file of settings (the option names with '_'); options given here win over it.")
+
+task_options = _stack(
     [
         click.option("--target", "-t", "targets", multiple=True, required=True, metavar="COL",
                      help="Target column (repeat for several tasks)."),
@@ -36,52 +86,137 @@ data_options = _stack(
         click.option("--kind", "kinds", multiple=True, metavar="COL=KIND",
                      help=f"Task kind ({', '.join(TASK_KINDS)}); inferred when not given."),
         click.option("--weight", "weights", multiple=True, metavar="COL=W", help="Task weight alpha_t (default 1)."),
-        click.option("--features", default=None, metavar="COLS",
-                     help="Comma-separated feature columns (default: every non-target column)."),
         click.option("--task-column", default=None, metavar="COL",
                      help="Multi-input setting: each row belongs to the task named in COL; the single "
                           "--target column is spread into one task per value."),
-        click.option("--missing", type=click.Choice(["impute", "error"]), default="impute", show_default=True,
-                     help="Missing feature values: impute (median + indicator) or error."),
-        click.option("--val-fraction", type=float, default=0.15, show_default=True),
-        click.option("--test-fraction", type=float, default=0.15, show_default=True),
     ]
 )
+data_options = _stack([task_options, options_of(DataConfig)])
+network_options = options_of(NetworkSpec)
+training_options = _stack([options_of(TrainConfig), config_option])
 
-network_options = _stack(
-    [
-        click.option("--arch", default="hps", show_default=True, metavar="NAME",
-                     help=f"Architecture ({', '.join(sorted(a for a in ARCHITECTURES if a != 'stl'))})."),
-        click.option("--arch-option", "arch_options", multiple=True, metavar="KEY=VALUE",
-                     help="Architecture-specific option (repeatable)."),
-        click.option("--trunk", default="64,64", show_default=True, metavar="WIDTHS", help="Shared layer widths."),
-        click.option("--head-hidden", default="", metavar="WIDTHS", help="Hidden widths of each task head."),
-        click.option("--activation", default="relu", show_default=True),
-        click.option("--dropout", type=float, default=0.0, show_default=True),
-        click.option("--norm", type=click.Choice(["none", "batch", "layer"]), default="none", show_default=True),
-    ]
-)
 
-training_options = _stack(
-    [
-        click.option("--epochs", type=int, default=100, show_default=True),
-        click.option("--batch-size", type=int, default=64, show_default=True),
-        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True),
-        click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate."),
-        click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum."),
-        click.option("--l2", type=float, default=0.0, show_default=True, help="L2 penalty lambda on weights."),
-        click.option("--weight-decay", type=float, default=0.0, show_default=True, help="Optimizer weight decay."),
-        click.option("--lr-schedule", type=click.Choice(SCHEDULES), default="none", show_default=True),
-        click.option("--grad-clip", type=float, default=None, help="Clip the gradient norm to this value."),
-        click.option("--early-stopping", type=click.Choice(EARLY_STOPPING), default="per_task", show_default=True),
-        click.option("--patience", type=int, default=20, show_default=True),
-        click.option("--balancer", default="ew", show_default=True, metavar="NAME",
-                     help="Task balancing method (see 'polytask balancers')."),
-        click.option("--balancer-option", "balancer_options", multiple=True, metavar="KEY=VALUE"),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto."),
-    ]
-)
+# -- from option values to settings ---------------------------------------------------------------
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """The mapping of settings in a YAML or JSON file; unknown names are refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolytaskError(f"config file '{path}' does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text)
+        elif path.suffix.lower() == ".json":
+            values = json.loads(text)
+        else:
+            raise PolytaskError(f"config file '{path}' must end in .yaml, .yml or .json")
+    except PolytaskError:
+        raise
+    except Exception as exc:  # yaml and json raise their own error types
+        raise PolytaskError(f"config file '{path}' cannot be read: {str(exc).splitlines()[0]}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise PolytaskError(f"config file '{path}' must hold a mapping of settings, not {type(values).__name__}")
+    known = {f.name for cls in SETTINGS for f, _ in declared_options(cls)}
+    unknown = sorted(str(k) for k in values if k not in known)
+    if unknown:
+        raise PolytaskError(f"config file '{path}': unknown setting '{unknown[0]}' (settings: {', '.join(sorted(known))})")
+    return dict(values)
+
+
+def _given_on_command_line(name: str) -> bool:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return True
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def coerce(info: OptionInfo, raw: Any, where: str, annotation: Any) -> Any:
+    """A setting's value from the command line or a settings file, or a PolytaskError naming it."""
+    if info.kind == "widths":
+        if isinstance(raw, (list, tuple)):
+            return parse_widths(",".join(str(w) for w in raw), where)
+        return parse_widths(str(raw), where)
+    if info.kind == "mapping":
+        if isinstance(raw, dict):
+            return dict(raw)
+        return parse_assignments(raw or (), where)
+    if info.kind == "names":
+        if raw is None or isinstance(raw, (list, tuple)):
+            return None if raw is None else tuple(str(c) for c in raw)
+        return tuple(c.strip() for c in str(raw).split(",") if c.strip())
+    if info.kind == "flag":
+        if not isinstance(raw, bool):
+            raise PolytaskError(f"{where} expects true or false, got {raw!r}")
+        return raw
+    if raw is None:
+        return None
+    if info.choices and raw not in info.choices:
+        raise PolytaskError(f"{where} must be one of {', '.join(info.choices)}, got {raw!r}")
+    kind = _value_type(annotation)
+    try:
+        if kind is int and (isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer())):
+            raise ValueError(raw)
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise PolytaskError(f"{where} expects {'a whole number' if kind is int else 'a number' if kind is float else 'text'}, "
+                            f"got {raw!r}") from None
+
+
+def settings_from_options(cls: type, o: dict[str, Any]) -> Any:
+    """An instance of settings class ``cls`` from click option values and ``--config``."""
+    file_path = o.get("config_file")
+    file_values = read_settings_file(file_path) if file_path else {}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f, info in declared_options(cls):
+        if f.name in file_values and not _given_on_command_line(f.name):
+            raw, where = file_values[f.name], f"setting '{f.name}' in '{file_path}'"
+        else:
+            raw, where = o.get(f.name, default_of(f)), info.flag(f.name)
+        kwargs[f.name] = coerce(info, raw, where, hints[f.name])
+    return cls(**kwargs)
+
+
+def train_config(o: dict[str, Any]) -> TrainConfig:
+    from polytask import balancers
+
+    config = settings_from_options(TrainConfig, o)
+    balancers.get(config.balancer, **config.balancer_options)  # fail early, listing the valid names and options
+    return config
+
+
+def data_config(o: dict[str, Any]) -> DataConfig:
+    return settings_from_options(DataConfig, o)
+
+
+def network_spec(o: dict[str, Any]) -> NetworkSpec:
+    from polytask.models import ARCHITECTURES
+
+    spec = settings_from_options(NetworkSpec, o)
+    if spec.arch not in ARCHITECTURES or spec.arch == "stl":
+        names = ", ".join(sorted(a for a in ARCHITECTURES if a != "stl"))
+        raise PolytaskError(f"unknown architecture '{spec.arch}' (choose from {names}; use --stl for the single-task baseline)")
+    return spec
+
+
+def aux_schedule(o: dict[str, Any]) -> Any:
+    """The auxiliary weight schedule the options name, or None."""
+    from polytask.auxiliary.schedules import aux_weight_schedule
+
+    options = parse_assignments(o.get("aux_schedule_options") or (), "--aux-schedule-option")
+    if o.get("aux_weight_schedule") is None:
+        if options:
+            raise PolytaskError("--aux-schedule-option needs --aux-weight-schedule")
+        return None
+    if not o.get("aux"):
+        raise PolytaskError("--aux-weight-schedule needs at least one --aux column")
+    return aux_weight_schedule(o["aux_weight_schedule"], **options)
+
 
 aux_options = _stack(
     [
@@ -97,78 +232,35 @@ aux_options = _stack(
 )
 
 
-def aux_schedule(o: dict[str, Any]) -> Any:
-    """The auxiliary weight schedule the options name, or None."""
-    from polytask.auxiliary.schedules import aux_weight_schedule
-
-    options = parse_assignments(o.get("aux_schedule_options") or (), "--aux-schedule-option")
-    if o.get("aux_weight_schedule") is None:
-        if options:
-            from polytask.errors import PolytaskError
-
-            raise PolytaskError("--aux-schedule-option needs --aux-weight-schedule")
-        return None
-    if o.get("aux_weight_schedule") is not None and not o.get("aux"):
-        from polytask.errors import PolytaskError
-
-        raise PolytaskError("--aux-weight-schedule needs at least one --aux column")
-    return aux_weight_schedule(o["aux_weight_schedule"], **options)
-
-
 @dataclass
 class Problem:
-    """What the data options resolve to."""
+    """What the task options resolve to: the table and the tasks to learn on it."""
 
     frame: pd.DataFrame
-    targets: list[str]
-    aux: list[str]
-    kinds: dict[str, str]
-    weights: dict[str, float]
-    features: list[str] | None
+    targets: Targets
+
+    @property
+    def aux(self) -> list[str]:
+        return list(self.targets.aux)
 
 
 def load_problem(data: str, o: dict[str, Any]) -> Problem:
+    from polytask.data import from_task_column, read_table
+
     frame = read_table(data)
     targets, aux = list(o["targets"]), list(o["aux"])
     kinds = {k: str(v) for k, v in parse_assignments(o["kinds"], "--kind").items()}
-    weights = {k: float(v) for k, v in parse_assignments(o["weights"], "--weight").items()}
+    weights = {}
+    for k, v in parse_assignments(o["weights"], "--weight").items():
+        try:
+            weights[k] = float(v)
+        except (TypeError, ValueError):
+            raise PolytaskError(f"--weight {k} expects a number, got {v!r}") from None
     if o.get("task_column"):
         if len(targets) != 1:
-            from polytask.errors import PolytaskError
-
             raise PolytaskError("--task-column takes exactly one --target (the label column)")
         kind = kinds.pop(targets[0], None)
         frame, targets = from_task_column(frame, o["task_column"], targets[0])
         if kind:
             kinds.update({t: kind for t in targets})
-    features = [c.strip() for c in o["features"].split(",")] if o.get("features") else None
-    return Problem(frame, targets, aux, kinds, weights, features)
-
-
-def train_config(o: dict[str, Any]) -> TrainConfig:
-    name = o["balancer"]
-    options = parse_assignments(o["balancer_options"], "--balancer-option")
-    balancers.get(name, **options)  # fail early, with the list of valid names and options
-    return TrainConfig(
-        epochs=o["epochs"], batch_size=o["batch_size"], optimizer=o["optimizer"], lr=o["lr"],
-        momentum=o["momentum"], l2=o["l2"], weight_decay=o["weight_decay"], lr_schedule=o["lr_schedule"],
-        grad_clip=o["grad_clip"], early_stopping=o["early_stopping"], patience=o["patience"],
-        seed=o["seed"], device=o["device"], balancer=name, balancer_options=options,
-    )
-
-
-def network_spec(o: dict[str, Any]) -> NetworkSpec:
-    if o["arch"] not in ARCHITECTURES or o["arch"] == "stl":
-        from polytask.errors import PolytaskError
-
-        names = ", ".join(sorted(a for a in ARCHITECTURES if a != "stl"))
-        raise PolytaskError(f"unknown architecture '{o['arch']}' (choose from {names}; use --stl for the single-task baseline)")
-    return NetworkSpec(
-        arch=o["arch"],
-        trunk=parse_widths(o["trunk"], "--trunk"),
-        head_hidden=parse_widths(o["head_hidden"], "--head-hidden"),
-        activation=o["activation"],
-        dropout=o["dropout"],
-        norm=o["norm"],
-        options=parse_assignments(o["arch_options"], "--arch-option"),
-    )
+    return Problem(frame, Targets(tuple(targets), tuple(aux), kinds, weights))

@@ -9,7 +9,7 @@ import click
 from polytask.cli.common import console, emit_json, output_options
 from polytask.data import read_table
 from polytask.errors import PolytaskError
-from polytask.io import load_model
+from polytask.fitted import load_model
 from polytask.serialization import atomic_write_bytes
 
 

@@ -9,21 +9,21 @@ from typing import Any
 import click
 
 from polytask.cli.common import console, emit_json, output_options
-from polytask.cli.options import data_options, load_problem, network_options, network_spec, train_config, training_options
+from polytask.cli.options import (
+    data_config, data_options, load_problem, network_options, network_spec, train_config, training_options,
+)
 from polytask.training.callbacks import ProgressCallback
 
 
 def prepare_from_options(data: str, o: dict[str, Any]):  # type: ignore[no-untyped-def]
     """The prepared problem, network spec and training config the shared options describe
     (split seeded by --seed, as ``polytask fit`` does)."""
-    from polytask.workflow import prepare
+    from polytask.data.prepare import prepare
 
     problem = load_problem(data, o)
     config = train_config(o)
     spec = network_spec(o)
-    prepared = prepare(problem.frame, problem.targets, problem.aux, problem.kinds, problem.weights,
-                       features=problem.features, val_fraction=o["val_fraction"], test_fraction=o["test_fraction"],
-                       seed=config.seed, missing=o["missing"])
+    prepared = prepare(problem.frame, problem.targets, data_config(o), seed=config.seed)
     return prepared, spec, config
 
 

@@ -20,7 +20,9 @@ from polytask.errors import PolytaskError
 from polytask.evaluate import task_metrics
 from polytask.models import ARCHITECTURES
 from polytask.training.config import TrainConfig
-from polytask.workflow import NetworkSpec, Prepared, train_model
+from polytask.data.prepare import Prepared
+from polytask.setups import stl_settings
+from polytask.workflow import NetworkSpec, train_model
 
 BASELINES: tuple[str, ...] = ("hgb", "linear", "mlp")
 FAMILIES: tuple[str, ...] = ("stl", "mtl") + BASELINES
@@ -111,7 +113,7 @@ def run_candidate(
             net_spec = replace(spec, arch=candidate.arch or "hps")
             model = train_model(prepared, net_spec, cfg)
         else:
-            model = train_model(prepared, spec, cfg, stl=True, match_params_to=match_params_to)
+            model = train_model(prepared, *stl_settings(spec, cfg, prepared, match_params_to), name="stl")
         s = model.summary
         return CandidateRun(
             _main_only(prepared, s["val_metrics"]), _main_only(prepared, s["test_metrics"]),

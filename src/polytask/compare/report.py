@@ -6,9 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from polytask.cli.common import clean_json
 from polytask.evaluate import HIGHER_IS_BETTER
-from polytask.serialization import atomic_write_bytes, atomic_write_json, atomic_write_text
+from polytask.serialization import atomic_write_bytes, atomic_write_json, atomic_write_text, clean_json
 
 
 def _num(v: Any, digits: int = 4) -> str:

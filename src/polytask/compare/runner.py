@@ -14,9 +14,11 @@ import pandas as pd
 from polytask.compare.candidates import Candidate, CandidateRun, run_candidate
 from polytask.data.splits import Split, split_indices
 from polytask.errors import PolytaskError
-from polytask.tasks import Task
+from polytask.data.config import DataConfig
+from polytask.data.prepare import prepare
+from polytask.tasks import Targets, Task
 from polytask.training.config import TrainConfig
-from polytask.workflow import NetworkSpec, prepare
+from polytask.workflow import NetworkSpec
 
 #: ``progress(done, total, description)`` is called before and after each candidate run.
 Progress = Callable[[int, int, str], None]
@@ -32,6 +34,7 @@ class Problem:
     aux: list[str] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
     tasks: list[Task] | None = None
+    weights: dict[str, float] = field(default_factory=dict)
     features: list[str] | None = None
     test_rows: np.ndarray | None = None
     name: str = "data"
@@ -129,8 +132,9 @@ def compare(
     tasks: list[Task] = []
     for r, split in enumerate(splits):
         seed = plan.base_seed + r
-        prepared = prepare(problem.frame, problem.targets, problem.aux, problem.kinds or None, None, problem.tasks,
-                           problem.features, split=split, seed=seed)
+        tasks_source = problem.tasks or Targets(tuple(problem.targets), tuple(problem.aux), problem.kinds, problem.weights)
+        features = tuple(problem.features) if problem.features is not None else None
+        prepared = prepare(problem.frame, tasks_source, DataConfig(features=features), split=split, seed=seed)
         tasks = prepared.tasks
         results: dict[str, CandidateRun] = {}
         mtl_params = None

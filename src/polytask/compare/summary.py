@@ -53,7 +53,7 @@ def summarize(comparison: Comparison, alpha: float = ALPHA, corrected: bool = Fa
             "rows": runs[0].rows if runs else {},
             "test_train_ratio": ratio,
         },
-        "settings": {"network": {k: v for k, v in comparison.spec.kwargs().items() if k != "custom_trunk"},
+        "settings": {"network": {**comparison.spec.layers().settings(), **comparison.spec.options},
                      "training": comparison.config.to_dict(), "alpha": alpha,
                      "corrected": corrected,
                      "test": "two-sided paired t-test over runs (scipy.stats.ttest_rel); the Nadeau-Bengio "

@@ -18,30 +18,27 @@ from polytask.datasets.multimnist import load_multimnist
 from polytask.datasets.qm9 import load_qm9
 from polytask.datasets.solar_flare import load_solar_flare
 from polytask.datasets.yeast import load_yeast
-from polytask.errors import PolytaskError
+from polytask.registry import Registry, accepted_options, check_options
 
-LOADERS: dict[str, Callable[..., Dataset]] = {
+LOADERS: Registry[Callable[..., Dataset]] = Registry("data set", {
     "qm9": load_qm9,
     "multimnist": load_multimnist,
     "adult": load_adult,
     "exam": load_exam,
     "yeast": load_yeast,
     "solar_flare": load_solar_flare,
-}
+})
 
 
 def names() -> list[str]:
-    return sorted(LOADERS)
+    return LOADERS.names()
 
 
 def load(name: str, **options: Any) -> Dataset:
     """Load data set ``name`` with loader-specific ``options`` (see each loader's docstring)."""
-    if name not in LOADERS:
-        raise PolytaskError(f"unknown data set '{name}' (choose from {', '.join(names())})")
-    try:
-        return LOADERS[name](**options)
-    except TypeError as exc:
-        raise PolytaskError(f"data set '{name}': {exc}") from None
+    key = LOADERS.key(name)
+    loader = LOADERS[key]
+    return loader(**check_options("data set", key, accepted_options(loader), options))
 
 
 __all__ = ["Dataset", "load", "names"]

@@ -1,4 +1,4 @@
-"""What the architectures beyond hard sharing have in common.
+"""The built-in layers the architectures are made of.
 
 - the input: a feature count ``input_dim`` (tables, ``x`` of shape ``(n, p)``) or an
   ``input_shape`` (``(p,)`` or images ``(C, H, W)``);
@@ -6,24 +6,20 @@
   average pooling, then the MLP. Experts, towers and columns are all such encoders, so every
   architecture takes the same ``trunk`` widths (the widths of *one* expert / tower / column) and
   ``conv_channels``;
-- task heads of configurable depth (``head_hidden``) and the option checks.
+- task heads of configurable depth (``head_hidden``), and which parameters are whose.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
 from polytask.errors import PolytaskError
-from polytask.models.base import MultiTaskNetwork
 from polytask.models.conv import GlobalAveragePool, check_image_shape, conv_blocks
 from polytask.models.layers import head, mlp
-
-DEFAULT_CONV_CHANNELS = (16, 32)
+from polytask.models.options import DEFAULT_CONV_CHANNELS
 
 
 def input_size(x: torch.Tensor) -> int | tuple[int, ...]:
@@ -47,50 +43,6 @@ def resolve_input_shape(input_dim: int | None, input_shape: Sequence[int] | None
     if int(input_dim) < 1:
         raise PolytaskError(f"input_dim must be positive, got {input_dim}")
     return (int(input_dim),)
-
-
-def widths_option(value: Any, name: str) -> tuple[int, ...]:
-    """Layer widths from a list, an int or a string such as ``"64,32"`` (CLI ``KEY=VALUE``)."""
-    if isinstance(value, str):
-        text = value.strip().strip("[]()")
-        items: list[Any] = [v for v in text.split(",") if v.strip()] if text else []
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        items = [value]
-    elif isinstance(value, Sequence):
-        items = list(value)
-    else:
-        raise PolytaskError(f"option '{name}' expects widths such as 64,32, got {value!r}")
-    try:
-        widths = tuple(int(str(v).strip()) for v in items)
-    except ValueError:
-        raise PolytaskError(f"option '{name}' expects widths such as 64,32, got {value!r}") from None
-    if any(w < 1 for w in widths):
-        raise PolytaskError(f"option '{name}' widths must be positive, got {value!r}")
-    return widths
-
-
-def int_option(value: Any, name: str, minimum: int = 1) -> int:
-    """A whole number ``>= minimum`` or a PolytaskError naming the option."""
-    try:
-        out = int(value)
-        if isinstance(value, bool) or out != float(value):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise PolytaskError(f"option '{name}' expects a whole number, got {value!r}") from None
-    if out < minimum:
-        raise PolytaskError(f"option '{name}' must be >= {minimum}, got {out}")
-    return out
-
-
-def float_option(value: Any, name: str, low: float = -math.inf, high: float = math.inf) -> float:
-    """A finite number in ``[low, high]`` or a PolytaskError naming the option."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise PolytaskError(f"option '{name}' expects a number, got {value!r}") from None
-    if not math.isfinite(out) or not low <= out <= high:
-        raise PolytaskError(f"option '{name}' must be in [{low}, {high}], got {value!r}")
-    return out
 
 
 def encoder(
@@ -149,12 +101,12 @@ def task_heads(
 
 
 def last_linear_parameters(modules: Sequence[nn.Module]) -> list[nn.Parameter]:
-    """The parameters of the last Linear / Conv2d layer inside each of ``modules``."""
+    """The parameters of the last Linear / Conv2d layer inside each of ``modules`` (of a user
+    module with neither: its last two parameter tensors)."""
     out: list[nn.Parameter] = []
     for m in modules:
         layers = [layer for layer in m.modules() if isinstance(layer, (nn.Linear, nn.Conv2d))]
-        if layers:
-            out.extend(layers[-1].parameters())
+        out.extend(layers[-1].parameters() if layers else list(m.parameters())[-2:])
     return out
 
 
@@ -171,59 +123,3 @@ def unique_parameters(groups: Sequence[nn.Module | Sequence[nn.Parameter]]) -> l
     return out
 
 
-class BlockNetwork(MultiTaskNetwork):
-    """Shared set-up of the architectures in this package: input shape, common options, heads
-    and a JSON-able config (``input_shape``, ``conv_channels`` and each architecture's own
-    options next to the usual ``trunk``, ``head_hidden``, ``activation``, ``dropout``, ``norm``)."""
-
-    def _setup(
-        self,
-        input_dim: int | None,
-        output_dims: dict[str, int],
-        input_shape: Sequence[int] | None,
-        trunk: Any,
-        head_hidden: Any,
-        activation: str,
-        dropout: float,
-        norm: str,
-        conv_channels: Any,
-        **specific: Any,
-    ) -> None:
-        if not output_dims:
-            raise PolytaskError(f"architecture '{self.arch}' needs at least one task")
-        self.input_shape = resolve_input_shape(input_dim, input_shape)
-        self.is_image = len(self.input_shape) == 3
-        self.trunk_widths = widths_option(trunk, "trunk")
-        self.head_hidden = widths_option(head_hidden, "head_hidden")
-        self.conv_channels = widths_option(conv_channels, "conv_channels")
-        self.activation, self.dropout, self.norm = activation, float(dropout), norm
-        self.output_dims = {k: int(v) for k, v in output_dims.items()}
-        self._config: dict[str, Any] = {
-            "input_dim": self.input_shape[0] if not self.is_image else None,
-            "output_dims": dict(self.output_dims),
-            "input_shape": list(self.input_shape),
-            "trunk": list(self.trunk_widths),
-            "head_hidden": list(self.head_hidden),
-            "activation": activation,
-            "dropout": float(dropout),
-            "norm": norm,
-            "conv_channels": list(self.conv_channels),
-            **specific,
-        }
-
-    def make_encoder(self, input_shape: Sequence[int] | None = None) -> tuple[nn.Sequential, int]:
-        """One expert / tower on ``input_shape`` (default: the network's input)."""
-        return encoder(
-            input_shape or self.input_shape, self.trunk_widths, self.conv_channels, self.activation, self.dropout, self.norm
-        )
-
-    def make_heads(self, rep_dim: int) -> nn.ModuleDict:
-        return task_heads(self.output_dims, rep_dim, self.head_hidden, self.activation, self.dropout)
-
-    @property
-    def flat_input_dim(self) -> int:
-        """Number of input values per row (what gates read, flattened)."""
-        return int(math.prod(self.input_shape))
-
-    def config(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self._config.items()}

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from polytask.models.base import MultiTaskNetwork
-from polytask.models.stl import SingleTaskNetworks
+import torch
 
-_STL_KEYS = ("input_dim", "output_dims", "trunk", "head_hidden", "activation", "dropout", "norm", "input_shape", "conv_channels")
+from polytask.models.base import MultiTaskNetwork
+from polytask.models.options import LAYER_FIELDS
+from polytask.models.registry import ARCHITECTURES, architecture_options, build_network
+from polytask.models.stl import SingleTaskNetworks
 
 
 def stl_baseline(network: MultiTaskNetwork) -> SingleTaskNetworks | None:
-    """The STL networks matching ``network``'s config (None for a custom trunk)."""
+    """The STL networks matching ``network``'s config (None with user modules: their size is
+    theirs to know)."""
     config = network.config()
-    if config.get("trunk") == "custom" or "output_dims" not in config:
+    if config.get("user_modules") or config.get("trunk") == "custom" or "output_dims" not in config:
         return None
-    kwargs = {k: config[k] for k in _STL_KEYS if k in config}
-    if kwargs.get("input_shape") is not None and len(kwargs["input_shape"]) != 3:
-        kwargs.pop("input_shape")
-    return SingleTaskNetworks(**kwargs)
+    layers = {k: config[k] for k in LAYER_FIELDS if k in config}
+    return SingleTaskNetworks(config.get("input_dim"), config["output_dims"], input_shape=config.get("input_shape"), **layers)
 
 
 def capacity_report(network: MultiTaskNetwork, stl_total: int | None = None) -> dict[str, Any]:
@@ -65,10 +66,6 @@ def capacity_table(
 ) -> list[dict[str, Any]]:
     """:func:`capacity_report` of every architecture (default: all but ``stl``) built with
     default options plus ``common`` (e.g. ``trunk``) on one problem."""
-    import torch
-
-    from polytask.models import ARCHITECTURES, architecture_options, build_network
-
     names = archs or [a for a in ARCHITECTURES if a != "stl"]
     rows = []
     for arch in names:

@@ -14,16 +14,23 @@ units sit after every block. Heads read their own column: ``y_t = g_t(h~_t^L)``.
 Balancing: all columns and cross-stitch units are shared (every task's output depends on every
 column through the units); the heads are task-specific. The shared representation is the stack
 of final stitched column outputs ``z = [h~_1^L, ..., h~_T^L]``, shape ``(n, T, k)``.
+
+Your own modules: ``head_module`` builds each task's head. A user trunk is refused: the units
+sit between the columns' layers, so the columns are built layer by layer (``trunk`` widths,
+``conv_channels``) and a module given whole has no layers to stitch between.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from polytask.models.blocks import DEFAULT_CONV_CHANNELS, BlockNetwork, encoder_blocks, float_option, last_linear_parameters
+from polytask.models.blocks import encoder_blocks, last_linear_parameters
+from polytask.models.network import BlockNetwork
+from polytask.models.options import LayerOptions, float_option
 
 
 class CrossStitch(BlockNetwork):
@@ -31,30 +38,30 @@ class CrossStitch(BlockNetwork):
 
     arch = "cross_stitch"
     representation = "stacked final stitched column outputs (n, T, k)"
+    refuses = {"trunk_module": "cross-stitch units mix the columns after every layer, so the columns are built "
+                               "layer by layer from trunk widths and conv_channels",
+               "expert_module": "cross-stitch has no experts"}
 
     def __init__(
         self,
         input_dim: int | None = None,
         output_dims: dict[str, int] | None = None,
-        trunk: Sequence[int] = (64, 64),
-        head_hidden: Sequence[int] = (),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        norm: str = "none",
+        layers: LayerOptions | None = None,
+        *,
         input_shape: Sequence[int] | None = None,
-        conv_channels: Sequence[int] = DEFAULT_CONV_CHANNELS,
         alpha_self: float = 0.9,
+        **layer_options: Any,
     ) -> None:
         output_dims = dict(output_dims or {})
         super().__init__(list(output_dims))
         alpha_self = float_option(alpha_self, "alpha_self", 0.0, 1.0)
-        self._setup(input_dim, output_dims, input_shape, trunk, head_hidden, activation, dropout, norm,
-                    conv_channels, alpha_self=alpha_self)
+        self._setup(input_dim, output_dims, input_shape, layers, layer_options, alpha_self=alpha_self)
         n_tasks = len(output_dims)
         columns = []
         rep_dim = 0
         for _ in range(n_tasks):
-            blocks, rep_dim = encoder_blocks(self.input_shape, self.trunk_widths, self.conv_channels, activation, dropout, norm)
+            blocks, rep_dim = encoder_blocks(self.input_shape, self.trunk_widths, self.conv_channels, self.activation,
+                                             self.dropout, self.norm)
             columns.append(nn.ModuleList(blocks))
         self.columns = nn.ModuleList(columns)
         n_layers = len(columns[0])
@@ -63,6 +70,7 @@ class CrossStitch(BlockNetwork):
         self.stitch = nn.ParameterList([nn.Parameter(init.clone()) for _ in range(n_layers)])
         self.rep_dim = rep_dim
         self.heads = self.make_heads(rep_dim)
+        self._finish()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         n_tasks = len(self.task_names)

@@ -15,20 +15,22 @@ learns one selection per task and then ``penalty()`` adds the paper's entropy re
 ``entropy_weight * sum_t H(r_t)`` that speeds convergence to a binary selection.
 
 Balancing: as MMoE, the experts are shared, gates and towers task-specific, and the shared
-representation is the stack of expert outputs ``(n, E, k)``.
+representation is the stack of expert outputs ``(n, E, k)``. User modules as for MMoE:
+``expert_module`` and ``head_module``, no ``trunk_module``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from polytask.errors import PolytaskError
-from polytask.models.blocks import DEFAULT_CONV_CHANNELS, float_option, int_option
 from polytask.models.gates import DSelectGate
 from polytask.models.mmoe import MultiGateMixture
+from polytask.models.options import LayerOptions, choice_option, float_option, int_option
 
 GATE_KINDS = ("per_example", "static")
 
@@ -43,29 +45,24 @@ class DSelectK(MultiGateMixture):
         self,
         input_dim: int | None = None,
         output_dims: dict[str, int] | None = None,
-        trunk: Sequence[int] = (64, 64),
-        head_hidden: Sequence[int] = (),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        norm: str = "none",
+        layers: LayerOptions | None = None,
+        *,
         input_shape: Sequence[int] | None = None,
-        conv_channels: Sequence[int] = DEFAULT_CONV_CHANNELS,
         n_experts: int = 4,
         k: int = 2,
         gamma: float = 1.0,
         gate: str = "per_example",
         entropy_weight: float = 1e-3,
+        **layer_options: Any,
     ) -> None:
         self.k = int_option(k, "k")
-        if gate not in GATE_KINDS:
-            raise PolytaskError(f"option 'gate' must be one of {', '.join(GATE_KINDS)}, got {gate!r}")
-        self.gate_kind = gate
+        self.gate_kind = choice_option(gate, "gate", GATE_KINDS)
         self.gamma = float_option(gamma, "gamma", low=1e-6)
         self.entropy_weight = float_option(entropy_weight, "entropy_weight", low=0.0)
         if self.k > int_option(n_experts, "n_experts"):
             raise PolytaskError(f"option 'k' ({self.k}) cannot exceed n_experts ({n_experts})")
-        super().__init__(input_dim, output_dims, trunk, head_hidden, activation, dropout, norm, input_shape,
-                         conv_channels, n_experts=n_experts, gate_hidden=())
+        super().__init__(input_dim, output_dims, layers, input_shape=input_shape, n_experts=n_experts, gate_hidden=(),
+                         **layer_options)
 
     def _specific_config(self) -> dict[str, object]:
         return {"n_experts": self.n_experts, "k": self.k, "gamma": self.gamma, "gate": self.gate_kind,

@@ -8,10 +8,9 @@ count cannot be read from a task, so it is given in ``n_classes``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
 from polytask.errors import PolytaskError
 from polytask.models.base import MultiTaskNetwork
+from polytask.models.spec import NetworkSpec
 from polytask.tasks import Task
 
 
@@ -32,14 +31,12 @@ def output_dims_for(tasks: Sequence[Task], n_classes: Mapping[str, int] | None =
 
 
 def network_for_tasks(
-    spec: Any,
+    spec: NetworkSpec,
     tasks: Sequence[Task],
     input_shape: int | Sequence[int],
     n_classes: Mapping[str, int] | None = None,
 ) -> MultiTaskNetwork:
-    """The network ``spec`` (a :class:`polytask.NetworkSpec`) describes, for ``tasks`` on rows of
-    ``input_shape`` (a feature count, or ``(C, H, W)`` for images): the same network
-    :func:`polytask.workflow.train_model` would build for data of that shape."""
-    from polytask.models import build_network
-
-    return build_network(spec.arch, input_shape, output_dims_for(tasks, n_classes), **spec.kwargs())
+    """The network ``spec`` describes, for ``tasks`` on rows of ``input_shape`` (a feature
+    count, or ``(C, H, W)`` for images): the same network :func:`polytask.workflow.train_model`
+    would build for data of that shape."""
+    return spec.build(input_shape, output_dims_for(tasks, n_classes))

@@ -1,9 +1,14 @@
 """Hard parameter sharing (Caruana 1993, 1997): one shared trunk, one head per task.
 
 ``z = trunk(x; phi)``, ``y_t = head_t(z; theta_t)``. The trunk is an MLP (configurable widths,
-activation, dropout, normalization) or any user ``nn.Module`` mapping ``(n, p)`` to ``(n, k)``.
-For images (``input_shape = (C, H, W)``) the trunk is a small CNN (``conv_channels``, see
-:mod:`polytask.models.conv`), global average pooling, then the MLP.
+activation, dropout, normalization); for images (``input_shape = (C, H, W)``) a small CNN
+(``conv_channels``, see :mod:`polytask.models.conv`), global average pooling, then the MLP.
+
+Your own modules: ``trunk_module`` is any ``nn.Module`` mapping ``(n, *input_shape)`` to
+``(n, k)`` (used as is), or a builder called with the input size that returns one; ``k`` is read
+by a dry forward pass. ``head_module(task, k, out_dim)`` builds each task's head. Nothing else
+is assumed of either, so the shared / task split stays exact: the trunk's parameters are shared,
+each head's are its task's. Experts do not apply (there are none).
 """
 
 from __future__ import annotations
@@ -14,61 +19,45 @@ from typing import Any
 import torch
 from torch import nn
 
-from polytask.models.base import MultiTaskNetwork
-from polytask.models.blocks import DEFAULT_CONV_CHANNELS, encoder, resolve_input_shape
-from polytask.models.layers import head, mlp
+from polytask.models.layers import mlp
+from polytask.models.network import HEADS, BlockNetwork
+from polytask.models.options import LayerOptions
+from polytask.models.user_modules import build_module, output_width
 
 
-class HardSharing(MultiTaskNetwork):
+class HardSharing(BlockNetwork):
     """Shared trunk + task heads."""
 
     arch = "hps"
     representation = "trunk output (n, k)"
+    accepts = {"trunk_module": "the shared trunk: a module used as is, or a builder called with the input size",
+               "head_module": HEADS}
+    refuses = {"expert_module": "hard sharing has no experts (pass trunk_module for its trunk)"}
 
     def __init__(
         self,
-        input_dim: int | None,
-        output_dims: dict[str, int],
-        trunk: Sequence[int] = (64, 64),
-        head_hidden: Sequence[int] = (),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        norm: str = "none",
-        custom_trunk: nn.Module | None = None,
+        input_dim: int | None = None,
+        output_dims: dict[str, int] | None = None,
+        layers: LayerOptions | None = None,
+        *,
         input_shape: Sequence[int] | None = None,
-        conv_channels: Sequence[int] = DEFAULT_CONV_CHANNELS,
+        **layer_options: Any,
     ) -> None:
+        output_dims = dict(output_dims or {})
         super().__init__(list(output_dims))
-        shape = resolve_input_shape(input_dim, input_shape)
-        input_dim = shape[0]
-        self._config: dict[str, Any] = {
-            "input_dim": int(input_dim),
-            "output_dims": {k: int(v) for k, v in output_dims.items()},
-            "trunk": [int(w) for w in trunk],
-            "head_hidden": [int(w) for w in head_hidden],
-            "activation": activation,
-            "dropout": float(dropout),
-            "norm": norm,
-        }
-        if len(shape) == 3:  # images: recorded only then, so tabular configs stay as they were
-            self._config.update(input_dim=None, input_shape=list(shape), conv_channels=[int(c) for c in conv_channels])
-        if custom_trunk is not None:
-            self.trunk: nn.Module = custom_trunk
-            with torch.no_grad():
-                was_training = custom_trunk.training
-                custom_trunk.eval()
-                rep_dim = int(custom_trunk(torch.zeros(2, *shape)).shape[-1])
-                custom_trunk.train(was_training)
-            self._config["trunk"] = "custom"
-        elif len(shape) == 3:
-            self.trunk, rep_dim = encoder(shape, trunk, conv_channels, activation, dropout, norm)
-        else:
-            self.trunk = mlp(input_dim, trunk, activation, dropout, norm)
-            rep_dim = int(trunk[-1]) if len(trunk) else int(input_dim)
-        self.rep_dim = rep_dim
-        self.heads = nn.ModuleDict(
-            {t: head(rep_dim, d, head_hidden, activation, dropout) for t, d in output_dims.items()}
-        )
+        self._setup(input_dim, output_dims, input_shape, layers, layer_options)
+        lay = self.layers
+        if lay.trunk_module is not None:
+            self.trunk: nn.Module = build_module(lay.trunk_module, self.input_shape, "trunk")
+            rep_dim = output_width(self.trunk, self.input_shape, "trunk module")
+        elif self.is_image:
+            self.trunk, rep_dim = self.make_encoder()
+        else:  # one flat Sequential, as model directories of tables have always stored it
+            self.trunk = mlp(self.input_shape[0], lay.trunk, lay.activation, lay.dropout, lay.norm)
+            rep_dim = lay.trunk[-1] if lay.trunk else self.input_shape[0]
+        self.rep_dim = int(rep_dim)
+        self.heads = self.make_heads(self.rep_dim)
+        self._finish()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x)
@@ -81,6 +70,3 @@ class HardSharing(MultiTaskNetwork):
 
     def task_parameters(self, task: str) -> list[nn.Parameter]:
         return list(self.heads[task].parameters())
-
-    def config(self) -> dict[str, Any]:
-        return dict(self._config)

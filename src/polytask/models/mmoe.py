@@ -13,17 +13,29 @@ input row.
 
 Balancing: the experts are shared; each task's gate and tower are its own. The shared
 representation is the stack of expert outputs ``z = [f_1(x), ..., f_E(x)]``, shape ``(n, E, k)``.
+
+Your own modules: ``expert_module(input_size)`` builds each expert (called E times; every
+expert must give the same width ``k``, read by a dry forward pass, since they are mixed) and
+``head_module`` each task's tower. ``trunk_module`` is refused: there is no single trunk, the
+experts are what is shared.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from polytask.models.blocks import DEFAULT_CONV_CHANNELS, BlockNetwork, int_option, last_linear_parameters, widths_option
+from polytask.models.blocks import last_linear_parameters
 from polytask.models.gates import SoftmaxGate
+from polytask.models.network import HEADS, BlockNetwork
+from polytask.models.options import LayerOptions, int_option, widths_option
+
+#: The user modules of the mixtures of experts (MMoE, DSelect-k, CGC, PLE).
+EXPERT_MODULES = {"expert_module": "each expert, expert_module(input_size)", "head_module": HEADS}
+NO_TRUNK = {"trunk_module": "it has no single trunk, its experts are what is shared (pass expert_module)"}
 
 
 class MultiGateMixture(BlockNetwork):
@@ -31,36 +43,30 @@ class MultiGateMixture(BlockNetwork):
 
     arch = "mmoe"
     representation = "stacked expert outputs (n, E, k)"
+    accepts = EXPERT_MODULES
+    refuses = NO_TRUNK
 
     def __init__(
         self,
         input_dim: int | None = None,
         output_dims: dict[str, int] | None = None,
-        trunk: Sequence[int] = (64, 64),
-        head_hidden: Sequence[int] = (),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        norm: str = "none",
+        layers: LayerOptions | None = None,
+        *,
         input_shape: Sequence[int] | None = None,
-        conv_channels: Sequence[int] = DEFAULT_CONV_CHANNELS,
         n_experts: int = 4,
         gate_hidden: Sequence[int] = (),
+        **layer_options: Any,
     ) -> None:
         output_dims = dict(output_dims or {})
         super().__init__(list(output_dims))
         self.n_experts = int_option(n_experts, "n_experts")
         self.gate_hidden = widths_option(gate_hidden, "gate_hidden")
-        self._setup(input_dim, output_dims, input_shape, trunk, head_hidden, activation, dropout, norm,
-                    conv_channels, **self._specific_config())
-        experts = []
-        rep_dim = 0
-        for _ in range(self.n_experts):
-            expert, rep_dim = self.make_encoder()
-            experts.append(expert)
+        self._setup(input_dim, output_dims, input_shape, layers, layer_options, **self._specific_config())
+        experts, self.rep_dim = self.make_experts(self.n_experts)
         self.experts = nn.ModuleList(experts)
-        self.rep_dim = rep_dim
         self.gates = nn.ModuleDict({t: self.make_gate() for t in output_dims})
-        self.heads = self.make_heads(rep_dim)
+        self.heads = self.make_heads(self.rep_dim)
+        self._finish()
 
     def _specific_config(self) -> dict[str, object]:
         return {"n_experts": self.n_experts, "gate_hidden": list(self.gate_hidden)}

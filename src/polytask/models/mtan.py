@@ -23,18 +23,25 @@ its last ``p^j`` to be masked) coincide.
 Balancing: the trunk is shared; each task's attention modules, ``F_t^j`` and head are its own.
 The shared representation is the concatenation of every block's flattened output,
 ``z = [vec(p^1), ..., vec(p^J)]``, shape ``(n, sum_j |p^j|)``.
+
+Your own modules: ``head_module`` builds each task's head (on ``g_t^J``, a vector). A user trunk
+is refused: every task's attention reads every block of the trunk, so the trunk is built block
+by block (``trunk`` widths, ``conv_channels``) and a module given whole has no blocks to attend to.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from polytask.errors import PolytaskError
-from polytask.models.blocks import DEFAULT_CONV_CHANNELS, BlockNetwork, encoder_blocks, last_linear_parameters
+from polytask.models.blocks import encoder_blocks, last_linear_parameters
+from polytask.models.network import BlockNetwork
+from polytask.models.options import LayerOptions
 from polytask.models.conv import GlobalAveragePool, conv_block
 from polytask.models.layers import ACTIVATIONS
 
@@ -62,25 +69,38 @@ class MultiTaskAttention(BlockNetwork):
     arch = "mtan"
     representation = "every shared block's flattened output, concatenated (n, D)"
 
+    refuses = {"trunk_module": "every task's attention reads every block of the trunk, so the trunk is built "
+                               "block by block from trunk widths and conv_channels",
+               "expert_module": "MTAN has no experts"}
+
     def __init__(
         self,
         input_dim: int | None = None,
         output_dims: dict[str, int] | None = None,
-        trunk: Sequence[int] = (64, 64),
-        head_hidden: Sequence[int] = (),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        norm: str = "none",
+        layers: LayerOptions | None = None,
+        *,
         input_shape: Sequence[int] | None = None,
-        conv_channels: Sequence[int] = DEFAULT_CONV_CHANNELS,
+        **layer_options: Any,
     ) -> None:
         output_dims = dict(output_dims or {})
         super().__init__(list(output_dims))
-        self._setup(input_dim, output_dims, input_shape, trunk, head_hidden, activation, dropout, norm, conv_channels)
-        blocks, rep_dim = encoder_blocks(self.input_shape, self.trunk_widths, self.conv_channels, activation, dropout, norm)
+        self._setup(input_dim, output_dims, input_shape, layers, layer_options)
+        blocks, rep_dim = encoder_blocks(self.input_shape, self.trunk_widths, self.conv_channels, self.activation,
+                                         self.dropout, self.norm)
         if not blocks:
             raise PolytaskError("architecture 'mtan' needs at least one shared layer (trunk widths or conv_channels)")
         self.blocks = nn.ModuleList(blocks)
+        self.block_shapes = self._block_shapes()
+        self.attention = nn.ModuleDict()
+        self.transitions = nn.ModuleDict()
+        for t in self.task_names:
+            self.attention[t], self.transitions[t] = self._branch(self.block_shapes)
+        self.rep_dim = rep_dim
+        self.heads = self.make_heads(rep_dim)
+        self._finish()
+
+    def _block_shapes(self) -> list[tuple[int, ...]]:
+        """Each shared block's output shape per row (a dry forward pass)."""
         with torch.no_grad():
             was = self.blocks.training
             self.blocks.eval()
@@ -90,20 +110,17 @@ class MultiTaskAttention(BlockNetwork):
                 h = block(h)
                 shapes.append(tuple(int(v) for v in h.shape[1:]))
             self.blocks.train(was)
-        self.block_shapes = shapes
-        self.attention = nn.ModuleDict()
-        self.transitions = nn.ModuleDict()
-        for t in self.task_names:
-            att, trans = [], []
-            for j, shape in enumerate(shapes):
-                extra = shapes[j][0] if j > 0 else 0
-                att.append(_attention(shape, shape[0] + extra, activation))
-                if j > 0:
-                    trans.append(_transition(shapes[j - 1], shape, activation, norm))
-            self.attention[t] = nn.ModuleList(att)
-            self.transitions[t] = nn.ModuleList(trans)
-        self.rep_dim = rep_dim
-        self.heads = self.make_heads(rep_dim)
+        return shapes
+
+    def _branch(self, shapes: list[tuple[int, ...]]) -> tuple[nn.ModuleList, nn.ModuleList]:
+        """One task's attention modules ``A_t^j`` and transitions ``F_t^j``."""
+        att, trans = [], []
+        for j, shape in enumerate(shapes):
+            extra = shapes[j][0] if j > 0 else 0
+            att.append(_attention(shape, shape[0] + extra, self.activation))
+            if j > 0:
+                trans.append(_transition(shapes[j - 1], shape, self.activation, self.norm))
+        return nn.ModuleList(att), nn.ModuleList(trans)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         feats, h = [], x

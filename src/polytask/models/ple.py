@@ -28,17 +28,28 @@ and each task's own parameters are its last-level experts, its last-level gate a
 (The task gates of the level below the last feed only their own task, so their gradient comes
 from one task even though they count as shared; the lower levels' task experts feed every task
 through the shared gates and so are truly shared.)
+
+Your own modules: ``expert_module(input_size)`` builds every expert, shared and task-specific:
+at the first level it is called with the input size (``p`` or ``(C, H, W)``), at the levels
+above with the experts' width ``k`` of the level below; all experts of a level must give one
+width, and the last level's the width of its inputs (``z`` stacks the two). ``head_module`` builds each task's tower. ``trunk_module`` is refused: the experts are
+what is shared.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from polytask.models.blocks import DEFAULT_CONV_CHANNELS, BlockNetwork, int_option, last_linear_parameters, widths_option
+from polytask.errors import PolytaskError
+from polytask.models.blocks import last_linear_parameters
 from polytask.models.gates import SoftmaxGate
+from polytask.models.mmoe import EXPERT_MODULES, NO_TRUNK
+from polytask.models.network import BlockNetwork
+from polytask.models.options import LayerOptions, int_option, widths_option
 
 
 def mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
@@ -52,21 +63,21 @@ class ProgressiveLayeredExtraction(BlockNetwork):
     arch = "ple"
     representation = "last-level shared expert outputs and each task's input to its last-level experts (n, E_s + T, k); with n_levels=1 as CGC"
 
+    accepts = EXPERT_MODULES
+    refuses = NO_TRUNK
+
     def __init__(
         self,
         input_dim: int | None = None,
         output_dims: dict[str, int] | None = None,
-        trunk: Sequence[int] = (64, 64),
-        head_hidden: Sequence[int] = (),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        norm: str = "none",
+        layers: LayerOptions | None = None,
+        *,
         input_shape: Sequence[int] | None = None,
-        conv_channels: Sequence[int] = DEFAULT_CONV_CHANNELS,
         n_shared_experts: int = 2,
         n_task_experts: int = 1,
         n_levels: int = 2,
         gate_hidden: Sequence[int] = (),
+        **layer_options: Any,
     ) -> None:
         output_dims = dict(output_dims or {})
         super().__init__(list(output_dims))
@@ -75,39 +86,44 @@ class ProgressiveLayeredExtraction(BlockNetwork):
         self.n_task = int_option(n_task_experts, "n_task_experts", minimum=0)
         self.n_levels = int_option(n_levels, "n_levels")
         self.gate_hidden = widths_option(gate_hidden, "gate_hidden")
-        self._setup(input_dim, output_dims, input_shape, trunk, head_hidden, activation, dropout, norm,
-                    conv_channels, **self._specific_config())
+        self._setup(input_dim, output_dims, input_shape, layers, layer_options, **self._specific_config())
         levels = []
-        rep_dim = 0
-        level_input = self.input_shape
+        level_input: tuple[int, ...] = self.input_shape
         for level in range(self.n_levels):
             last = level == self.n_levels - 1
-            module = nn.Module()
-            shared = []
-            for _ in range(self.n_shared):
-                expert, rep_dim = self.make_encoder(level_input)
-                shared.append(expert)
-            module.shared_experts = nn.ModuleList(shared)
-            own = {}
-            for t in self.task_names:
-                experts = []
-                for _ in range(self.n_task):
-                    expert, rep_dim = self.make_encoder(level_input)
-                    experts.append(expert)
-                own[t] = nn.ModuleList(experts)
-            module.task_experts = nn.ModuleDict(own)
-            in_dim = int(torch.Size(level_input).numel())
-            module.task_gates = nn.ModuleDict(
-                {t: SoftmaxGate(in_dim, self.n_shared + self.n_task, self.gate_hidden, activation) for t in self.task_names}
-            )
-            if not last:
-                total = self.n_shared + self.n_task * len(self.task_names)
-                module.shared_gate = SoftmaxGate(in_dim, total, self.gate_hidden, activation)
+            module, width = self._level(level_input, last)
+            if last and level > 0 and width != level_input[0]:
+                raise PolytaskError(f"the last level's experts give width {width}, their inputs have {level_input[0]}: "
+                                    "PLE stacks the two in its shared representation, so they need one width")
             levels.append(module)
-            level_input = (rep_dim,)
+            level_input = (width,)
         self.levels = nn.ModuleList(levels)
-        self.rep_dim = rep_dim
-        self.heads = self.make_heads(rep_dim)
+        self.rep_dim = level_input[0]
+        self.heads = self.make_heads(self.rep_dim)
+        self._finish()
+
+    def _level(self, level_input: tuple[int, ...], last: bool) -> tuple[nn.Module, int]:
+        """One extraction level on inputs of ``level_input``, and its experts' width."""
+        module = nn.Module()
+        shared, width = self.make_experts(self.n_shared, level_input)
+        module.shared_experts = nn.ModuleList(shared)
+        own = {}
+        for t in self.task_names:
+            experts, task_width = self.make_experts(self.n_task, level_input)
+            if experts and task_width != width:
+                raise PolytaskError(f"the expert modules give outputs of widths {width} and {task_width}: "
+                                    "experts that are mixed need one width")
+            own[t] = nn.ModuleList(experts)
+        module.task_experts = nn.ModuleDict(own)
+        in_dim = int(torch.Size(level_input).numel())
+        n_gate = self.n_shared + self.n_task
+        module.task_gates = nn.ModuleDict(
+            {t: SoftmaxGate(in_dim, n_gate, self.gate_hidden, self.activation) for t in self.task_names}
+        )
+        if not last:
+            total = self.n_shared + self.n_task * len(self.task_names)
+            module.shared_gate = SoftmaxGate(in_dim, total, self.gate_hidden, self.activation)
+        return module, width
 
     def _specific_config(self) -> dict[str, object]:
         return {"n_shared_experts": self.n_shared, "n_task_experts": self.n_task, "n_levels": self.n_levels,
@@ -182,19 +198,16 @@ class CustomizedGateControl(ProgressiveLayeredExtraction):
         self,
         input_dim: int | None = None,
         output_dims: dict[str, int] | None = None,
-        trunk: Sequence[int] = (64, 64),
-        head_hidden: Sequence[int] = (),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        norm: str = "none",
+        layers: LayerOptions | None = None,
+        *,
         input_shape: Sequence[int] | None = None,
-        conv_channels: Sequence[int] = DEFAULT_CONV_CHANNELS,
         n_shared_experts: int = 2,
         n_task_experts: int = 1,
         gate_hidden: Sequence[int] = (),
+        **layer_options: Any,
     ) -> None:
-        super().__init__(input_dim, output_dims, trunk, head_hidden, activation, dropout, norm, input_shape,
-                         conv_channels, n_shared_experts, n_task_experts, 1, gate_hidden)
+        super().__init__(input_dim, output_dims, layers, input_shape=input_shape, n_shared_experts=n_shared_experts,
+                         n_task_experts=n_task_experts, n_levels=1, gate_hidden=gate_hidden, **layer_options)
 
     def _specific_config(self) -> dict[str, object]:
         return {"n_shared_experts": self.n_shared, "n_task_experts": self.n_task, "gate_hidden": list(self.gate_hidden)}

@@ -15,15 +15,26 @@ couples them), the heads are task-specific, and the shared representation is the
 outputs ``z = [h_1, ..., h_T]`` of shape ``(n, T, k)``. Task t's loss reaches only tower t, so the
 per-task gradients on the shared group are orthogonal: gradient-aggregation methods see no
 conflict except through the penalty, which the trainer adds after the balancer.
+
+Your own modules: ``trunk_module`` builds each task's tower (a builder called once per task, or
+a module deep-copied per task, so the copies start equal); the penalty pairs the towers'
+parameters in order, so every tower must have the same parameter shapes. ``head_module``
+builds each task's head. Experts do not apply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import nn
 
-from polytask.models.blocks import DEFAULT_CONV_CHANNELS, BlockNetwork, float_option, last_linear_parameters
+from polytask.errors import PolytaskError
+from polytask.models.blocks import last_linear_parameters
+from polytask.models.network import HEADS, BlockNetwork
+from polytask.models.options import LayerOptions, float_option
+from polytask.models.user_modules import distinct
 
 
 class SoftSharing(BlockNetwork):
@@ -31,32 +42,42 @@ class SoftSharing(BlockNetwork):
 
     arch = "soft"
     representation = "stacked tower outputs (n, T, k)"
+    accepts = {"trunk_module": "each task's tower (a builder called per task, or a module copied per task)",
+               "head_module": HEADS}
+    refuses = {"expert_module": "soft sharing has no experts (pass trunk_module for its towers)"}
 
     def __init__(
         self,
         input_dim: int | None = None,
         output_dims: dict[str, int] | None = None,
-        trunk: Sequence[int] = (64, 64),
-        head_hidden: Sequence[int] = (),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        norm: str = "none",
+        layers: LayerOptions | None = None,
+        *,
         input_shape: Sequence[int] | None = None,
-        conv_channels: Sequence[int] = DEFAULT_CONV_CHANNELS,
         penalty_weight: float = 1e-2,
+        **layer_options: Any,
     ) -> None:
         output_dims = dict(output_dims or {})
         super().__init__(list(output_dims))
         self.penalty_weight = float_option(penalty_weight, "penalty_weight", low=0.0)
-        self._setup(input_dim, output_dims, input_shape, trunk, head_hidden, activation, dropout, norm,
-                    conv_channels, penalty_weight=self.penalty_weight)
-        towers = {}
-        rep_dim = 0
+        self._setup(input_dim, output_dims, input_shape, layers, layer_options, penalty_weight=self.penalty_weight)
+        towers, widths = {}, set()
         for t in output_dims:
-            towers[t], rep_dim = self.make_encoder()
+            towers[t], width = self.make_tower()
+            widths.add(width)
+        distinct(list(towers.values()), "trunk")
         self.towers = nn.ModuleDict(towers)
-        self.rep_dim = rep_dim
-        self.heads = self.make_heads(rep_dim)
+        self._check_towers(widths)
+        self.rep_dim = widths.pop()
+        self.heads = self.make_heads(self.rep_dim)
+        self._finish()
+
+    def _check_towers(self, widths: set[int]) -> None:
+        """Towers the penalty can compare: one output width, the same parameter shapes."""
+        shapes = {t: [tuple(p.shape) for p in tower.parameters()] for t, tower in self.towers.items()}
+        first = self.task_names[0]
+        for t in self.task_names[1:]:
+            if shapes[t] != shapes[first] or len(widths) > 1:
+                raise PolytaskError(f"soft sharing needs towers of one shape: task '{t}''s tower differs from task '{first}''s")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([self.towers[t](x) for t in self.task_names], dim=1)

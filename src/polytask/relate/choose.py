@@ -20,7 +20,8 @@ from polytask.relate.measure import Relatedness, measure_relatedness
 from polytask.relate.standley import PairwiseRuns, pairwise_runs
 from polytask.training.callbacks import Callback
 from polytask.training.config import TrainConfig
-from polytask.workflow import NetworkSpec, Prepared
+from polytask.data.prepare import Prepared
+from polytask.workflow import NetworkSpec
 
 SOURCES: dict[str, tuple[str, str]] = {
     # source -> (relatedness method, matrix name)

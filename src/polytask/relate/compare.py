@@ -20,7 +20,9 @@ from polytask.fitted import FittedModel
 from polytask.relate.subsets import subset_prepared
 from polytask.training.callbacks import Callback
 from polytask.training.config import TrainConfig
-from polytask.workflow import NetworkSpec, Prepared, train_model
+from polytask.data.prepare import Prepared
+from polytask.setups import stl_settings
+from polytask.workflow import NetworkSpec, train_model
 
 Metrics = dict[str, dict[str, float]]
 
@@ -71,20 +73,23 @@ def compare_groups(
     """Train every group, the STL baseline and (unless ``mtl`` is given, trained on the same
     prepared problem) all-in-one MTL; compare them on the test rows."""
     main = {t.name for t in prepared.tasks if not t.auxiliary}
+    spec, config = spec or NetworkSpec(), config or TrainConfig()
+    stl_spec, stl_config = stl_settings(spec, config)
     seconds: dict[str, float] = {}
     grouped: Metrics = {}
     group_params = 0
     group_seconds = 0.0
     for members in groups:
-        model = train_model(subset_prepared(prepared, list(members)), spec, config, stl=len(members) == 1,
-                            callbacks=callbacks)
+        alone = len(members) == 1
+        model = train_model(subset_prepared(prepared, list(members)), stl_spec if alone else spec,
+                            stl_config if alone else config, callbacks=callbacks, name="stl" if alone else "mtl")
         grouped.update(_main_metrics(model, main))
         group_params += int(model.network.parameter_counts()["total"])
         group_seconds += float(model.summary["train_seconds"])
     seconds["groups"] = group_seconds
     if mtl is None:
         mtl = train_model(prepared, spec, config, callbacks=callbacks)
-    stl = train_model(prepared, spec, config, stl=True, callbacks=callbacks)
+    stl = train_model(prepared, stl_spec, stl_config, callbacks=callbacks, name="stl")
     seconds["mtl"] = float(mtl.summary["train_seconds"])
     seconds["stl"] = float(stl.summary["train_seconds"])
     metrics = {"groups": grouped, "mtl": _main_metrics(mtl, main), "stl": _main_metrics(stl, main)}

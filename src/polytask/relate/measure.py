@@ -26,7 +26,10 @@ from polytask.relate.matrix import TaskMatrix
 from polytask.relate.sharing import SENSITIVITIES, hidden_unit_sharing
 from polytask.training.callbacks import Callback
 from polytask.training.config import TrainConfig
-from polytask.workflow import NetworkSpec, Prepared, prepare, train_model
+from polytask.data.config import DataConfig
+from polytask.data.prepare import Prepared, prepare
+from polytask.tasks import TaskSource
+from polytask.workflow import NetworkSpec, train_model
 
 METHODS: tuple[str, ...] = ("sharing", "cosine", "tag")
 
@@ -107,15 +110,14 @@ def measure_relatedness(
 
 def relate(
     data: TableLike,
-    targets: Sequence[str],
+    tasks: TaskSource,
     methods: str | Sequence[str] = "all",
     every: int = 10,
     spec: NetworkSpec | None = None,
     config: TrainConfig | None = None,
-    **prepare_options: Any,
+    data_config: DataConfig | None = None,
 ) -> Relatedness:
     """:func:`measure_relatedness` on a table: ``prepare`` (split seeded by the config's seed
-    unless ``seed`` is given) then train and measure."""
+    unless ``data_config.split_seed`` is set) then train and measure."""
     config = config or TrainConfig()
-    prepare_options.setdefault("seed", config.seed)
-    return measure_relatedness(prepare(data, targets, **prepare_options), methods, every, spec, config)
+    return measure_relatedness(prepare(data, tasks, data_config, seed=config.seed), methods, every, spec, config)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from polytask.balancers.base import StepContext
 from polytask.errors import PolytaskError
@@ -88,7 +89,23 @@ class StepRecorder(Callback, ABC):
         """The (T, T) matrix at this step."""
 
     def on_fit_start(self, trainer: "Trainer") -> None:
-        self.records = StepRecords([t.name for t in trainer.tasks])
+        """A fresh recording, unless this run resumes one (its records came from the checkpoint)."""
+        if self.records is None or trainer.step == 0:
+            self.records = StepRecords([t.name for t in trainer.tasks])
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.records is None:
+            return {}
+        r = self.records
+        values = torch.from_numpy(np.stack(r.values)) if r.values else torch.zeros(0)
+        return {"task_names": list(r.task_names), "steps": list(r.steps), "epochs": list(r.epochs), "values": values}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        values = state["values"].numpy()
+        self.records = StepRecords(list(state["task_names"]), [int(s) for s in state["steps"]],
+                                   [int(e) for e in state["epochs"]], [values[i] for i in range(len(state["steps"]))])
 
     def on_before_backward(self, trainer: "Trainer", ctx: StepContext) -> None:
         if self.every == 0 or ctx.step % self.every != 0 or self.records is None:

@@ -26,7 +26,9 @@ from polytask.fitted import FittedModel
 from polytask.relate.matrix import TaskMatrix
 from polytask.relate.subsets import subset_prepared
 from polytask.training.config import TrainConfig
-from polytask.workflow import NetworkSpec, Prepared, train_model
+from polytask.data.prepare import Prepared
+from polytask.setups import stl_settings
+from polytask.workflow import NetworkSpec, train_model
 
 
 def best_validation_losses(model: FittedModel) -> dict[str, float]:
@@ -72,7 +74,7 @@ class PairwiseRuns:
 def pairwise_runs(prepared: Prepared, spec: NetworkSpec | None = None, config: TrainConfig | None = None) -> PairwiseRuns:
     """Train STL and every pair of tasks on ``prepared``'s split; record best validation losses."""
     names = [t.name for t in prepared.tasks]
-    stl = train_model(prepared, spec, config, stl=True)
+    stl = train_model(prepared, *stl_settings(spec or NetworkSpec(), config or TrainConfig()), name="stl")
     pairs: dict[tuple[str, str], dict[str, float]] = {}
     for x, y in combinations(names, 2):
         model = train_model(subset_prepared(prepared, [x, y]), spec, config)

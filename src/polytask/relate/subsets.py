@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from polytask.data.tensors import TaskTensors
 from polytask.errors import PolytaskError
-from polytask.workflow import Prepared
+from polytask.data.prepare import Prepared
 
 
 def _keep(data: TaskTensors, names: set[str]) -> TaskTensors:

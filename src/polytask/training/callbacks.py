@@ -12,13 +12,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polytask.balancers.base import StepContext
+from polytask.training.checkpoint import save_checkpoint
 
 if TYPE_CHECKING:
     from polytask.training.trainer import Trainer
 
 
 class Callback:
-    """Base class: every hook does nothing."""
+    """Base class: every hook does nothing.
+
+    A callback with state (counters, recordings) returns it from :meth:`state_dict` (tensors
+    and JSON-able values) and restores it in :meth:`load_state_dict`; the trainer saves it in
+    its checkpoints under :attr:`state_key`, so a resumed run continues the recording.
+    """
+
+    @property
+    def state_key(self) -> str:
+        """The name the callback's state is saved under (numbered when it repeats)."""
+        return type(self).__name__
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
 
     def on_fit_start(self, trainer: "Trainer") -> None: ...
 
@@ -81,8 +98,9 @@ class JsonLinesLogger(Callback):
         self.path = Path(path)
 
     def on_fit_start(self, trainer: "Trainer") -> None:
+        """Start the file with the epochs already run (none, or those of a resumed run)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("")
+        self.path.write_text("".join(json.dumps(logs, default=float) + "\n" for logs in trainer.history))
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
         with self.path.open("a") as fh:
@@ -90,9 +108,10 @@ class JsonLinesLogger(Callback):
 
 
 class CheckpointCallback(Callback):
-    """Writes a resumable checkpoint (network, optimizer, balancer, epoch) every ``every`` epochs.
+    """Writes a resumable checkpoint (:meth:`Trainer.state_dict` as one file) every ``every``
+    epochs and after the last one.
 
-    Writes are atomic, so the previous checkpoint survives a crash mid-write.
+    The file is replaced atomically, so the previous checkpoint survives a crash mid-write.
     """
 
     def __init__(self, directory: str | Path, every: int = 1) -> None:
@@ -100,7 +119,5 @@ class CheckpointCallback(Callback):
         self.every = max(1, int(every))
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
-        if (epoch + 1) % self.every == 0:
-            from polytask.training.checkpoint import save_checkpoint
-
-            save_checkpoint(trainer, self.directory, epoch)
+        if (epoch + 1) % self.every == 0 or trainer.finished or trainer.epoch >= trainer.config.epochs:
+            save_checkpoint(trainer.state_dict(), self.directory, trainer.checkpoint_header())

@@ -1,51 +1,96 @@
-"""Resumable training checkpoints: network, optimizer, balancer state and epoch.
+"""Resumable training checkpoints: pure dict I/O, written as one unit.
 
-Layout of a checkpoint directory: ``checkpoint.safetensors`` (every tensor) and
-``checkpoint.json`` (the rest of the state). Both are written atomically; the JSON, written
-last, names the epoch, so a crash between the two writes leaves the previous pair readable.
+A checkpoint is a single file, ``DIR/checkpoint.safetensors``: every tensor of the trainer's
+state (:meth:`polytask.training.Trainer.state_dict`) as a safetensors entry, and the rest of
+the state plus a small header (the epoch, the training options and a fingerprint of the
+training data) as JSON in the file's own metadata. The file is written beside its final name
+and renamed over it, so a reader finds the previous checkpoint or the new one, whole, never a
+mixture: a crash while writing leaves the previous checkpoint in place.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from polytask.errors import PolytaskError
-from polytask.serialization import atomic_write_json, flatten_state, load_tensors, save_tensors, unflatten_state
+from polytask.serialization import flatten_state, unflatten_state
 
-if TYPE_CHECKING:
-    from polytask.training.trainer import Trainer
+CHECKPOINT_FILE = "checkpoint.safetensors"
+FORMAT = "polytask-checkpoint"
+FORMAT_VERSION = 2
 
 
-def save_checkpoint(trainer: "Trainer", directory: str | Path, epoch: int) -> None:
-    directory = Path(directory)
-    state = {
-        "network": trainer.network.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
-        "balancer": trainer.balancer.state_dict(),  # an nn.Module's: parameters and extra state
-        "step": trainer.step,
-        "history": trainer.history,
-        "stopping": trainer.stopping.state_dict(),
-    }
+def checkpoint_path(directory: str | Path) -> Path:
+    return Path(directory) / CHECKPOINT_FILE
+
+
+def has_checkpoint(directory: str | Path | None) -> bool:
+    return directory is not None and checkpoint_path(directory).is_file()
+
+
+def save_checkpoint(state: dict[str, Any], directory: str | Path, header: dict[str, Any]) -> Path:
+    """Write ``state`` (nested dicts/lists of tensors and JSON-able values) and ``header``
+    (JSON-able: epoch, options, data fingerprint) to ``directory`` as one file, atomically."""
+    path = checkpoint_path(directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tensors, tree = flatten_state(state)
-    save_tensors(directory / "checkpoint.safetensors", tensors)
-    atomic_write_json(directory / "checkpoint.json", {"epoch": epoch, "state": tree})
-
-
-def load_checkpoint(directory: str | Path) -> tuple[int, dict[str, Any]]:
-    """``(epoch, state)`` of a checkpoint directory."""
-    directory = Path(directory)
-    meta, weights = directory / "checkpoint.json", directory / "checkpoint.safetensors"
-    for f in (meta, weights):
-        if not f.exists():
-            raise PolytaskError(f"checkpoint '{directory}' is incomplete: '{f.name}' is missing")
+    meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
+            "header": json.dumps(header), "state": json.dumps(tree)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        doc = json.loads(meta.read_text())
-        tensors = load_tensors(weights)
-        return int(doc["epoch"]), unflatten_state(doc["state"], tensors)
-    except (json.JSONDecodeError, KeyError, OSError, Exception) as exc:
-        if isinstance(exc, PolytaskError):
-            raise
-        raise PolytaskError(f"checkpoint '{directory}' is corrupted: {exc}") from None
+        save_file(tensors, tmp, metadata=meta)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(header, state)`` of the checkpoint in ``directory``; a PolytaskError names the file
+    when it is missing, damaged or not a polytask checkpoint."""
+    path = checkpoint_path(directory)
+    if not path.is_file():
+        raise PolytaskError(f"no checkpoint to resume from in '{directory}' ('{CHECKPOINT_FILE}' is missing)")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise PolytaskError(f"'{path}' is not a polytask checkpoint")
+            if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+                raise PolytaskError(f"checkpoint '{path}' was written by a newer polytask")
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        header = json.loads(meta["header"])
+        state = unflatten_state(json.loads(meta["state"]), tensors)
+    except PolytaskError:
+        raise
+    except Exception as exc:  # safetensors and json raise their own types for damaged files
+        raise PolytaskError(f"checkpoint '{path}' is damaged: {exc}") from None
+    return header, state
+
+
+def checkpoint_epoch(directory: str | Path) -> int:
+    """The last completed epoch recorded in a checkpoint."""
+    return int(load_checkpoint(directory)[0]["epoch"])
+
+
+def fingerprint(*tensors: torch.Tensor) -> str:
+    """A SHA-256 of tensors' shapes, dtypes and bytes: the same data gives the same string."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{tuple(t.shape)}{t.dtype};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -1,15 +1,30 @@
-"""Training settings, as one JSON-able dataclass (no global configuration object)."""
+"""Training settings: the single declaration of every training option.
+
+Each field is declared once with :func:`polytask.settings.option`; the ``polytask`` command's
+options, the scikit-learn estimators' parameters and ``--config FILE`` are generated from these
+declarations (no global configuration object, no second list of defaults).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from dataclasses import replace as _replace
 from typing import Any, Literal
 
 from polytask.errors import PolytaskError
+from polytask.settings import option
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "step")
+SCHEDULER_STEPS = ("epoch", "step")
 EARLY_STOPPING = ("per_task", "joint", "none")
+
+#: ``factory(parameter_groups) -> torch.optim.Optimizer``, each group a dict with ``params``
+#: and possibly ``lr`` (see :class:`polytask.training.Trainer`).
+OptimizerFactory = Callable[[list[dict[str, Any]]], Any]
+#: ``factory(optimizer) -> a torch learning-rate scheduler``.
+SchedulerFactory = Callable[[Any], Any]
 
 
 @dataclass
@@ -23,25 +38,35 @@ class TrainConfig:
     lowest validation loss and predicts that task with them (Caruana 1997); ``joint`` keeps the
     epoch with the lowest summed validation loss of the main tasks; ``none`` keeps the last epoch.
     Training stops once no monitored task has improved for ``patience`` epochs.
+
+    ``optimizer_factory`` and ``scheduler_factory`` (Python only) replace the named optimizer and
+    schedule with the user's own.
     """
 
-    epochs: int = 100
-    batch_size: int = 64
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    l2: float = 0.0
-    lr_schedule: Literal["none", "cosine", "step"] = "none"
-    step_size: int = 30
-    gamma: float = 0.1
-    grad_clip: float | None = None
-    early_stopping: Literal["per_task", "joint", "none"] = "per_task"
-    patience: int = 20
-    seed: int = 0
-    device: str = "cpu"
-    balancer: str = "ew"
-    balancer_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = option(100, help="Maximum number of epochs.")
+    batch_size: int = option(64, help="Rows per training step.")
+    optimizer: Literal["adam", "adamw", "sgd"] = option("adam", help="Optimizer.", choices=OPTIMIZERS)
+    lr: float = option(1e-3, help="Learning rate.")
+    momentum: float = option(0.9, help="SGD momentum.")
+    weight_decay: float = option(0.0, help="Optimizer weight decay.")
+    l2: float = option(0.0, help="L2 penalty lambda on weight matrices.")
+    lr_schedule: Literal["none", "cosine", "step"] = option("none", help="Learning-rate schedule.", choices=SCHEDULES)
+    step_size: int = option(30, help="With --lr-schedule step: epochs between decays.")
+    gamma: float = option(0.1, help="With --lr-schedule step: decay factor.")
+    scheduler_step: Literal["epoch", "step"] = option(
+        "epoch", help="Advance the learning-rate schedule after every epoch or every step.", choices=SCHEDULER_STEPS)
+    grad_clip: float | None = option(None, help="Clip the gradient norm to this value (default: no clipping).")
+    early_stopping: Literal["per_task", "joint", "none"] = option(
+        "per_task", help="Early stopping on validation loss: per task, joint or none.", choices=EARLY_STOPPING)
+    patience: int = option(20, help="Epochs without improvement before training stops.")
+    val_metrics: bool = option(True, kind="flag", help="Compute validation metrics every epoch (losses alone suffice for early stopping).")
+    seed: int = option(0, help="Seed of initialisation, batch order and dropout.", sklearn="random_state")
+    device: str = option("cpu", help="cpu, cuda, cuda:N or auto.")
+    balancer: str = option("ew", help="Task balancing method (see 'polytask balancers').")
+    balancer_options: dict[str, Any] = option(
+        default_factory=dict, kind="mapping", cli="--balancer-option", help="Balancer option KEY=VALUE (repeatable).")
+    optimizer_factory: OptimizerFactory | None = option(None, expose=False, help="factory(parameter_groups) -> optimizer.")
+    scheduler_factory: SchedulerFactory | None = option(None, expose=False, help="factory(optimizer) -> scheduler.")
 
     def __post_init__(self) -> None:
         checks = [
@@ -50,19 +75,37 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"unknown optimizer '{self.optimizer}' (choose from {', '.join(OPTIMIZERS)})"),
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (self.lr_schedule in SCHEDULES, f"unknown lr schedule '{self.lr_schedule}' (choose from {', '.join(SCHEDULES)})"),
+            (self.scheduler_step in SCHEDULER_STEPS, f"unknown scheduler step '{self.scheduler_step}' (choose from epoch, step)"),
             (self.early_stopping in EARLY_STOPPING, f"unknown early stopping '{self.early_stopping}' (choose from {', '.join(EARLY_STOPPING)})"),
             (self.l2 >= 0 and self.weight_decay >= 0, "l2 and weight decay must be >= 0"),
             (self.grad_clip is None or self.grad_clip > 0, f"gradient clipping must be > 0, got {self.grad_clip}"),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
+            (self.step_size >= 1, f"step size must be >= 1, got {self.step_size}"),
+            (self.gamma > 0, f"gamma must be > 0, got {self.gamma}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise PolytaskError(message)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-able settings; a user factory is recorded by its qualified name."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = dict(value) if isinstance(value, dict) else _callable_name(value) if callable(value) else value
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
+        """Settings from :meth:`to_dict` output (unknown keys and recorded factories ignored)."""
+        known = {f.name for f in fields(cls)} - {"optimizer_factory", "scheduler_factory"}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with some settings changed (validated again)."""
+        return _replace(self, **changes)
+
+
+def _callable_name(fn: Any) -> str:
+    name = getattr(fn, "__qualname__", type(fn).__qualname__)
+    return f"user:{getattr(fn, '__module__', '?')}.{name}"

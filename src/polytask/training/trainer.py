@@ -5,13 +5,19 @@ One step: ``z = encode(x)``, ``outputs = decode(z, x)``, the masked loss vector
 penalty and the L2 term ``l2 * sum ||W||^2`` are added, gradients are clipped, and the optimizer
 steps. After each epoch the network is evaluated on validation data and early stopping records
 each task's best epoch. The loop knows the balancer only through its interface.
+
+Everything a run needs to continue exactly where it stopped (network, optimizer, scheduler,
+balancer, early stopping, the random streams of batch order and dropout, the history and every
+callback's state) is in :meth:`Trainer.state_dict`; a checkpoint is that dict written as one file.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,11 +32,13 @@ from polytask.losses import loss_vector, task_loss
 from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task
 from polytask.training.callbacks import Callback
+from polytask.training.checkpoint import fingerprint, load_checkpoint
 from polytask.training.config import TrainConfig
 from polytask.training.early_stopping import EarlyStopping
+from polytask.training.optim import make_optimizer, make_scheduler
 
-#: ``schedule(task, epoch, n_epochs) -> alpha_t`` at that epoch (default: the task's weight).
-WeightSchedule = Callable[[Task, int, int], float]
+#: Settings that may differ between a checkpoint and the run that resumes it.
+RESUMABLE_CHANGES = ("epochs", "device", "val_metrics")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,8 +79,23 @@ def predict_raw(network: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> 
     return {k: torch.cat(v) for k, v in chunks.items()}
 
 
+def callback_keys(callbacks: Sequence[Callback]) -> list[str]:
+    """A stable key per callback for its saved state: its ``state_key``, numbered on repeats."""
+    keys: list[str] = []
+    for cb in callbacks:
+        base = cb.state_key
+        keys.append(base if base not in keys else f"{base}#{sum(k.split('#')[0] == base for k in keys) + 1}")
+    return keys
+
+
 class Trainer:
-    """Trains a :class:`MultiTaskNetwork` on tasks with a balancer, callbacks and early stopping."""
+    """Trains a :class:`MultiTaskNetwork` on tasks with a balancer, callbacks and early stopping.
+
+    ``alphas`` holds the task weights ``alpha_t`` in force (initially each task's ``weight``);
+    a callback may change them between steps (auxiliary weight schedules do, at each epoch).
+    ``shared_lr_scale`` puts the shared parameters in their own optimizer group at
+    ``lr * shared_lr_scale`` (0 freezes them: transfer from a trained trunk).
+    """
 
     def __init__(
         self,
@@ -82,43 +105,45 @@ class Trainer:
         config: TrainConfig | None = None,
         balancer: Balancer | None = None,
         callbacks: Sequence[Callback] = (),
-        weight_schedule: WeightSchedule | None = None,
         shared_lr_scale: float = 1.0,
-        val_metrics: bool = True,
     ) -> None:
         self.config = config or TrainConfig()
-        self.shared_lr_scale = float(shared_lr_scale)
-        self.val_metrics = val_metrics  # False: only validation losses each epoch (faster)
         self.device = resolve_device(self.config.device)
         self.network = network.to(self.device)
         self.tasks = list(tasks)
-        self.encoders = list(encoders) if encoders is not None else None
-        self.balancer = balancer or get_balancer(self.config.balancer, **self.config.balancer_options)
-        self.callbacks = list(callbacks)
-        self.weight_schedule = weight_schedule
-        self.step = 0
-        #: The batch of the step in progress (callbacks that re-evaluate losses read it).
-        self.batch: TaskTensors | None = None
-        self.history: list[dict[str, Any]] = []
-        names = [t.name for t in self.tasks]
-        missing = [n for n in names if n not in network.task_names]
+        self.task_names = [t.name for t in self.tasks]
+        missing = [n for n in self.task_names if n not in network.task_names]
         if missing:
             raise PolytaskError(f"the network has no output for task '{missing[0]}'")
-        self.balancer.setup(names)
+        self.encoders = list(encoders) if encoders is not None else None
+        self.balancer = balancer or get_balancer(self.config.balancer, **self.config.balancer_options)
+        self.balancer.setup(self.task_names)
         self.balancer.to(self.device)
-        params = list(self.network.parameters()) + list(self.balancer.parameters())
-        self.optimizer = self._make_optimizer(self._parameter_groups(params))
-        self.scheduler = self._make_scheduler()
+        self.callbacks = list(callbacks)
+        self.shared_lr_scale = float(shared_lr_scale)
+        self.alphas = torch.tensor([t.weight for t in self.tasks], device=self.device)
+        self.step = 0  # optimizer steps taken
+        self.epoch = 0  # the next epoch to run
+        self.finished = False  # early stopping has ended training
+        self.history: list[dict[str, Any]] = []
+        #: The batch of the step in progress (callbacks that re-evaluate losses read it).
+        self.batch: TaskTensors | None = None
+        self.train_data: TaskTensors | None = None
+        self._fingerprint: str | None = None
+        self.batch_order = torch.Generator().manual_seed(self.config.seed)
+        self.optimizer = make_optimizer(self.config, self._parameter_groups())
+        self.scheduler: Any = None
         self.stopping = EarlyStopping(
-            names, [t.name for t in self.tasks if not t.auxiliary], self.config.early_stopping, self.config.patience
+            self.task_names, [t.name for t in self.tasks if not t.auxiliary], self.config.early_stopping, self.config.patience
         )
-        self._decay = [p for n, p in self.network.named_parameters() if p.ndim > 1]
+        self._decay = [p for _, p in self.network.named_parameters() if p.ndim > 1]
 
-    def _parameter_groups(self, params: list[nn.Parameter]) -> Any:
-        """Every parameter at ``lr``, except the shared ones at ``lr * shared_lr_scale`` (0 keeps
-        them exactly as they are: transfer with a frozen trunk)."""
+    def _parameter_groups(self) -> list[dict[str, Any]]:
+        """Every parameter (network and balancer) at ``lr``, the shared ones at
+        ``lr * shared_lr_scale`` when that is not 1."""
+        params = list(self.network.parameters()) + list(self.balancer.parameters())
         if self.shared_lr_scale == 1.0:
-            return params
+            return [{"params": params}]
         shared_ids = {id(p) for p in self.network.shared_parameters()}
         groups = [
             {"params": [p for p in params if id(p) not in shared_ids]},
@@ -126,46 +151,22 @@ class Trainer:
         ]
         return [g for g in groups if g["params"]]
 
-    def _make_optimizer(self, params: Any) -> torch.optim.Optimizer:
-        c = self.config
-        if c.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-        if c.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
-        return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
-
-    def _make_scheduler(self) -> Any:
-        c = self.config
-        if c.lr_schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=c.epochs)
-        if c.lr_schedule == "step":
-            return torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.step_size, gamma=c.gamma)
-        return None
-
-    def task_weights(self, epoch: int) -> torch.Tensor:
-        """The ``alpha_t`` in force at ``epoch``."""
-        if self.weight_schedule is None:
-            w = [t.weight for t in self.tasks]
-        else:
-            w = [float(self.weight_schedule(t, epoch, self.config.epochs)) for t in self.tasks]
-        return torch.tensor(w, device=self.device)
-
+    # -- one step ----------------------------------------------------------------------------
     def context(self, x: torch.Tensor, targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], epoch: int) -> tuple[StepContext, torch.Tensor]:
         """Forward pass of one batch: the balancer's context and the unweighted loss vector."""
         z = self.network.encode(x)
         outputs = self.network.decode(z, x)
         raw = loss_vector(self.tasks, outputs, targets, masks)
-        alphas = self.task_weights(epoch)
         ctx = StepContext(
-            losses=raw * alphas,
-            task_names=[t.name for t in self.tasks],
+            losses=raw * self.alphas,
+            task_names=self.task_names,
             shared_params=self.network.shared_parameters(),
-            task_params={t.name: self.network.task_parameters(t.name) for t in self.tasks},
+            task_params={t: self.network.task_parameters(t) for t in self.task_names},
             representation=z,
             last_shared_params=self.network.last_shared_parameters(),
             step=self.step,
             epoch=epoch,
-            present=(torch.stack([masks[t.name].any() for t in self.tasks]) & (alphas > 0)).cpu(),  # labelled, weighted
+            present=(torch.stack([masks[t].any() for t in self.task_names]) & (self.alphas > 0)).cpu(),  # labelled, weighted
         )
         return ctx, raw
 
@@ -175,11 +176,22 @@ class Trainer:
         values = raw.detach()
         if not torch.isfinite(values).all():
             bad = int((~torch.isfinite(values)).nonzero()[0, 0])
-            raise NonFiniteLossError(self.tasks[bad].name, epoch, float(values[bad]))
+            raise NonFiniteLossError(self.task_names[bad], epoch, float(values[bad]))
         for cb in self.callbacks:
             cb.on_before_backward(self, ctx)
         self.optimizer.zero_grad(set_to_none=True)
         weights = self.balancer.backward(ctx)
+        self._add_regularisers()
+        self.optimizer.step()
+        if self.scheduler is not None and self.config.scheduler_step == "step":
+            self.scheduler.step()
+        for cb in self.callbacks:
+            cb.on_step_end(self, ctx, weights)
+        self.step += 1
+        return values, torch.as_tensor(weights, dtype=torch.float32).detach().cpu()
+
+    def _add_regularisers(self) -> None:
+        """The architecture's penalty, the L2 term and gradient clipping, after the balancer."""
         penalty = self.network.penalty()
         if penalty is not None:
             penalty.backward()
@@ -192,11 +204,60 @@ class Trainer:
                         p.grad.add_(p.detach(), alpha=2 * self.config.l2)
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+
+    # -- one epoch ---------------------------------------------------------------------------
+    def _batches(self, n_rows: int) -> list[torch.Tensor]:
+        """This epoch's row indices, batch by batch (a one-row batch is dropped when batch
+        normalization cannot train on it)."""
+        order = torch.randperm(n_rows, generator=self.batch_order)
+        batches = [order[s : s + self.config.batch_size] for s in range(0, n_rows, self.config.batch_size)]
+        if n_rows >= 2 and any(isinstance(m, nn.BatchNorm1d) for m in self.network.modules()):
+            batches = [b for b in batches if len(b) >= 2]
+        return batches
+
+    def _train_epoch(self, train: TaskTensors, epoch: int) -> dict[str, Any]:
+        self.network.train()
+        loss_sum = torch.zeros(len(self.tasks))
+        weight_sum = torch.zeros(len(self.tasks))
+        batches = self._batches(len(train))
+        for rows in batches:
+            values, weights = self._train_step(train.subset(rows.numpy()), epoch)
+            loss_sum += values.cpu()
+            weight_sum += weights.reshape(-1)
+        if self.scheduler is not None and self.config.scheduler_step == "epoch":
+            self.scheduler.step()
+        n = max(len(batches), 1)
+        return {
+            "epoch": epoch,
+            "train_loss": dict(zip(self.task_names, (loss_sum / n).tolist())),
+            "weights": dict(zip(self.task_names, (weight_sum / n).tolist())),
+        }
+
+    def _validate(self, val: TaskTensors | None, epoch: int, logs: dict[str, Any]) -> dict[str, float]:
+        if val is None:
+            return {n: math.nan for n in self.task_names}
+        val_loss = self.evaluate_losses(val)
+        for name, value in val_loss.items():
+            if not math.isfinite(value) and val.masks[name].any():
+                raise NonFiniteLossError(name, epoch, value)
+        logs["val_loss"] = val_loss
+        logs["val_metrics"] = self._val_metrics(val)
+        return val_loss
+
+    def run_epoch(self, train: TaskTensors, val: TaskTensors | None) -> dict[str, Any]:
+        """Train one epoch, validate, update early stopping and call the epoch hooks."""
+        epoch = self.epoch
         for cb in self.callbacks:
-            cb.on_step_end(self, ctx, weights)
-        self.step += 1
-        return values, torch.as_tensor(weights, dtype=torch.float32).detach().cpu()
+            cb.on_epoch_start(self, epoch)
+        logs = self._train_epoch(train, epoch)
+        val_loss = self._validate(val, epoch, logs)
+        logs["improved"] = self.stopping.update(epoch, val_loss, self.network)
+        self.history.append(logs)
+        self.epoch = epoch + 1
+        self.finished = self.stopping.should_stop
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, epoch, logs)
+        return logs
 
     def evaluate_losses(self, data: TaskTensors) -> dict[str, float]:
         """Masked loss of each task on ``data`` (NaN for a task with no label there)."""
@@ -208,7 +269,7 @@ class Trainer:
         return out
 
     def _val_metrics(self, data: TaskTensors) -> dict[str, dict[str, float]]:
-        if self.encoders is None or not self.val_metrics:
+        if self.encoders is None or not self.config.val_metrics:
             return {}
         outputs = predict_raw(self.network, data.x)
         return {
@@ -221,90 +282,118 @@ class Trainer:
             for enc in self.encoders
         }
 
-    def fit(self, train: TaskTensors, val: TaskTensors | None = None, resume_from: str | None = None) -> TrainResult:
-        """Train; validation data drives early stopping (without it, the last epoch is kept)."""
+    # -- the run -----------------------------------------------------------------------------
+    def fit(self, train: TaskTensors, val: TaskTensors | None = None, resume_from: str | Path | None = None) -> TrainResult:
+        """Train; validation data drives early stopping (without it, the last epoch is kept).
+
+        ``resume_from``: a checkpoint directory; training continues from its state, exactly
+        as the uninterrupted run would have (a run that had stopped early stays stopped).
+        """
         if len(train) == 0:
             raise PolytaskError("no training rows")
-        c = self.config
         train = train.to(self.device)
         val = val.to(self.device) if val is not None and len(val) > 0 else None
         if val is None:
             self.stopping.mode = "none"
-        start_epoch = 0
+        self.train_data = train
+        if self.scheduler is None:
+            steps = max(1, len(self._batches(len(train)))) if self.config.scheduler_step == "step" else 1
+            self.scheduler = make_scheduler(self.config, self.optimizer, self.config.epochs * steps)
         if resume_from is not None:
-            start_epoch = self._resume(resume_from)
-        generator = torch.Generator().manual_seed(c.seed)
-        for _ in range(start_epoch):  # keep the batch order of an uninterrupted run
-            torch.randperm(len(train), generator=generator)
+            self.resume(resume_from)
         for cb in self.callbacks:
             cb.on_fit_start(self)
-        stopped = False
-        epoch = start_epoch - 1
         try:
-            for epoch in range(start_epoch, c.epochs):
-                for cb in self.callbacks:
-                    cb.on_epoch_start(self, epoch)
-                self.network.train()
-                order = torch.randperm(len(train), generator=generator)
-                loss_sum = torch.zeros(len(self.tasks))
-                weight_sum = torch.zeros(len(self.tasks))
-                n_batches = 0
-                for start in range(0, len(train), c.batch_size):
-                    rows = order[start : start + c.batch_size]
-                    if len(rows) < 2 and len(train) >= 2 and any(isinstance(m, nn.BatchNorm1d) for m in self.network.modules()):
-                        continue  # batch norm cannot train on a single row
-                    values, weights = self._train_step(train.subset(rows.numpy()), epoch)
-                    loss_sum += values.cpu()
-                    weight_sum += weights.reshape(-1)
-                    n_batches += 1
-                if self.scheduler is not None:
-                    self.scheduler.step()
-                names = [t.name for t in self.tasks]
-                logs: dict[str, Any] = {
-                    "epoch": epoch,
-                    "train_loss": dict(zip(names, (loss_sum / max(n_batches, 1)).tolist())),
-                    "weights": dict(zip(names, (weight_sum / max(n_batches, 1)).tolist())),
-                }
-                if val is not None:
-                    val_loss = self.evaluate_losses(val)
-                    for name, value in val_loss.items():
-                        if not math.isfinite(value) and val.masks[name].any():
-                            raise NonFiniteLossError(name, epoch, value)
-                    logs["val_loss"] = val_loss
-                    logs["val_metrics"] = self._val_metrics(val)
-                else:
-                    val_loss = {n: math.nan for n in names}
-                logs["improved"] = self.stopping.update(epoch, val_loss, self.network)
-                self.history.append(logs)
-                for cb in self.callbacks:
-                    cb.on_epoch_end(self, epoch, logs)
-                if self.stopping.should_stop:
-                    stopped = True
-                    break
+            while self.epoch < self.config.epochs and not self.finished:
+                self.run_epoch(train, val)
         finally:
             for cb in self.callbacks:
                 cb.on_fit_end(self)
-        best = {t.name: self.stopping.epoch_of(t.name) for t in self.tasks}
-        applied = {n: [h["weights"][n] for h in self.history] for n in [t.name for t in self.tasks]}
+        return self.result()
+
+    def result(self) -> TrainResult:
         return TrainResult(
             history=self.history,
-            best_epoch=best,
+            best_epoch={t: self.stopping.epoch_of(t) for t in self.task_names},
             snapshots=dict(self.stopping.snapshots),
-            epochs_run=epoch + 1,
-            stopped_early=stopped,
-            applied_weights=applied,
+            epochs_run=self.epoch,
+            stopped_early=self.finished,
+            applied_weights={n: [h["weights"][n] for h in self.history] for n in self.task_names},
         )
 
-    def _resume(self, directory: str) -> int:
-        from polytask.training.checkpoint import load_checkpoint
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly (see the module docstring)."""
+        rng: dict[str, Any] = {"batch_order": self.batch_order.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "balancer": self.balancer.state_dict(),  # an nn.Module's: parameters and extra state
+            "stopping": self.stopping.state_dict(),
+            "progress": {"epoch": self.epoch, "step": self.step, "finished": self.finished},
+            "alphas": self.alphas,
+            "history": self.history,
+            "rng": rng,
+            "callbacks": {k: cb.state_dict() for k, cb in zip(callback_keys(self.callbacks), self.callbacks)},
+        }
 
-        epoch, state = load_checkpoint(directory)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.balancer.load_state_dict(state["balancer"])
-        self.step = int(state["step"])
-        self.history = list(state["history"])
         self.stopping.load_state_dict(state["stopping"])
-        return epoch + 1
+        progress = state["progress"]
+        self.epoch, self.step, self.finished = int(progress["epoch"]), int(progress["step"]), bool(progress["finished"])
+        self.alphas = state["alphas"].to(self.device)
+        self.history = list(state["history"])
+        self.batch_order.set_state(state["rng"]["batch_order"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        saved = state.get("callbacks", {})
+        for key, cb in zip(callback_keys(self.callbacks), self.callbacks):
+            if key in saved:
+                cb.load_state_dict(saved[key])
+
+    def checkpoint_header(self) -> dict[str, Any]:
+        """What a checkpoint records beside the state: the epoch it ends, the options and the
+        data it was made with (a resume with other options or data is refused)."""
+        if self._fingerprint is None and self.train_data is not None:
+            data = self.train_data
+            self._fingerprint = fingerprint(data.x, *[data.targets[n] for n in self.task_names], *[data.masks[n] for n in self.task_names])
+        return {
+            "epoch": self.epoch - 1,
+            "config": self.config.to_dict(),
+            "network": {"arch": self.network.arch, "config": self.network.config()},
+            "tasks": self.task_names,
+            "data": self._fingerprint,
+        }
+
+    def resume(self, directory: str | Path) -> None:
+        """Load the checkpoint in ``directory`` after checking it was made by this same run."""
+        header, state = load_checkpoint(directory)
+        check_same_run(header, self.checkpoint_header(), directory)
+        self.load_state_dict(state)
+
+
+def check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: str | Path) -> None:
+    """Refuse, in one line naming what differs, to resume a checkpoint made by another run."""
+    where = f"cannot resume from '{directory}'"
+    current = json.loads(json.dumps(current, default=str))  # compare as saved: lists, not tuples
+    old, new = saved.get("config", {}), current["config"]
+    for key in new:
+        if key not in RESUMABLE_CHANGES and key in old and old[key] != new[key]:
+            raise PolytaskError(f"{where}: it was made with {key}={old[key]!r}, this run has {key}={new[key]!r}")
+    if saved.get("tasks") != current["tasks"]:
+        raise PolytaskError(f"{where}: it was made for tasks {saved.get('tasks')}, this run has {current['tasks']}")
+    if saved.get("network") != current["network"]:
+        raise PolytaskError(f"{where}: it was made with another network ({saved.get('network', {}).get('arch')} "
+                            f"{saved.get('network', {}).get('config')})")
+    if saved.get("data") is not None and saved.get("data") != current["data"]:
+        raise PolytaskError(f"{where}: it was made on other training data (another file, split or seed)")
