@@ -118,8 +118,7 @@ class Trainer:
         self.encoders = list(encoders) if encoders is not None else None
         self.balancer = balancer or get_balancer(self.config.balancer, **self.config.balancer_options)
         self.balancer.setup(self.task_names)
-        for p in self.balancer.parameters():
-            p.data = p.data.to(self.device)
+        self.balancer.to(self.device)
         self.callbacks = list(callbacks)
         self.shared_lr_scale = float(shared_lr_scale)
         self.alphas = torch.tensor([t.weight for t in self.tasks], device=self.device)
@@ -167,6 +166,7 @@ class Trainer:
             last_shared_params=self.network.last_shared_parameters(),
             step=self.step,
             epoch=epoch,
+            present=(torch.stack([masks[t].any() for t in self.task_names]) & (self.alphas > 0)).cpu(),  # labelled, weighted
         )
         return ctx, raw
 
@@ -331,8 +331,7 @@ class Trainer:
             "network": self.network.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "balancer": self.balancer.state_dict(),
-            "balancer_params": [p.detach() for p in self.balancer.parameters()],
+            "balancer": self.balancer.state_dict(),  # an nn.Module's: parameters and extra state
             "stopping": self.stopping.state_dict(),
             "progress": {"epoch": self.epoch, "step": self.step, "finished": self.finished},
             "alphas": self.alphas,
@@ -348,9 +347,6 @@ class Trainer:
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.balancer.load_state_dict(state["balancer"])
-        with torch.no_grad():
-            for p, saved in zip(self.balancer.parameters(), state.get("balancer_params", [])):
-                p.copy_(saved)
         self.stopping.load_state_dict(state["stopping"])
         progress = state["progress"]
         self.epoch, self.step, self.finished = int(progress["epoch"]), int(progress["step"]), bool(progress["finished"])
