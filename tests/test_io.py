@@ -368,10 +368,14 @@ def test_non_finite_predictions_are_an_error_naming_the_task(two_models, tmp_pat
         model.predict(frame)
     with pytest.raises(pt.PolytaskError, match="task 'task1'"):
         model.predict_outputs(frame)
-    model.save(tmp_path / "nan")
+    with pytest.raises(pt.PolytaskError, match="tensor 'heads.task1.* holds NaN or infinite values"):
+        pt.load(model.save(tmp_path / "nan"))  # non-finite weights are a damaged directory
+    # finite weights whose decoded predictions overflow (a target mean near the float maximum)
+    d = old.mtl.save(tmp_path / "overflow")
+    _edit_meta(d, lambda m: m["encoders"]["task1"].update(mean=[1.79e308], std=[1e307]))
     data = tmp_path / "new.csv"
     frame.to_csv(data, index=False)
-    code, _, err = run(["predict", tmp_path / "nan", data, "--out", tmp_path / "p.csv"], capsys)
+    code, _, err = run(["predict", d, data, "--out", tmp_path / "p.csv"], capsys)
     assert code == 2 and "task 'task1' is not finite" in err and not (tmp_path / "p.csv").exists()
 
 
@@ -395,7 +399,7 @@ def test_a_user_module_of_the_wrong_shape_at_load_is_one_clear_line(small_frame:
     spec = NetworkSpec(trunk_module=lambda p: Widen(p, 5))
     d = pt.fit(small_frame, ["task0"], spec, pt.TrainConfig(epochs=2)).mtl.save(tmp_path / "m")
     cases = {
-        "wider": (lambda p: Widen(p, 7), r"tensor 'trunk.layer.weight' has shape \[5, 6\] in the weights, \[7, 6\] in the network"),
+        "wider": (lambda p: Widen(p, 7), r"hold tensor 'trunk.layer.weight' as torch.float32 \[5, 6\], the network has torch.float32 \[7, 6\]"),
         "other parameter names": (lambda p: nn.Sequential(nn.Linear(p, 5), nn.Tanh()), r"weights of epoch \d+ lack tensor 'trunk.0.(weight|bias)' and hold 'trunk.layer.(weight|bias)'"),
         "no parameters": (lambda p: nn.Identity(), r"weights of epoch \d+ hold tensor 'trunk.layer.(weight|bias)', which the network does not have"),
         "failing forward": (lambda p: OneRowFails(p, 5), r"the network cannot run with the saved weights \(cannot take a single row\)"),

@@ -49,6 +49,11 @@ class ModelParts:
     summary: dict[str, Any]
 
 
+def _naming(exc: PolytaskError, source: str, prefix: str) -> PolytaskError:
+    """``exc`` as is when it names ``source``, else with ``prefix`` (which does)."""
+    return exc if source in str(exc) else PolytaskError(prefix + str(exc))
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
@@ -103,6 +108,8 @@ def check_encoder(task: Task, d: Any, source: str) -> TargetEncoder:
 def check_preprocessing(d: dict[str, Any], source: str) -> FeaturePreprocessor:
     entry = "preprocessing"
     columns, numeric, categorical = d.get("columns"), d.get("numeric"), d.get("categorical")
+    if d.get("missing") not in ("impute", "error"):
+        raise _fail(source, entry, "has no missing-value policy (impute or error)")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
         raise _fail(source, entry, "has no list of distinct column names")
     if not isinstance(numeric, dict) or not all(
@@ -145,9 +152,10 @@ def _uses_modules(config: Mapping[str, Any]) -> str:
     return f" (do the user modules given, {', '.join(sorted(recorded))}, build what was saved?)" if isinstance(recorded, dict) and recorded else ""
 
 
-def check_weights(expected: Mapping[str, tuple[int, ...]], snapshot: Mapping[str, torch.Tensor], epoch: int,
+def check_weights(expected: Mapping[str, torch.Tensor], snapshot: Mapping[str, torch.Tensor], epoch: int,
                   source: str, hint: str) -> None:
-    """The saved tensors of ``epoch`` are exactly the network's parameters, shape for shape."""
+    """The saved tensors of ``epoch`` are exactly the network's state (``expected``, possibly on
+    the meta device): the same names, shapes and dtypes, and finite."""
     missing = sorted(set(expected) - set(snapshot))
     extra = sorted(set(snapshot) - set(expected))
     where = f"{source} does not match its network: the weights of epoch {epoch}"
@@ -156,10 +164,13 @@ def check_weights(expected: Mapping[str, tuple[int, ...]], snapshot: Mapping[str
         raise PolytaskError(f"{where} lack tensor '{missing[0]}'{also}{hint}")
     if extra:
         raise PolytaskError(f"{where} hold tensor '{extra[0]}', which the network does not have{hint}")
-    for name, shape in expected.items():
-        if tuple(snapshot[name].shape) != shape:
-            raise PolytaskError(f"{source} does not match its network: tensor '{name}' has shape "
-                                f"{list(snapshot[name].shape)} in the weights, {list(shape)} in the network{hint}")
+    for name, want in expected.items():
+        tensor = snapshot[name]
+        if tuple(tensor.shape) != tuple(want.shape) or tensor.dtype != want.dtype:
+            raise PolytaskError(f"{where} hold tensor '{name}' as {tensor.dtype} {list(tensor.shape)}, the network has "
+                                f"{want.dtype} {list(want.shape)}{hint}")
+        if tensor.is_floating_point() and tensor.numel() and not bool(torch.isfinite(tensor).all()):
+            raise PolytaskError(f"{source} is corrupted: tensor '{name}' of epoch {epoch} holds NaN or infinite values")
 
 
 def snapshots_of(flat: Mapping[str, torch.Tensor], epochs: set[int], source: str) -> dict[int, dict[str, torch.Tensor]]:
@@ -186,22 +197,23 @@ def build_network(arch: str, config: dict[str, Any], modules: Mapping[str, Any],
         try:
             with torch.device("meta"):
                 skeleton = network_from_config(arch, config, modules, source=source)
-        except PolytaskError:
-            raise
+        except PolytaskError as exc:
+            raise _naming(exc, source, f"{source} is corrupted: '{META_FILE}' entry 'network': ") from None
         except Exception as exc:
             raise PolytaskError(f"{source} is corrupted: '{META_FILE}' describes a network that cannot be built "
                                 f"({_first_line(exc)})") from None
-        expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+        expected = skeleton.state_dict()
         for epoch, snapshot in snapshots.items():
             check_weights(expected, snapshot, epoch, source, hint)
     try:
         network = network_from_config(arch, config, modules, source=source)
     except PolytaskError:
-        raise
+        raise  # about the user modules given: their messages name them
     except Exception as exc:
         raise PolytaskError(f"{source}: the network cannot be built ({_first_line(exc)}){hint}") from None
-    for epoch, snapshot in snapshots.items():
-        check_weights({k: tuple(v.shape) for k, v in network.state_dict().items()}, snapshot, epoch, source, hint)
+    if hint:  # not checked on the meta device
+        for epoch, snapshot in snapshots.items():
+            check_weights(network.state_dict(), snapshot, epoch, source, hint)
     try:
         network.load_state_dict(snapshots[last])
         network.eval()
