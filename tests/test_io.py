@@ -243,10 +243,10 @@ def test_a_failed_save_changes_nothing(two_models, tmp_path: Path, monkeypatch: 
     def disk_full(path: Path) -> None:
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(pt.PolytaskError, match=r"could not be written \(No space left on device\); it is left as it was"):
         save_model_files(d, *new.mtl.to_files(), files={"report.json": disk_full})
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(pt.PolytaskError, match="No space left"):
         save_model_files(tmp_path / "fresh", *new.mtl.to_files(), files={"report.json": disk_full})
     assert not (tmp_path / "fresh").exists()
 
@@ -410,3 +410,20 @@ def test_a_user_module_of_the_wrong_shape_at_load_is_one_clear_line(small_frame:
         assert "\n" not in str(err.value) and "do the user modules given, trunk_module, build what was saved?" in str(err.value), label
     with pytest.raises(pt.PolytaskError, match=r"^the trunk module fails on rows \(n, 6\): mat1 and mat2") as err:
         pt.load(d, trunk_module=lambda p: Widen(p + 2, 5))  # built for another input width
+
+
+def test_a_full_disk_while_fit_writes_the_model_is_one_line_and_keeps_the_old_model(small_frame: pd.DataFrame,  # type: ignore[no-untyped-def]
+                                                                                    tmp_path: Path, capsys, monkeypatch) -> None:
+    data = tmp_path / "d.csv"
+    small_frame.to_csv(data, index=False)
+    out = tmp_path / "m"
+    assert run(["fit", data, "-t", "task0", "--out", out, *FAST], capsys)[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full(path: Path, history: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("polytask.cli.fit.write_history_csv", full)
+    code, _, err = run(["fit", data, "-t", "task0", "--seed", "4", "--out", out, *FAST], capsys)
+    assert code == 2 and err.count("\n") == 1 and "could not be written (No space left on device)" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

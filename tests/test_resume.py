@@ -251,7 +251,7 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_whole(small_frame: pd
     before = (tmp_path / CHECKPOINT_FILE).read_bytes()
 
     monkeypatch.setattr("polytask.serialization.os.fdopen", lambda fd, mode: _HalfFile(fd))
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(pt.PolytaskError, match=r"could not be written \(No space left on device\); the previous one"):
         save_checkpoint(trainer.state_dict(), tmp_path, trainer.checkpoint_header())
     monkeypatch.undo()
     assert (tmp_path / CHECKPOINT_FILE).read_bytes() == before

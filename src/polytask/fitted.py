@@ -161,8 +161,7 @@ class FittedModel:
         """The model :meth:`to_files` described, every entry checked first
         (:func:`polytask.model_meta.model_parts`; ``modules``: the user modules it needs;
         ``source`` names the directory in errors)."""
-        p = model_parts(meta, tensors, modules, source)
-        return cls(p.network, p.tasks, p.encoders, p.preprocessor, p.snapshots, p.best_epoch, p.train_config, p.summary)
+        return cls(**model_parts(meta, tensors, modules, source))
 
     def save(self, directory: str | Path) -> Path:
         """Write the model directory (safetensors + JSON, never a pickle; see :mod:`polytask.io`)."""

@@ -149,7 +149,7 @@ def existing_model(directory: Path, option: str = "model directory") -> dict[str
     try:
         raw = read_regular_file(directory / META_FILE, MAX_META_BYTES)
     except FileNotFoundError:
-        if any(directory.iterdir()):
+        if _not_empty(directory, where):
             raise PolytaskError(f"{where} is not empty and holds no polytask model; refusing to write a model into it "
                                 "(choose a new or empty directory)") from None
         return None
@@ -159,6 +159,13 @@ def existing_model(directory: Path, option: str = "model directory") -> dict[str
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise PolytaskError(f"{where} holds a '{META_FILE}' that is not a polytask model's; refusing to replace it")
     return meta
+
+
+def _not_empty(directory: Path, where: str) -> bool:
+    try:
+        return any(directory.iterdir())
+    except OSError as exc:
+        raise PolytaskError(f"{where} cannot be read ({exc.strerror or exc})") from None
 
 
 def _check_names(directory: Path, files: Iterable[str], models: Iterable[str], current: dict[str, Any] | None,
@@ -269,8 +276,11 @@ def _save(directory: Path, model: ModelFiles) -> None:
         leftovers = {"tokens": _pending_tokens(current), "names": sorted((old | set(pending["names"])) - set(new))}
         atomic_write_json(directory / META_FILE, {**meta, "pending": leftovers}, token=token)  # the commit
         fsync_directory(directory)
-    except BaseException:
+    except BaseException as exc:
         _abandon(directory, current, created, set(new) - old, token)
+        if isinstance(exc, OSError):  # a full disk, a permission: the old model is untouched
+            raise PolytaskError(f"model directory '{directory}' could not be written ({exc.strerror or exc}); "
+                                "it is left as it was") from None
         raise
     if leftovers["names"] or leftovers["tokens"]:
         _remove(directory, leftovers["names"], leftovers["tokens"])

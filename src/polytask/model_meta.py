@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -33,20 +32,6 @@ META_FILE = "model.json"
 #: Entries of ``model.json`` a model cannot be rebuilt without, and the type of each.
 REQUIRED_META = {"arch": str, "network": dict, "tasks": list, "encoders": dict, "preprocessing": dict, "best_epoch": dict}
 T = TypeVar("T")
-
-
-@dataclass
-class ModelParts:
-    """What a FittedModel is made of, checked."""
-
-    network: MultiTaskNetwork
-    tasks: list[Task]
-    encoders: list[TargetEncoder]
-    preprocessor: FeaturePreprocessor
-    snapshots: dict[int, dict[str, torch.Tensor]]
-    best_epoch: dict[str, int]
-    train_config: dict[str, Any]
-    summary: dict[str, Any]
 
 
 def _naming(exc: PolytaskError, source: str, prefix: str) -> PolytaskError:
@@ -228,9 +213,10 @@ def build_network(arch: str, config: dict[str, Any], modules: Mapping[str, Any],
 
 
 def model_parts(meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], modules: Mapping[str, Any],
-                source: str) -> ModelParts:
+                source: str) -> dict[str, Any]:
     """Every part of the model ``meta`` and ``tensors`` describe, each checked (see the module
-    docstring); ``modules``: the user modules it needs."""
+    docstring), as the keyword arguments of :class:`polytask.fitted.FittedModel`; ``modules``:
+    the user modules it needs."""
     for key, kind in REQUIRED_META.items():
         if key not in meta:
             raise PolytaskError(f"{source} is corrupted: '{META_FILE}' lacks '{key}'")
@@ -246,5 +232,6 @@ def model_parts(meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], mo
     config = _network_config(meta, encoders, preprocessor, source)
     snapshots = snapshots_of(tensors, set(best_epoch.values()), source)
     network = build_network(meta["arch"], config, modules, snapshots, max(best_epoch.values()), source)
-    return ModelParts(network, tasks, encoders, preprocessor, snapshots, best_epoch,
-                      dict(meta.get("train_config", {})), dict(meta.get("summary", {})))
+    return {"network": network, "tasks": tasks, "encoders": encoders, "preprocessor": preprocessor,
+            "snapshots": snapshots, "best_epoch": best_epoch, "train_config": dict(meta.get("train_config", {})),
+            "summary": dict(meta.get("summary", {}))}

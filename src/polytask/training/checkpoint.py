@@ -44,7 +44,11 @@ def save_checkpoint(state: dict[str, Any], directory: str | Path, header: dict[s
     tensors, tree = flatten_state(state)
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
             "header": json.dumps(header), "state": json.dumps(tree)}
-    atomic_write_bytes(path, tensors_to_bytes(tensors, meta))
+    try:
+        atomic_write_bytes(path, tensors_to_bytes(tensors, meta))
+    except OSError as exc:  # a full disk: the previous checkpoint is untouched
+        raise PolytaskError(f"checkpoint '{path}' could not be written ({exc.strerror or exc}); "
+                            "the previous one is left as it was") from None
     return path
 
 
