@@ -358,6 +358,7 @@ def test_columns_that_change_type_or_gain_new_values_at_predict_time(trained: pt
     assert len(trained.predict(extra)) == len(mixed_frame)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the overflow is the point
 def test_non_finite_predictions_are_an_error_naming_the_task(two_models, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     frame, old, _ = two_models
     model = pt.load(old.mtl.save(tmp_path / "m"))
