@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import partial
 
 from polytask.registry import Registry
-from polytask_lab.experiments import inputs_as_outputs, parity, peaks_experiment, transfer_experiment
+from polytask_lab.experiments import grouping, inputs_as_outputs, parity, peaks_experiment, transfer_experiment
 from polytask_lab.experiments.common import ExperimentResult
 from polytask_lab.experiments.mechanisms import MECHANISMS, run_mechanism
 
@@ -18,6 +18,7 @@ EXPERIMENTS: Registry[Runner] = Registry("experiment", {
     "parity": parity.run,
     **{name: partial(run_mechanism, name) for name in MECHANISMS},
     "transfer": transfer_experiment.run,
+    "grouping": grouping.run,
 })
 
 
