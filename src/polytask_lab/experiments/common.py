@@ -176,41 +176,20 @@ def result_markdown(saved: dict[str, Any]) -> str:
     return render("experiment.md.j2", saved=saved)
 
 
-def plot_result(result: ExperimentResult, path: Path) -> None:
-    """Box plot of each arm's per-trial scores with the trials joined across arms (PNG)."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    arms = list(result.scores)
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(arms), 4.2))
-    data = [result.scores[a] for a in arms]
-    ax.boxplot(data, showmeans=True)
-    ax.set_xticks(range(1, len(arms) + 1), arms, rotation=15)
-    n = min(len(v) for v in data) if data else 0
-    for i in range(n):
-        ax.plot(range(1, len(arms) + 1), [v[i] for v in data], color="grey", alpha=0.25, lw=0.8)
-    better = "lower" if result.lower_is_better else "higher"
-    ax.set_ylabel(f"{result.metric} ({better} is better)")
-    ax.set_title(f"{result.name} ({n} trials)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def write_artifacts(result: ExperimentResult, out: str | Path) -> dict[str, Path]:
     """``<out>/<name>.json``, ``<out>/<name>.png`` and ``<out>/<name>.md`` (the tables)."""
+    return write_saved(clean_json(result.to_dict()), out)
+
+
+def write_saved(saved: dict[str, Any], out: str | Path) -> dict[str, Path]:
+    """``<out>/<name>.json``, ``.png`` and ``.md`` of a saved result (also after :func:`reanalyse`)."""
+    from polytask_lab.experiments.plots import plot
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {k: out / f"{result.name}.{k}" for k in ("json", "png", "md")}
-    saved = clean_json(result.to_dict())
+    paths = {k: out / f"{saved['experiment']}.{k}" for k in ("json", "png", "md")}
     atomic_write_json(paths["json"], saved)
-    plot_result(result, paths["png"])
+    atomic_write_bytes(paths["png"], plot(saved))
     atomic_write_text(paths["md"], result_markdown(saved))
     return paths
 

@@ -108,7 +108,7 @@ def run(quick: bool = False, seed: int = 0, trials_override: int | None = None) 
     epochs = 3 if quick else 100
     result = ExperimentResult(
         name="grouping", metric="adjusted Rand index of the groups (K = number of clusters)", lower_is_better=False,
-        protocol={"trials": trials, "configurations": [[list(s), n, r] for s, n, r in configs], "epochs": epochs,
+        protocol={"trials": trials * len(configs), "repeats": trials, "configurations": [[list(s), n, r] for s, n, r in configs], "epochs": epochs,
                   "every": 10, "seed": seed, "doc": __doc__},
         comparisons=[("combined", s, "combined vs others") for s in SOURCES if s != "combined"],
     )
