@@ -5,7 +5,8 @@ date without training anything.
     PYTHONPATH=src python benchmarks/experiments.py --reanalyse NAME ..  # recompute a record's statistics
                                                                          # from its per-trial scores
     PYTHONPATH=src python benchmarks/experiments.py --take DIR NAME ..   # take fresh runs from DIR
-                                                                         # (polytask experiment NAME --out DIR)
+                                                                         # (polytask experiment NAME --out DIR);
+                                                                         # NAME=STEM keeps it as docs/experiments/STEM
 
 Records live in docs/experiments/ (NAME.json, NAME.md, NAME.png); the hand-written reading of
 each experiment in benchmarks/experiment_notes/NAME.md (words only: every number comes from the
@@ -34,13 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--take", nargs="+", default=None, metavar=("DIR", "NAME"))
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "EXPERIMENTS.md")
     args = parser.parse_args(argv)
-    names = [(RECORDS, n) for n in args.reanalyse]
+    jobs = [(RECORDS, n, n) for n in args.reanalyse]  # (directory, file name, name to keep it under)
     if args.take:
-        names += [(Path(args.take[0]), n) for n in args.take[1:]]
-    for directory, name in names:
+        jobs += [(Path(args.take[0]), n.partition("=")[0], n.partition("=")[2] or n) for n in args.take[1:]]
+    for directory, name, stem in jobs:
         saved = reanalyse(json.loads((directory / f"{name}.json").read_text(encoding="utf-8")))
-        write_saved(saved, RECORDS)
-        print(f"wrote {RECORDS / name}.json, .md and .png")
+        write_saved(saved, RECORDS, stem)
+        print(f"wrote {RECORDS / stem}.json, .md and .png")
     atomic_write_text(args.docs, experiments_markdown(RECORDS, NOTES))
     print(f"wrote {args.docs}")
     return 0

@@ -181,13 +181,14 @@ def write_artifacts(result: ExperimentResult, out: str | Path) -> dict[str, Path
     return write_saved(clean_json(result.to_dict()), out)
 
 
-def write_saved(saved: dict[str, Any], out: str | Path) -> dict[str, Path]:
-    """``<out>/<name>.json``, ``.png`` and ``.md`` of a saved result (also after :func:`reanalyse`)."""
+def write_saved(saved: dict[str, Any], out: str | Path, stem: str | None = None) -> dict[str, Path]:
+    """``<out>/<stem>.json``, ``.png`` and ``.md`` of a saved result (also after :func:`reanalyse`);
+    ``stem`` defaults to the experiment's name."""
     from polytask_lab.experiments.plots import plot
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {k: out / f"{saved['experiment']}.{k}" for k in ("json", "png", "md")}
+    paths = {k: out / f"{stem or saved['experiment']}.{k}" for k in ("json", "png", "md")}
     atomic_write_json(paths["json"], saved)
     atomic_write_bytes(paths["png"], plot(saved))
     atomic_write_text(paths["md"], result_markdown(saved))

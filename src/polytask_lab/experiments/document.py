@@ -25,6 +25,7 @@ SECTIONS: dict[str, str] = {
     "representation-bias": "representation-bias",
     "transfer": "transfer: reusing a trained trunk (`polytask fit --init-from DIR`)",
     "grouping": "grouping: does `polytask group` recover clusters? (our own experiment)",
+    "grouping-validation": "grouping, the validation run that chose the default affinity",
 }
 
 
@@ -46,7 +47,8 @@ def views(saved: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_results(directory: Path) -> dict[str, dict[str, Any]]:
-    """The saved results of :data:`SECTIONS` found in ``directory``, in the document's order."""
+    """The saved results of :data:`SECTIONS` found in ``directory`` (by file name: a second record
+    of one experiment, such as a validation run, has its own), in the document's order."""
     out = {}
     for name in SECTIONS:
         path = directory / f"{name}.json"
@@ -63,6 +65,6 @@ def experiments_markdown(directory: Path, notes_dir: Path) -> str:
         path = notes_dir / f"{name}.md"
         return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
 
-    sections = [{"name": name, "title": SECTIONS[name], "saved": saved, "claims": CLAIMS[name](saved),
+    sections = [{"name": name, "title": SECTIONS[name], "saved": saved, "claims": CLAIMS[saved["experiment"]](saved),
                  "views": views(saved), "notes": note(name)} for name, saved in results.items()]
     return render("experiments.md.j2", sections=sections, intro=note("_intro"))
