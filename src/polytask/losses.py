@@ -3,6 +3,9 @@
 For task t with per-entry loss ``l`` and label mask ``m`` (1 where the label is observed),
 ``L_t = sum_i m_i l(f_t(x_i), y_i) / max(1, sum_i m_i)``: a missing label contributes nothing,
 and a batch with no label for t gives ``L_t = 0`` (and so no gradient for that task).
+
+A regression task with a sigmoid output (``Task.output == "sigmoid"``) is scored on
+``sigmoid(f_t(x))``: the head's raw output stays linear and the loss applies the link.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ def _masked_mean(per_entry: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The masked loss of one task; ``output`` holds logits or standardized values."""
     name = task.loss_name
+    if task.output == "sigmoid":
+        output = torch.sigmoid(output)
     if name == "cross_entropy":
         per = F.cross_entropy(output, target[:, 0].long(), reduction="none")
         return _masked_mean(per, mask[:, 0])

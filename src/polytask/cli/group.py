@@ -19,8 +19,10 @@ from polytask.cli.relate import prepare_from_options
 @network_options
 @training_options
 @click.option("--max-groups", type=int, default=None, help="At most this many groups (default: as many as tasks).")
-@click.option("--affinity", type=click.Choice(["tag", "cosine", "sharing", "standley"]), default="tag", show_default=True,
-              help="Matrix the groups are chosen from (standley trains every pair of tasks).")
+@click.option("--affinity", type=click.Choice(["combined", "tag", "cosine", "sharing", "standley"]), default="combined",
+              show_default=True,
+              help="Matrix the groups are chosen from: combined (gradient cosine and hidden-unit sharing, each "
+                   "scaled to unit size, averaged), tag, cosine, sharing, or standley (trains every pair of tasks).")
 @click.option("--every", type=int, default=10, show_default=True, help="Record the affinity every this many steps.")
 @click.option("--exact-limit", type=int, default=12, show_default=True,
               help="Exhaustive branch-and-bound search up to this many tasks; a heuristic beyond.")
@@ -29,7 +31,8 @@ from polytask.cli.relate import prepare_from_options
 @output_options
 def command(data: str, max_groups: int | None, affinity: str, every: int, exact_limit: int, train: bool, out: str,
             as_json: bool, quiet: bool, **o: Any) -> None:
-    """Choose a partition of the tasks of DATA into at most --max-groups groups.
+    """Choose a partition of the tasks of DATA into at most --max-groups groups, and say what
+    to do (with --train: the set-up best on the validation rows, with the test rows as evidence).
 
     The objective is TAG's: the mean over tasks of the affinity onto each task from the rest of
     its group (0 for a task alone). Writes groups.json (a list of groups, each a list of task

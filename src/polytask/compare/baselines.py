@@ -1,9 +1,10 @@
 """scikit-learn baselines on the same prepared split as the networks.
 
 Each baseline produces *raw outputs* in the network's convention (standardized values for
-regression, logits for classification), so the very same ``task_metrics`` scores every
-candidate. Per-task baselines fit each task on its labelled training rows only (a missing
-label is never imputed); a multilabel task fits one model per label column. Hyperparameters
+regression, or their logit for a task with a sigmoid output; logits for classification), so the
+very same ``task_metrics`` scores every candidate. Per-task baselines fit each task on its
+labelled training rows only (a missing label is never imputed); a multilabel task fits one
+model per label column. Hyperparameters
 are chosen on the validation rows, never on the test rows:
 
 - ``linear``: ridge regression (alpha in a grid) or L2 logistic regression (C in a grid);
@@ -237,7 +238,8 @@ def per_task_outputs(
             for k, split in enumerate(evaluate_on):
                 cols[k].append(_raw_column(col.kind, col.n_classes, model, split.x))
         for k in range(len(evaluate_on)):
-            outputs[k][enc.task.name] = np.concatenate(cols[k], axis=1)
+            raw = np.concatenate(cols[k], axis=1)
+            outputs[k][enc.task.name] = enc.unlink(raw) if enc.task.kind == "regression" else raw
     total = None if any(c is None for c in counts) else int(sum(c for c in counts if c is not None))
     return outputs, total
 
@@ -303,8 +305,8 @@ def mlp_outputs(
     for split in evaluate_on:
         r = raw(best, split.x)
         out, start = {}, 0
-        for n, w in zip(names, widths):
-            out[n] = r[:, start : start + w]
+        for enc, n, w in zip(encoders, names, widths):
+            out[n] = enc.unlink(r[:, start : start + w]) if regression else r[:, start : start + w]
             start += w
         outputs.append(out)
     return outputs, parameter_count(best)

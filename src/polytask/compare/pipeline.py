@@ -45,8 +45,8 @@ def run_comparison(
         return compare(problem, candidates, plan, spec, config, match_params=match_params, progress=progress)
 
 
-def write_comparison(comparison: Comparison, out: Path, corrected: bool = False) -> tuple[dict[str, Any], dict[str, Path]]:
-    summary = summarize(comparison, corrected=corrected)
+def write_comparison(comparison: Comparison, out: Path, test: str = "auto") -> tuple[dict[str, Any], dict[str, Path]]:
+    summary = summarize(comparison, test=test)
     figures = plots.all_plots(summary)
     md = report.markdown(summary)
     page = html.render(f"polytask compare: {comparison.problem.name}", md,
@@ -57,8 +57,8 @@ def write_comparison(comparison: Comparison, out: Path, corrected: bool = False)
 
 def run_and_write(
     problem: Problem, candidates: Sequence[Candidate], plan: RunPlan, spec: NetworkSpec, config: TrainConfig,
-    out: Path, match_params: bool = False, corrected: bool = False, console: Console | None = None,
+    out: Path, match_params: bool = False, test: str = "auto", console: Console | None = None,
     show_progress: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     comparison = run_comparison(problem, candidates, plan, spec, config, match_params, console, show_progress)
-    return write_comparison(comparison, out, corrected)
+    return write_comparison(comparison, out, test)

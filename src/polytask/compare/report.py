@@ -45,26 +45,28 @@ def headline_table(summary: dict[str, Any]) -> str:
 
 
 def candidate_table(summary: dict[str, Any]) -> str:
-    """One row per candidate: delta-m against STL with both p-values, verdict, size and time."""
+    """One row per candidate: validation and test delta-m against STL, the plain, corrected and
+    Holm-adjusted p-values, verdict, size and time."""
     rows = [
-        "| candidate | delta-m vs STL (mean +- std) | paired t p | corrected p | verdict | tasks +/- | parameters | train seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| candidate | validation delta-m vs STL | test delta-m vs STL (mean +- std) | paired t p | corrected p | Holm p | verdict "
+        "| tasks +/- | parameters | train seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, e in summary["candidates"].items():
         if "tasks" not in e:
-            rows.append(f"| {name} | n/a | | | {e.get('note', '')} | | | |")
+            rows.append(f"| {name} | | n/a | | | | {e.get('note', '')} | | | |")
             continue
         secs = e["seconds"]["mean"]
         params = "n/a (trees)" if e["parameters"] is None else f"{e['parameters']:,}"
         if "delta_m" in e:
             dm = e["delta_m"]
             rows.append(
-                f"| {name} | {dm['mean'] * 100:+.2f}% +- {dm['std'] * 100:.2f} | {_p(dm['test']['p_value'])} | "
-                f"{_p(dm['test']['corrected_p_value'])} | {dm['verdict']} | {e['tasks_better']}/{e['tasks_worse']} | "
-                f"{params} | {_num(secs, 3)} |"
+                f"| {name} | {e['val_delta_m']['mean'] * 100:+.2f}% | {dm['mean'] * 100:+.2f}% +- {dm['std'] * 100:.2f} | "
+                f"{_p(dm['test']['p_value'])} | {_p(dm['test']['corrected_p_value'])} | {_p(dm['holm_p'])} | "
+                f"{dm['verdict']} | {e['tasks_better']}/{e['tasks_worse']} | {params} | {_num(secs, 3)} |"
             )
         else:
-            rows.append(f"| {name} | reference | | | | | {params} | {_num(secs, 3)} |")
+            rows.append(f"| {name} | reference | reference | | | | | | {params} | {_num(secs, 3)} |")
     return "\n".join(rows)
 
 
@@ -77,7 +79,9 @@ def markdown(summary: dict[str, Any], title: str | None = None, images: dict[str
     lines = [
         f"{h} {title}",
         "",
-        f"**{summary['verdict'][0]}**" if summary["verdict"] else "",
+        f"**Recommendation: {summary['recommendation']['text']}.**",
+        "",
+        f"{summary['verdict'][0]}" if summary["verdict"] else "",
         "",
         f"{len([t for t in p['tasks'] if not t['auxiliary']])} tasks, {p['runs']} {p['scheme']}, "
         "rows per run: " + ", ".join(f"{k} {v}" for k, v in p["rows"].items()) + ". Test metrics; each candidate sees the same splits; model selection "
@@ -85,12 +89,13 @@ def markdown(summary: dict[str, Any], title: str | None = None, images: dict[str
         "",
         headline_table(summary),
         "",
-        "(+)/(-): significantly better/worse than STL on that task (paired t-test over runs).",
+        "(+)/(-): significantly better/worse than STL on that task (the verdict's test over runs, Holm-adjusted "
+        "over the candidate's tasks).",
         "",
         candidate_table(summary),
         "",
     ]
-    lines += [f"- {v}" for v in summary["verdict"][1:]]
+    lines += [f"- {v}" for v in summary["verdict"][2:]]
     for caption, path in (images or {}).items():
         lines += ["", f"![{caption}]({path})"]
     return "\n".join(lines) + "\n"

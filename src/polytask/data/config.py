@@ -31,6 +31,14 @@ class DataConfig:
                                  "as time series need).", in_sklearn=False)
     features: tuple[str, ...] | None = option(None, kind="names", help="Comma-separated feature columns "
                                               "(default: every non-target column).", in_sklearn=False)
+    standardize_inputs: bool = option(True, kind="flag", help="Standardize numeric features with the training mean "
+                                      "and sd (off: use them as they are, e.g. 0/1 codes).")
+    standardize_targets: bool = option(True, kind="flag", help="Standardize regression targets with the training "
+                                       "mean and sd (off: train on the raw values).")
+    bounded_outputs: tuple[str, ...] | None = option(
+        None, kind="names", cli="--bounded-output", in_sklearn=False,
+        help="Comma-separated regression tasks with a sigmoid output bounded to (0, 1) (targets in [0, 1], "
+             "not standardized).")
 
     def __post_init__(self) -> None:
         v, t = self.val_fraction, self.test_fraction
@@ -40,6 +48,9 @@ class DataConfig:
             raise PolytaskError(f"unknown missing-value policy '{self.missing}' (choose from impute, error)")
         if self.features is not None:
             self.features = tuple(self.features)
+        if self.bounded_outputs is not None:
+            self.bounded_outputs = (self.bounded_outputs,) if isinstance(self.bounded_outputs, str) else tuple(
+                self.bounded_outputs)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}

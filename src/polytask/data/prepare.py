@@ -61,6 +61,17 @@ def _feature_columns(frame: pd.DataFrame, features: tuple[str, ...] | None, targ
     return list(features)
 
 
+def bound_outputs(tasks: list[Task], names: tuple[str, ...] | None) -> list[Task]:
+    """``tasks`` with a sigmoid output for every task named in ``names`` (``--bounded-output``)."""
+    if not names:
+        return tasks
+    known = {t.name for t in tasks}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise PolytaskError(f"--bounded-output names '{unknown[0]}', which is not a task")
+    return [t.with_(output="sigmoid") if t.name in names else t for t in tasks]
+
+
 def prepare(
     data: TableLike, tasks: TaskSource, config: DataConfig | None = None, *, seed: int = 0, split: Split | None = None
 ) -> Prepared:
@@ -71,15 +82,16 @@ def prepare(
     """
     config = config or DataConfig()
     frame = as_frame(data).reset_index(drop=True)
-    task_list = list(TaskSet(tuple(resolve_tasks(frame, tasks))))
+    task_list = bound_outputs(list(TaskSet(tuple(resolve_tasks(frame, tasks)))), config.bounded_outputs)
     validate_targets(frame, task_list)
     target_cols = {c for t in task_list for c in t.columns}
     features = _feature_columns(frame, config.features, target_cols)
     if split is None:
         split_seed = seed if config.split_seed is None else config.split_seed
         split = split_indices(len(frame), config.val_fraction, config.test_fraction, split_seed, shuffle=config.shuffle_split)
-    preprocessor = FeaturePreprocessor(missing=config.missing).fit(frame.iloc[split.train][features])
-    encoders = [TargetEncoder(t).fit(frame, split.train) for t in task_list]
+    preprocessor = FeaturePreprocessor(missing=config.missing, standardize=config.standardize_inputs).fit(
+        frame.iloc[split.train][features])
+    encoders = [TargetEncoder(t, standardize=config.standardize_targets).fit(frame, split.train) for t in task_list]
     all_tensors = to_tensors(frame[features + sorted(target_cols)], preprocessor, encoders)
     train = all_tensors.subset(split.train)
     for task, count in train.label_counts().items():

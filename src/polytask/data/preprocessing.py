@@ -1,7 +1,8 @@
 """Feature preprocessing, fitted on training rows only and saved with the model as JSON.
 
 - numeric columns: ``z = (x - mean) / std`` with the training mean and standard deviation
-  (std 0 becomes 1);
+  (std 0 becomes 1); with ``standardize=False`` they pass through unchanged (mean 0 and std 1
+  are stored, so a saved preprocessor reads the same either way);
 - categorical columns (strings, categories, booleans): one-hot over the categories seen in
   training; an unseen category encodes as all zeros;
 - missing values, by ``missing``:
@@ -36,6 +37,7 @@ class FeaturePreprocessor:
     """Standardizes numeric columns and one-hot encodes categorical ones."""
 
     missing: MissingPolicy = "impute"
+    standardize: bool = True
     columns_: list[str] = field(default_factory=list)
     numeric_: dict[str, dict[str, float]] = field(default_factory=dict)
     categorical_: dict[str, list[str]] = field(default_factory=dict)
@@ -61,8 +63,8 @@ class FeaturePreprocessor:
                 raise PolytaskError(f"feature column '{col}' has no values in the training rows")
             std = float(observed.std())
             self.numeric_[col] = {
-                "mean": float(observed.mean()),
-                "std": std if std > 0 else 1.0,
+                "mean": float(observed.mean()) if self.standardize else 0.0,
+                "std": (std if std > 0 else 1.0) if self.standardize else 1.0,
                 "median": float(np.median(observed)),
             }
             if np.isnan(x).any():

@@ -105,6 +105,10 @@ def validate_targets(frame: pd.DataFrame, tasks: list[Task]) -> None:
                     raise PolytaskError(f"{task.kind} target column '{col}' holds non-numeric value '{bad}'")
                 if np.isinf(num.to_numpy(dtype=float)).any():
                     raise PolytaskError(f"{task.kind} target column '{col}' holds an infinite value")
+                if task.output == "sigmoid" and ((num < 0) | (num > 1)).any():
+                    bad = num[(num < 0) | (num > 1)].iloc[0]
+                    raise PolytaskError(f"task '{task.name}' has a sigmoid output but column '{col}' holds {bad:g}, "
+                                        "outside [0, 1]")
                 if task.kind == "multilabel" and not set(num.unique()) <= {0.0, 1.0}:
                     bad = num[~num.isin([0.0, 1.0])].iloc[0]
                     raise PolytaskError(f"multilabel target column '{col}' holds '{bad}'; labels must be 0 or 1")
@@ -127,10 +131,14 @@ class TargetEncoder:
     """Encodes one task's labels as a float array plus a mask, and decodes network outputs.
 
     Regression targets are standardized with the training mean and std (``(y - mu) / sigma``)
-    so tasks on different scales start with comparable losses; outputs are mapped back.
+    so tasks on different scales start with comparable losses; outputs are mapped back. With
+    ``standardize=False``, and always for a task with a sigmoid output (``Task.output``), the
+    targets are kept as they are (``mu = 0``, ``sigma = 1``). A sigmoid task's prediction is
+    ``sigmoid(r)`` of the raw output ``r``.
     """
 
     task: Task
+    standardize: bool = True
     classes_: list[Any] = field(default_factory=list)
     mean_: list[float] = field(default_factory=list)
     std_: list[float] = field(default_factory=list)
@@ -163,8 +171,9 @@ class TargetEncoder:
                         f"task '{self.task.name}' has no labels in the training rows (column '{self.task.columns[j]}')"
                     )
                 sd = float(obs.std())
-                self.mean_.append(float(obs.mean()))
-                self.std_.append(sd if sd > 0 else 1.0)
+                scaled = self.standardize and self.task.output == "linear"
+                self.mean_.append(float(obs.mean()) if scaled else 0.0)
+                self.std_.append((sd if sd > 0 else 1.0) if scaled else 1.0)
         return self
 
     def _numeric(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +220,7 @@ class TargetEncoder:
         """
         kind = self.task.kind
         if kind == "regression":
-            return {"value": output * np.asarray(self.std_) + np.asarray(self.mean_)}
+            return {"value": self.link(output) * np.asarray(self.std_) + np.asarray(self.mean_)}
         if kind == "binary":
             p1 = 1.0 / (1.0 + np.exp(-output[:, 0]))
             proba = np.stack([1 - p1, p1], axis=1)
@@ -224,6 +233,21 @@ class TargetEncoder:
             return {"proba": proba, "label": (proba >= 0.5).astype(int)}
         labels = np.asarray(self.classes_, dtype=object)[proba.argmax(axis=1)]
         return {"proba": proba, "label": labels}
+
+    def link(self, output: np.ndarray) -> np.ndarray:
+        """A regression task's prediction in encoded units from its raw output: the output itself,
+        or ``sigmoid(output)`` for a sigmoid task."""
+        if self.task.output == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-np.asarray(output, dtype=float)))
+        return output
+
+    def unlink(self, encoded: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+        """The raw output whose :meth:`link` is ``encoded`` (a baseline's prediction in encoded
+        units): identity, or the logit of ``encoded`` clipped to ``[eps, 1 - eps]``."""
+        if self.task.output == "sigmoid":
+            p = np.clip(np.asarray(encoded, dtype=float), eps, 1 - eps)
+            return np.log(p / (1 - p))
+        return encoded
 
     def to_dict(self) -> dict[str, Any]:
         return {"classes": self.classes_, "mean": self.mean_, "std": self.std_}
