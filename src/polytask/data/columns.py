@@ -7,7 +7,8 @@ the training rows, and never by a minority of its cells.
 - ``identifier``: a distinct text in (nearly) every row, or integers counting the rows: it
   cannot generalise, so it is dropped with a warning (``identifiers`` policy);
 - free text (many distinct cells of several words) is refused: polytask does not encode text;
-- ``constant``: one value (or none) in the training rows: dropped with a warning.
+- ``constant``: no value at all (one value in the training rows is found when the
+  preprocessing is fitted); dropped with a warning.
 
 A text column that is numbers except for a few cells (``'?'``, ``'1,234'``, a typo), or dates
 except for a few, is an error naming the column and the cells' lines: letting those cells turn a
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -94,13 +95,16 @@ class Profile:
         return self.numbers() | like
 
 
-def odd_cells_error(s: pd.Series, odd: pd.Index, origin: RowOrigin, what: str, hint: str) -> PolytaskError:
-    """``column 'x' holds numbers except in 2 cells: '?' (line 5), 'abc' (line 9); <hint>``."""
+def odd_cells_error(s: pd.Series, odd: pd.Index, origin: RowOrigin, what: str, hint: str,
+                    role: str = "feature column") -> PolytaskError:
+    """``feature column 'x' holds numbers except in 2 cells: '?' (line 5), 'abc' (line 9); <hint>``."""
     positions = np.flatnonzero(s.isin(list(odd)).to_numpy())
     shown = ", ".join(f"{s.iloc[p]!r} ({origin.name(p)})" for p in positions[:3])
     more = f" and {len(positions) - 3} more" if len(positions) > 3 else ""
     cells = "cell" if len(positions) == 1 else "cells"
-    return PolytaskError(f"column '{s.name}' holds {what} except in {len(positions)} {cells}: {shown}{more}; {hint}")
+    if len(positions) == int((~missing_cells(s)).sum()):
+        return PolytaskError(f"{role} '{s.name}' holds {what} written in a way polytask does not read: {shown}{more}; {hint}")
+    return PolytaskError(f"{role} '{s.name}' holds {what} except in {len(positions)} {cells}: {shown}{more}; {hint}")
 
 
 def numbers_except(profile: Profile) -> pd.Index | None:
@@ -120,11 +124,11 @@ def number_hint(odd: pd.Index) -> str:
 
 
 def infer_roles(frame: pd.DataFrame, columns: list[str], *, categorical: tuple[str, ...] = (), identifiers: str = "drop",
-                explicit: bool = False, origin: RowOrigin | None = None, train_rows: np.ndarray | None = None,
-                constants: bool = True) -> list[ColumnRole]:
-    """The role of each of ``columns`` (see the module docstring). ``explicit``: the user listed
-    the features, so none is dropped as an identifier or refused as text; ``constants`` False
-    leaves columns constant in the training rows in their role."""
+                explicit: bool = False, origin: RowOrigin | None = None) -> list[ColumnRole]:
+    """The role of each of ``columns`` (see the module docstring), decided on the whole
+    column. ``explicit``: the user listed the features, so none is dropped as an identifier or
+    refused as text. (Columns constant in the training rows are found when the preprocessing is
+    fitted.)"""
     origin = origin or RowOrigin.of(frame)
     roles = []
     for name in columns:
@@ -132,8 +136,6 @@ def infer_roles(frame: pd.DataFrame, columns: list[str], *, categorical: tuple[s
         if role.role == "identifier" and identifiers == "error":
             raise PolytaskError(f"feature column '{name}' looks like an identifier ({role.detail}); drop it with "
                                 f"--drop {name}, or keep it for predictions with --keep {name}")
-        if role.role != "identifier" and constants:
-            role = _constant(frame[name], role, train_rows)
         roles.append(role)
     return roles
 
@@ -201,28 +203,3 @@ def _date_role(s: pd.Series, name: str, profile: Profile, origin: RowOrigin) -> 
         raise odd_cells_error(s, profile.values[~parsed], origin, f"dates ({fmt})",
                               "fix them, blank them (a missing value) or list them in --na-values")
     return None
-
-
-def _constant(s: pd.Series, role: ColumnRole, train_rows: np.ndarray | None) -> ColumnRole:
-    """``role``, or ``constant`` when the training rows hold one value (missing counts as one)."""
-    if role.role == "constant":
-        return role
-    t = s if train_rows is None else s.iloc[train_rows]
-    miss = missing_cells(t)
-    observed = t[~miss]
-    if observed.empty:
-        return ColumnRole(role.name, "constant", "no value in the training rows")
-    if miss.any():
-        return role
-    first = observed.iloc[0]
-    if role.role in ("numeric", "boolean") and pd.api.types.is_numeric_dtype(observed):
-        x = observed.to_numpy()
-        same = bool(np.nanmin(x) == np.nanmax(x))
-    else:
-        same = observed.nunique() == 1
-    return ColumnRole(role.name, "constant", f"always {_short(first)} in the training rows") if same else role
-
-
-def _short(value: Any) -> str:
-    text = repr(value.item() if isinstance(value, np.generic) else value)
-    return text if len(text) <= 30 else text[:27] + "..."

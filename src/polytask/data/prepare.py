@@ -113,12 +113,13 @@ def prepare(
         split_seed = seed if config.split_seed is None else config.split_seed
         split = split_indices(len(frame), config.val_fraction, config.test_fraction, split_seed, shuffle=config.shuffle_split)
     roles = infer_roles(frame, candidates, categorical=config.categorical, identifiers=config.identifiers,
-                        explicit=config.features is not None, origin=origin, train_rows=split.train)
+                        explicit=config.features is not None, origin=origin)
     used = [r for r in roles if r.role not in ("identifier", "constant")]
-    if not used:
+    if used:
+        pre.fit(frame, split.train, used, origin, drop_constant=True)
+    if not used or not pre.columns_:
         raise PolytaskError("no feature columns are left once the targets and the dropped columns are removed"
                             + (f" (dropped: {', '.join(r.name for r in roles)})" if roles else ""))
-    pre.fit(frame, split.train, used, origin)
     encoders = [TargetEncoder(t).fit(frame, split.train) for t in task_list]
     order = np.concatenate([split.train, split.val, split.test]).astype(np.int64)
     tensors, unseen = encode_rows(frame, pre, encoders, order, origin)
@@ -138,6 +139,8 @@ def column_report(roles: list[ColumnRole], pre: FeaturePreprocessor, explained: 
     report.dropped.update({c: "--drop" for c in config.drop})
     widths = pre.input_widths()
     for role in roles:
+        if role.name in pre.dropped_:
+            role = ColumnRole(role.name, "constant", pre.dropped_[role.name])
         if role.role == "identifier":
             report.dropped[role.name] = f"identifier: {role.detail}"
             report.warnings.append(f"feature column '{role.name}' looks like an identifier ({role.detail}): dropped "

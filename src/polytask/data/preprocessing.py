@@ -96,73 +96,103 @@ class FeaturePreprocessor:
     na_values_: list[str] = field(default_factory=list)
     keep_: list[str] = field(default_factory=list)
     long_format_: dict[str, Any] | None = None
+    dropped_: dict[str, str] = field(default_factory=dict)
     max_categories: int = 50
     dates_policy: str = "expand"
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, frame: pd.DataFrame, rows: np.ndarray | None = None, roles: list[ColumnRole] | None = None,
-            origin: RowOrigin | None = None) -> "FeaturePreprocessor":
+            origin: RowOrigin | None = None, drop_constant: bool = False) -> "FeaturePreprocessor":
         """Fit on ``frame`` (its training ``rows``, default all): the columns of ``roles``
-        (default: every column of ``frame``, roles inferred, none dropped)."""
+        (default: every column of ``frame``, roles inferred, none dropped). ``drop_constant``:
+        leave out (``dropped_``, with the reason) a column with one value or none in ``rows``."""
         if self.missing not in ("impute", "error"):
             raise PolytaskError(f"unknown missing-value policy '{self.missing}' (choose impute or error)")
         origin = origin or RowOrigin.of(frame)
         frame = self.missing_as_nan(frame)
         if roles is None:
-            roles = infer_roles(frame, [str(c) for c in frame.columns], explicit=True, constants=False, origin=origin)
+            roles = infer_roles(frame, [str(c) for c in frame.columns], explicit=True, origin=origin)
         if not roles:
             raise PolytaskError("no feature columns are left once the targets are removed")
         rows = np.arange(len(frame)) if rows is None else np.asarray(rows)
-        self.columns_ = [r.name for r in roles]
         self.numeric_, self.categorical_, self.indicators_ = {}, {}, []
-        self.booleans_, self.dates_, self.other_ = [], {}, {}
+        self.booleans_, self.dates_, self.other_, self.dropped_ = [], {}, {}, {}
         for role in roles:
             s = frame[role.name]
-            if role.role == "constant":
-                raise PolytaskError(f"feature column '{role.name}' has no values in the training rows")
             if role.role == "categorical":
-                self._fit_categories(role.name, s.iloc[rows])
+                constant = self._fit_categories(role.name, s.iloc[rows])
             elif role.role == "datetime":
-                self._fit_dates(role, s, rows, origin)
+                constant = self._fit_dates(role, s, rows, origin)
+            elif role.role in ("numeric", "boolean"):
+                constant = self._fit_number(role.name, s, rows, origin, role.role == "boolean")
             else:
-                if role.role == "boolean":
-                    self.booleans_.append(role.name)
-                self._fit_number(role.name, s, rows, origin)
+                constant = "no value in the training rows"
+            if constant is None:
+                continue
+            if drop_constant:
+                self._forget(role.name)
+                self.dropped_[role.name] = constant
+            elif constant.startswith("no value"):
+                raise PolytaskError(f"feature column '{role.name}' has no values in the training rows")
+        self.columns_ = [r.name for r in roles if r.name not in self.dropped_]
         return self
 
-    def _fit_number(self, col: str, s: pd.Series, rows: np.ndarray, origin: RowOrigin) -> None:
-        x = self._raw(col, s, origin)[rows].astype(np.float64)
-        self._check_cells(col, x, rows, origin)
-        observed = x[~np.isnan(x)]
-        if observed.size == 0:
-            raise PolytaskError(f"feature column '{col}' has no values in the training rows")
-        self.numeric_[col] = _stats(observed)
-        if observed.size < x.size:
-            self.indicators_.append(col)
+    def _forget(self, col: str) -> None:
+        for table in (self.numeric_, self.categorical_, self.dates_, self.other_):
+            table.pop(col, None)
+        self.indicators_ = [c for c in self.indicators_ if c != col]
+        self.booleans_ = [c for c in self.booleans_ if c != col]
 
-    def _fit_dates(self, role: ColumnRole, s: pd.Series, rows: np.ndarray, origin: RowOrigin) -> None:
+    def _fit_number(self, col: str, s: pd.Series, rows: np.ndarray, origin: RowOrigin, boolean: bool) -> str | None:
+        """Fit a numeric (or boolean) column; the reason it is constant, or None."""
+        if boolean:
+            self.booleans_.append(col)
+        x = self._raw(col, s, origin)[rows]
+        self._check_cells(col, x, rows, origin)
+        nan = np.isnan(x)
+        observed = x[~nan] if nan.any() else x
+        if observed.size == 0:
+            return "no value in the training rows"
+        self.numeric_[col] = _stats(observed)
+        if nan.any():
+            self.indicators_.append(col)
+        elif observed.min() == observed.max():
+            return f"always {_plain_text(observed[0])} in the training rows"
+        return None
+
+    def _fit_dates(self, role: ColumnRole, s: pd.Series, rows: np.ndarray, origin: RowOrigin) -> str | None:
         col = role.name
         seconds = self._seconds(col, s.iloc[rows], role.date_format, origin, rows)
+        nat = np.isnat(seconds)
+        if nat.all():
+            return "no value in the training rows"
         parts = dates.varying_parts(seconds, self.dates_policy == "ordinal")
         values = dates.date_parts(seconds, parts)
-        if self.missing == "error" and np.isnat(seconds).any():
+        if self.missing == "error" and nat.any():
             self._check_cells(col, values[:, 0], rows, origin)
-        observed = values[~np.isnat(seconds)]
-        if observed.shape[0] == 0:
-            raise PolytaskError(f"feature column '{col}' has no values in the training rows")
+        observed = values[~nat]
         self.dates_[col] = {"format": role.date_format, "parts": {p: _stats(observed[:, j]) for j, p in enumerate(parts)}}
-        if np.isnat(seconds).any():
+        if nat.any():
             self.indicators_.append(col)
+        elif np.ptp(observed[:, 0]) == 0:
+            return f"always {seconds[0]} in the training rows"
+        return None
 
-    def _fit_categories(self, col: str, s: pd.Series) -> None:
-        counts = category_text(s[~missing_cells(s)]).value_counts()
+    def _fit_categories(self, col: str, s: pd.Series) -> str | None:
+        miss = missing_cells(s)
+        counts = category_text(s[~miss]).value_counts()
+        if len(counts) == 0:
+            return "no value in the training rows"
         if len(counts) <= self.max_categories:
             self.categorical_[col] = sorted(counts.index.tolist())
-            return
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        self.categorical_[col] = sorted(k for k, _ in ranked[: self.max_categories - 1])
-        rare = sorted(k for k, _ in ranked[self.max_categories - 1 :])
-        self.other_[col] = {"values": rare[:_RARE_STORED], "complete": len(rare) <= _RARE_STORED, "count": len(rare)}
+        else:
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            self.categorical_[col] = sorted(k for k, _ in ranked[: self.max_categories - 1])
+            rare = sorted(k for k, _ in ranked[self.max_categories - 1 :])
+            self.other_[col] = {"values": rare[:_RARE_STORED], "complete": len(rare) <= _RARE_STORED, "count": len(rare)}
+        if len(counts) == 1 and not miss.any():
+            return f"always {counts.index[0]!r} in the training rows"
+        return None
 
     def _check_cells(self, col: str, x: np.ndarray, rows: np.ndarray, origin: RowOrigin) -> None:
         if np.isinf(x).any():
@@ -429,6 +459,11 @@ class FeaturePreprocessor:
         if unknown:
             raise ValueError(f"feature column '{unknown[0]}' has no encoding")
         return pre
+
+
+def _plain_text(v: Any) -> str:
+    v = v.item() if isinstance(v, np.generic) else v
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
 
 
 def _stats(observed: np.ndarray) -> dict[str, float]:

@@ -1,15 +1,15 @@
-"""Reading CSV and Parquet files into pandas with pyarrow, column by column, in float32.
+"""Reading CSV and Parquet files into pandas, a block at a time, in float32.
 
-The file is read in blocks (CSV) or groups of columns (Parquet); each block's numbers go
-straight into numpy (float columns as float32, the dtype the network uses; integer columns as the
-smallest integer type that holds them, which is exact), so the peak memory of a read is the
-finished table plus one block. Columns named in ``exact`` keep pyarrow's float64 and int64 (the
-``--keep`` columns copied to predictions).
+A CSV file is read a block of rows at a time (pandas' C parser), a Parquet file a group of
+columns at a time (pyarrow); each block's numbers go straight into numpy (float columns as
+float32, the dtype the network uses; integer columns as the smallest integer type that holds
+them, which is exact), so the peak memory of a read is the finished table plus one block.
+Columns named in ``exact`` keep float64 and int64 (the ``--keep`` columns copied to predictions).
 
 Headers are checked before any data: a duplicated name is refused (pandas would rename the
 second copy ``x.1`` and a copy of a target could leak into the features); an empty name becomes
-``Unnamed: i`` as pandas names it. Text that is not UTF-8, nested Parquet types and ragged CSV
-rows are refused with the column or line that is wrong.
+``Unnamed: i`` as pandas names it. Text that is not UTF-8, nested Parquet types and CSV rows
+with more fields than the header are refused with the column or line that is wrong.
 """
 
 from __future__ import annotations
@@ -22,16 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from polytask.data.rows import SOURCE_KEY, csv_record_lines
+from polytask.data.rows import SOURCE_KEY
 from polytask.errors import PolytaskError
 
-#: Cells read as missing: pyarrow's defaults plus the two pandas also reads as missing.
-NULL_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-               "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
-_BLOCK = 1 << 22  # CSV block size; the column types are inferred from the first block
 _PARQUET_GROUP = 32  # Parquet columns read at a time
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -162,71 +157,109 @@ def _assemble(names: list[str], columns: list[_Column], source: dict[str, Any]) 
 
 
 # -- CSV ----------------------------------------------------------------------------------------
+_CHUNK_CELLS = 1 << 21  # cells of a CSV read at a time
+
+
 def read_csv(path: Path, delimiter: str = ",", exact: Iterable[str] = ()) -> pd.DataFrame:
-    """A CSV file as a DataFrame (see the module docstring); malformed files raise PolytaskError."""
+    """A CSV file as a DataFrame (see the module docstring); malformed files raise PolytaskError.
+
+    pandas' C parser reads a block of rows at a time (on this project's machines it costs less
+    CPU than pyarrow's CSV reader); each block's numbers go to float32 at once. A column whose
+    blocks disagree (numbers in one, text in another) is read again as text."""
     where = f"file '{path}'"
+    names = check_header(_header(path, delimiter, where), where)
     exact = set(exact)
-    convert = pcsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True, quoted_strings_can_be_null=True)
-    parse = pcsv.ParseOptions(delimiter=delimiter)
+    pieces: list[list[Any]] = [[] for _ in names]
+    wide = [n in exact for n in names]
+    rows = max(1000, _CHUNK_CELLS // max(1, len(names)))
     try:
-        try:
-            reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=_BLOCK), parse_options=parse,
-                                   convert_options=convert)
-            names = check_header(list(reader.schema.names), where)
-            columns = [_Column(n, n in exact) for n in names]
-            for batch in reader:
-                for col, chunk in zip(columns, batch.columns):
-                    col.add(chunk, where)
-        except pa.ArrowInvalid as exc:
-            if "conversion error" not in str(exc) and "type changed" not in str(exc):
-                raise
-            # a later block contradicts the types of the first: read the whole file at once
-            table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
-            names = check_header(list(table.column_names), where)
-            columns = [_Column(n, n in exact) for n in names]
-            for i, col in enumerate(columns):
-                for chunk in table.column(i).chunks:
-                    col.add(chunk, where)
-            del table
-    except pa.ArrowInvalid as exc:
-        raise PolytaskError(_csv_problem(path, delimiter, str(exc), where)) from None
-    except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError) as exc:  # gzip, I/O
-        raise PolytaskError(f"{where} could not be read as csv: {_first_line(exc)}") from None
-    frame = _assemble(names, columns, {"format": "csv", "path": str(path), "delimiter": delimiter})
+        for chunk in pd.read_csv(path, sep=delimiter, header=0, names=names, chunksize=rows, encoding="utf-8",
+                                 skipinitialspace=False, index_col=False):
+            for j, name in enumerate(names):
+                pieces[j].append(_csv_piece(chunk[name], j, wide))
+    except PolytaskError:
+        raise
+    except (ValueError, OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise PolytaskError(_csv_problem(exc, where)) from None
+    data = {name: _csv_column(path, delimiter, j, pieces[j], wide[j], name in exact, where)
+            for j, name in enumerate(names)}
+    frame = pd.DataFrame(data, copy=False)
+    frame.attrs[SOURCE_KEY] = {"format": "csv", "path": str(path), "delimiter": delimiter}
     return _numbers_from_text(frame)
 
 
-_FIELDS = re.compile(r"Expected (\d+) columns, got (\d+)")
-
-
-def _csv_problem(path: Path, delimiter: str, message: str, where: str) -> str:
-    """One line for a parse error: the line whose field count differs from the header's."""
-    m = _FIELDS.search(message)
-    if m:
-        expected, got = int(m.group(1)), int(m.group(2))
-        line = _ragged_line(path, delimiter, expected)
-        at = f"line {line}" if line else "a line"
-        fields = "field" if got == 1 else "fields"
-        return f"{where} could not be read as csv: {at} has {got} {fields} but the header has {expected}"
-    return f"{where} could not be read as csv: {message.strip().splitlines()[0] if message.strip() else 'parse error'}"
-
-
-def _ragged_line(path: Path, delimiter: str, expected: int) -> int | None:
+def _header(path: Path, delimiter: str, where: str) -> list[str]:
+    """The header's names exactly as written (pandas would rename a duplicate)."""
     import csv
     import gzip
 
     opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
-            reader = csv.reader(fh, delimiter=delimiter)
-            line = 1
-            for record in reader:
-                if record and len(record) != expected:
-                    return line
-                line = reader.line_num + 1
-    except (OSError, csv.Error, EOFError):
-        return None
-    return None
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
+            for record in csv.reader(fh, delimiter=delimiter):
+                if record:
+                    return record
+    except UnicodeDecodeError:
+        raise PolytaskError(f"{where} is not UTF-8 text; save the file as UTF-8") from None
+    except (OSError, csv.Error, EOFError) as exc:
+        raise PolytaskError(f"{where} could not be read as csv: {_first_line(exc)}") from None
+    raise PolytaskError(f"{where} has no header row")
+
+
+def _csv_piece(s: pd.Series, j: int, wide: list[bool]) -> Any:
+    """One block of one column: float32 numbers (float64 for wide columns), integers, booleans
+    as numpy; text as the Series."""
+    kind = s.dtype.kind
+    if kind == "f" and not isinstance(s.dtype, pd.api.extensions.ExtensionDtype):
+        x = s.to_numpy()
+        if wide[j]:
+            return x
+        with np.errstate(over="ignore"):
+            small = x.astype(np.float32)
+        if np.isinf(small).any() and np.isfinite(x[np.isinf(small)]).any():
+            wide[j] = True  # a value beyond float32's range: the column stays float64
+            return x
+        return small
+    if kind in "iub" and not isinstance(s.dtype, pd.api.extensions.ExtensionDtype):
+        return s.to_numpy()
+    return s
+
+
+def _csv_column(path: Path, delimiter: str, j: int, parts: list[Any], wide: bool, exact: bool, where: str) -> Any:
+    if not parts:
+        return np.zeros(0, dtype=np.float32)
+    texts = [isinstance(p, pd.Series) for p in parts]
+    if all(texts):
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    if any(texts) or len({p.dtype.kind == "b" for p in parts}) > 1:
+        return _reread_as_text(path, delimiter, j, where)
+    if parts[0].dtype.kind == "b":
+        return np.concatenate(parts)
+    if any(p.dtype.kind == "f" for p in parts) and not all(p.dtype.kind == "f" for p in parts):
+        return _int_column(parts, exact)
+    if parts[0].dtype.kind == "f":
+        return np.concatenate([p.astype(np.float64 if wide else np.float32, copy=False) for p in parts])
+    return _int_column(parts, exact)
+
+
+def _reread_as_text(path: Path, delimiter: str, j: int, where: str) -> pd.Series:
+    """Column ``j`` read again as text (its blocks disagreed on its type)."""
+    try:
+        frame = pd.read_csv(path, sep=delimiter, usecols=[j], dtype="str", encoding="utf-8", index_col=False)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise PolytaskError(_csv_problem(exc, where)) from None
+    return frame.iloc[:, 0].reset_index(drop=True)
+
+
+def _csv_problem(exc: BaseException, where: str) -> str:
+    """One line for a parse error (pandas names the line of a row with too many fields)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{where} is not UTF-8 text; save the file as UTF-8"
+    text = _first_line(exc)
+    m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if m:
+        return f"{where} could not be read as csv: line {m.group(2)} has {m.group(3)} fields but the header has {m.group(1)}"
+    return f"{where} could not be read as csv: {text.removeprefix('Error tokenizing data. ')}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -280,4 +313,4 @@ def read_parquet(path: Path, exact: Iterable[str] = ()) -> pd.DataFrame:
     return _assemble(names, columns, {"format": "parquet", "path": str(path)})
 
 
-__all__ = ["NULL_VALUES", "check_header", "csv_record_lines", "read_csv", "read_parquet"]
+__all__ = ["check_header", "read_csv", "read_parquet"]

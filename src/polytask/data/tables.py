@@ -84,3 +84,26 @@ def from_arrays(x: TableLike, y: TableLike, target_prefix: str = "y") -> tuple[p
     if clash:
         raise PolytaskError(f"column '{sorted(clash)[0]}' is both a feature and a target")
     return pd.concat([features.reset_index(drop=True), targets.reset_index(drop=True)], axis=1), list(targets.columns)
+
+
+def with_kept_columns(frame: pd.DataFrame, predictions: pd.DataFrame, keep: Iterable[str]) -> pd.DataFrame:
+    """``predictions`` after the ``keep`` columns of ``frame`` (an identifier copied through); a
+    kept column absent from ``frame`` is left out with a warning, one that has the name of a
+    prediction column is an error."""
+    import warnings
+
+    from polytask.data.preprocessing import DataWarning
+
+    keep = list(keep)
+    absent = [c for c in keep if c not in frame.columns]
+    if absent:
+        warnings.warn(f"kept column '{absent[0]}' is not in the data: the predictions do not carry it", DataWarning,
+                      stacklevel=3)
+    present = [c for c in keep if c in frame.columns]
+    clash = [c for c in present if c in predictions.columns]
+    if clash:
+        raise PolytaskError(f"kept column '{clash[0]}' has the name of a prediction column; rename it")
+    if not present:
+        return predictions
+    kept = frame[present].reset_index(drop=True)
+    return pd.concat([kept, predictions.reset_index(drop=True)], axis=1)

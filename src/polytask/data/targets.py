@@ -63,7 +63,7 @@ def explain_kind(s: pd.Series, origin: RowOrigin | None = None) -> KindInference
     odd = numbers_except(profile)
     if odd is not None:
         raise odd_cells_error(s, odd, origin, "numbers", number_hint(odd) + f", or give --kind {name}=multiclass "
-                              "if they are class labels")
+                              "if they are class labels", role="target column")
     if profile.numbers().all():
         numbers = pd.to_numeric(pd.Series(profile.keys, dtype="str")).to_numpy(dtype=np.float64)
         return _numeric_kind(name, np.repeat(numbers, profile.counts), "numbers written as text")
@@ -77,20 +77,20 @@ def explain_kind(s: pd.Series, origin: RowOrigin | None = None) -> KindInference
 
 
 def _numeric_kind(name: str, x: np.ndarray, what: str) -> KindInference:
-    uniq = np.unique(x[~np.isnan(x)])
-    if uniq.size == 0:
+    observed = x[~np.isnan(x)]
+    if observed.size == 0:
         return KindInference("regression", "no labels")
-    if uniq.size == 1:
-        raise PolytaskError(f"target column '{name}' holds a single value ({_plain(uniq[0])}) in every labelled row: "
+    lo, hi = float(observed.min()), float(observed.max())
+    if lo == hi:
+        raise PolytaskError(f"target column '{name}' holds a single value ({_plain(lo)}) in every labelled row: "
                             "there is nothing to learn")
-    if uniq.size == 2 and set(uniq.tolist()) <= {0.0, 1.0}:
+    if not ((observed == lo) | (observed == hi)).all():
+        return KindInference("regression", f"{what} ({len(pd.unique(observed))} distinct values)")
+    if (lo, hi) == (0.0, 1.0):
         return KindInference("binary", f"{what} 0 and 1")
-    if uniq.size == 2:
-        a, b = (_plain(v) for v in uniq)
-        return KindInference("regression", f"{what} with 2 distinct values",
-                             f"target '{name}' holds only two numbers ({a} and {b}): trained as regression; "
-                             f"give --kind {name}=binary to classify")
-    return KindInference("regression", f"{what} ({uniq.size} distinct values)")
+    return KindInference("regression", f"{what} with 2 distinct values",
+                         f"target '{name}' holds only two numbers ({_plain(lo)} and {_plain(hi)}): trained as "
+                         f"regression; give --kind {name}=binary to classify")
 
 
 def infer_kind(s: pd.Series) -> str:
