@@ -141,8 +141,13 @@ def infer_roles(frame: pd.DataFrame, columns: list[str], *, categorical: tuple[s
 
 
 def _role(s: pd.Series, name: str, as_category: bool, identifiers: str, explicit: bool, origin: RowOrigin) -> ColumnRole:
-    if as_category or isinstance(s.dtype, pd.CategoricalDtype):
-        return ColumnRole(name, "categorical", "declared categorical" if as_category else "categorical type")
+    if as_category:
+        return ColumnRole(name, "categorical", "declared categorical")
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        levels = pd.Index(s.cat.categories.astype("str").str.strip().str.lower())
+        if len(levels) and levels.isin(_TRUE_FALSE).all():
+            return ColumnRole(name, "boolean", "true/false categories")
+        return ColumnRole(name, "categorical", "categorical type")
     if pd.api.types.is_bool_dtype(s):
         return ColumnRole(name, "boolean", "true/false")
     if pd.api.types.is_datetime64_any_dtype(s):
@@ -174,8 +179,12 @@ def _text_role(s: pd.Series, name: str, identifiers: str, explicit: bool, origin
         raise odd_cells_error(s, odd, origin, "numbers", number_hint(odd) + f", or list the column in --categorical")
     if profile.numbers().all():
         return ColumnRole(name, "numeric", "numbers written as text")
-    if set(profile.keys.str.lower()) <= _TRUE_FALSE:
+    truth = profile.keys.str.lower().isin(_TRUE_FALSE)
+    if truth.all():
         return ColumnRole(name, "boolean", "true/false text")
+    if profile.share(np.asarray(truth)) >= 0.5:
+        raise odd_cells_error(s, profile.values[~np.asarray(truth)], origin, "true/false values",
+                              "fix them, blank them (a missing value) or list them in --na-values")
     date_role = _date_role(s, name, profile, origin)
     if date_role is not None:
         return date_role

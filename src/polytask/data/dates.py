@@ -49,25 +49,38 @@ def parse(values: pd.Series | pd.Index, fmt: str | None) -> pd.Series:
 
 
 def choose_format(distinct: pd.Index) -> tuple[str | None, int, bool]:
-    """The format that parses the most ``distinct`` cells: ``(format, cells parsed, ambiguous)``;
-    ``ambiguous`` when a day-first and a month-first format parse the same cells."""
+    """The format that parses the most of (a sample of) the ``distinct`` cells: ``(format,
+    sample cells parsed, ambiguous)``; ``ambiguous`` when a day-first and a month-first format
+    parse the same cells. Candidates: ISO 8601, what pandas guesses from a few cells (month
+    first and day first), two-digit years and month names."""
     from pandas.tseries.api import guess_datetime_format
 
-    sample = [str(v).strip() for v in distinct[:50]]
+    sample = pd.Index([str(v).strip() for v in distinct[:200]])
     candidates: list[str] = ["ISO8601"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for v in sample:
+        for v in sample[:5]:
             for dayfirst in (False, True):
                 fmt = guess_datetime_format(v, dayfirst=dayfirst)
                 if fmt and fmt not in candidates:
                     candidates.append(fmt)
     candidates += [f for f in _EXTRA_FORMATS if f not in candidates]
-    counts = {f: int(parse(distinct, f).notna().sum()) for f in candidates}
+    counts = {f: int(parse(sample, f).notna().sum()) for f in candidates}
     best = max(candidates, key=lambda f: counts[f])  # first of the best: ISO, then month first
-    swapped = best.replace("%m", "\0").replace("%d", "%m").replace("\0", "%d")
-    ambiguous = swapped != best and counts.get(swapped, int(parse(distinct, swapped).notna().sum())) == counts[best]
-    return best, counts[best], ambiguous
+    swapped = _swap_day_month(best)
+    if swapped == best:
+        return best, counts[best], False
+    if swapped not in counts:
+        counts[swapped] = int(parse(sample, swapped).notna().sum())
+    if counts[swapped] == counts[best] and len(distinct) > len(sample):  # the rest of the column may decide
+        full = {f: int(parse(distinct, f).notna().sum()) for f in (best, swapped)}
+        best = max((best, swapped), key=lambda f: full[f])
+        return best, counts[best], full[best] == full[_swap_day_month(best)]
+    return best, counts[best], counts[swapped] == counts[best]
+
+
+def _swap_day_month(fmt: str) -> str:
+    return fmt.replace("%m", "\0").replace("%d", "%m").replace("\0", "%d")
 
 
 def to_seconds(dt: pd.Series) -> np.ndarray:

@@ -157,7 +157,8 @@ class FeaturePreprocessor:
         if nan.any():
             self.indicators_.append(col)
         elif observed.min() == observed.max():
-            return f"always {_plain_text(observed[0])} in the training rows"
+            value = ("true" if observed[0] else "false") if boolean else _plain_text(observed[0])
+            return f"always {value} in the training rows"
         return None
 
     def _fit_dates(self, role: ColumnRole, s: pd.Series, rows: np.ndarray, origin: RowOrigin) -> str | None:
@@ -462,8 +463,11 @@ class FeaturePreprocessor:
 
 
 def _plain_text(v: Any) -> str:
+    """A number as a user wrote it: ``3`` for 3.0, six significant digits for a float32."""
     v = v.item() if isinstance(v, np.generic) else v
-    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else f"{v:.6g}"
+    return str(v)
 
 
 def _stats(observed: np.ndarray) -> dict[str, float]:

@@ -15,6 +15,7 @@ with more fields than the header are refused with the column or line that is wro
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ class _Column:
             if kind == "bool" and self.numbers:  # an earlier block had no missing value
                 self.arrow = [pa.array(p) for p in self.numbers]
                 self.numbers = []
-            _check_plain(t, self.name, where)
+            _check_plain(t, self.name, where, chunk)
             self.arrow.append(chunk)
 
     def _add_float(self, x: np.ndarray) -> None:
@@ -121,11 +122,16 @@ def _per_second(unit: str) -> float:
     return {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[unit]
 
 
-def _check_plain(t: pa.DataType, name: str, where: str) -> None:
+def _check_plain(t: pa.DataType, name: str, where: str, chunk: pa.Array | None = None) -> None:
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
         raise PolytaskError(f"{where}: column '{name}' is not UTF-8 text; save the file as UTF-8")
     if pa.types.is_nested(t):
         raise PolytaskError(f"{where}: column '{name}' holds nested values ({t}); only plain columns are supported")
+    if chunk is not None and (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)):
+        try:
+            chunk.validate(full=True)
+        except pa.ArrowInvalid:
+            raise PolytaskError(f"{where}: column '{name}' holds text that is not valid UTF-8") from None
 
 
 def _int_column(parts: list[np.ndarray], exact: bool) -> np.ndarray:
@@ -168,17 +174,24 @@ def read_csv(path: Path, delimiter: str = ",", exact: Iterable[str] = ()) -> pd.
     blocks disagree (numbers in one, text in another) is read again as text."""
     where = f"file '{path}'"
     names = check_header(_header(path, delimiter, where), where)
+    _check_last_line(path, delimiter, len(names), where)
     exact = set(exact)
     pieces: list[list[Any]] = [[] for _ in names]
     wide = [n in exact for n in names]
     rows = max(1000, _CHUNK_CELLS // max(1, len(names)))
     try:
-        for chunk in pd.read_csv(path, sep=delimiter, header=0, names=names, chunksize=rows, encoding="utf-8",
-                                 skipinitialspace=False, index_col=False):
-            for j, name in enumerate(names):
-                pieces[j].append(_csv_piece(chunk[name], j, wide))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # pandas would drop the extra fields
+            for chunk in pd.read_csv(path, sep=delimiter, header=0, names=names, chunksize=rows, encoding="utf-8",
+                                     index_col=False):
+                for j, name in enumerate(names):
+                    pieces[j].append(_csv_piece(chunk[name], j, wide))
     except PolytaskError:
         raise
+    except pd.errors.ParserWarning:
+        line = _ragged_line(path, delimiter, len(names))
+        raise PolytaskError(f"{where} could not be read as csv: {f'line {line}' if line else 'a line'} has more fields "
+                            f"than the header's {len(names)}") from None
     except (ValueError, OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise PolytaskError(_csv_problem(exc, where)) from None
     data = {name: _csv_column(path, delimiter, j, pieces[j], wide[j], name in exact, where)
@@ -204,6 +217,47 @@ def _header(path: Path, delimiter: str, where: str) -> list[str]:
     except (OSError, csv.Error, EOFError) as exc:
         raise PolytaskError(f"{where} could not be read as csv: {_first_line(exc)}") from None
     raise PolytaskError(f"{where} has no header row")
+
+
+def _check_last_line(path: Path, delimiter: str, expected: int, where: str) -> None:
+    """Refuse a file whose last line has fewer fields than the header (a file cut short: pandas
+    would fill the missing fields with NaN). Lines with quotes are not counted."""
+    if path.suffix.lower() == ".gz" or expected < 2:
+        return
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - 65536))
+        tail = fh.read()
+    lines = tail.rstrip(b"\r\n").rsplit(b"\n", 1)
+    last = lines[-1].rstrip(b"\r")
+    if len(lines) < 2 and size > 65536 or b'"' in last or not last.strip():
+        return
+    fields = last.count(delimiter.encode()) + 1
+    if fields < expected:
+        with open(path, "rb") as fh:
+            newlines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        line = newlines - tail[len(tail.rstrip(b"\r\n")):].count(b"\n") + 1
+        raise PolytaskError(f"{where} could not be read as csv: its last line ({line}) has {fields} "
+                            f"{'field' if fields == 1 else 'fields'} but the header has {expected}; is the file cut short?")
+
+
+def _ragged_line(path: Path, delimiter: str, expected: int) -> int | None:
+    """The first line whose record has more fields than ``expected`` (for a message only)."""
+    import csv
+    import gzip
+
+    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            line = 1
+            for record in reader:
+                if len(record) > expected:
+                    return line
+                line = reader.line_num + 1
+    except (OSError, csv.Error, EOFError):
+        return None
+    return None
 
 
 def _csv_piece(s: pd.Series, j: int, wide: list[bool]) -> Any:
@@ -268,19 +322,17 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _numbers_from_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text columns whose every cell is a number once surrounding spaces are removed (``a, b``
-    headers with ``1, 2`` rows) become numbers, as pandas' reader would read them."""
+    """Text columns whose every cell is a number once surrounding spaces are removed become
+    numbers (the first 64 cells decide whether to look at all)."""
     for name in frame.columns:
         s = frame[name]
         if not (pd.api.types.is_string_dtype(s) or s.dtype == object):
             continue
-        observed = s.dropna()
-        head = observed.iloc[:64]
-        if observed.empty or pd.to_numeric(head.str.strip() if hasattr(head, "str") else head, errors="coerce").isna().any():
+        observed = s.dropna().astype("str").str.strip()
+        if observed.empty or pd.to_numeric(observed.iloc[:64], errors="coerce").isna().any():
             continue
-        numbers = pd.to_numeric(observed.str.strip(), errors="coerce")
-        if numbers.notna().all():
-            values = pd.to_numeric(s.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+        if pd.to_numeric(observed, errors="coerce").notna().all():
+            values = pd.to_numeric(s.astype("str").str.strip().where(s.notna()), errors="coerce").to_numpy(dtype=np.float64)
             frame[name] = values.astype(np.float32) if np.nanmax(np.abs(values), initial=0) <= _FLOAT32_MAX else values
     return frame
 

@@ -69,11 +69,25 @@ def explain_kind(s: pd.Series, origin: RowOrigin | None = None) -> KindInference
         return _numeric_kind(name, np.repeat(numbers, profile.counts), "numbers written as text")
     k = profile.distinct
     kind = "binary" if k <= 2 else "multiclass"
-    warning = None
-    if k > 2 and k > 0.5 * profile.observed:
-        warning = (f"target '{name}' has {k} classes in {profile.observed} labelled rows, so most classes have one "
-                   f"example; if it is a number, write it as one (or give --kind {name}=regression)")
-    return KindInference(kind, f"text with {k} {'class' if k == 1 else 'classes'}", warning)
+    return KindInference(kind, f"text with {k} {'class' if k == 1 else 'classes'}", _class_warning(s, profile, origin))
+
+
+def _class_warning(s: pd.Series, profile: Profile, origin: RowOrigin) -> str | None:
+    """A warning when the classes look wrong: nearly one class per row, or a few classes of one
+    or two examples beside well-populated ones (a typo can add a class)."""
+    name, k, n = s.name, profile.distinct, profile.observed
+    if k > 2 and k > 0.5 * n:
+        return (f"target '{name}' has {k} classes in {n} labelled rows, so most classes have one example; if it "
+                f"is a number, write it as one (or give --kind {name}=regression)")
+    few = max(2, int(0.02 * n))
+    rare = profile.counts <= few
+    if n >= 20 and 0 < rare.sum() < k and profile.counts[rare].sum() <= 0.1 * n and profile.counts.max() >= 5 * few:
+        positions = np.flatnonzero(s.isin(list(profile.values[rare])).to_numpy())
+        cells = ", ".join(f"{s.iloc[p]!r} ({origin.name(p)})" for p in positions[:3])
+        more = f" and {len(positions) - 3} more" if len(positions) > 3 else ""
+        return (f"target '{name}' has {rare.sum()} {'class' if rare.sum() == 1 else 'classes'} of at most {few} "
+                f"examples among {n} labelled rows: {cells}{more}; a typo? ({k} classes inferred)")
+    return None
 
 
 def _numeric_kind(name: str, x: np.ndarray, what: str) -> KindInference:
