@@ -23,6 +23,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from polytask.data import dates
 from polytask.data.rows import RowOrigin
@@ -52,9 +54,18 @@ def missing_cells(s: pd.Series) -> np.ndarray:
     """True where a cell is missing: NaN, None, NaT or blank text."""
     m = s.isna().to_numpy().copy()
     if s.dtype == object or pd.api.types.is_string_dtype(s):
-        text = s[~m]
-        m[~m] = text.astype("str").str.strip().eq("").to_numpy()
+        blank = pc.equal(pc.utf8_trim_whitespace(arrow_text(s)), "").fill_null(False)
+        m |= blank.to_numpy(zero_copy_only=False)
     return m
+
+
+def arrow_text(s: pd.Series) -> pa.Array:
+    """A column's cells as an arrow string array (missing cells null; no copy for text that
+    pandas already holds in arrow)."""
+    if not isinstance(s.dtype, pd.StringDtype) or s.dtype.storage != "pyarrow":
+        s = s.astype("str")
+    arr = pa.array(s, from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
 @dataclass

@@ -59,6 +59,11 @@ class LongFormat:
         ids = frame[self.task_column]
         keys = category_text(ids)
         names = keys.map(self.tasks)
+        if names.isna().any():  # ids written as numbers one way and text the other ('01' and 1)
+            numeric = pd.to_numeric(pd.Series(list(self.tasks)), errors="coerce")
+            if numeric.notna().all() and numeric.is_unique:
+                by_number = dict(zip(numeric.tolist(), self.tasks.values()))
+                names = names.fillna(pd.to_numeric(keys, errors="coerce").map(by_number))
         bad = names.isna().to_numpy() | missing_cells(ids)
         if bad.any():
             pos = int(np.flatnonzero(bad)[0])

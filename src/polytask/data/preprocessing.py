@@ -32,9 +32,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from polytask.data import dates
-from polytask.data.columns import ColumnRole, infer_roles, missing_cells
+from polytask.data.columns import ColumnRole, arrow_text, infer_roles, missing_cells
 from polytask.data.rows import RowOrigin
 from polytask.errors import PolytaskError
 
@@ -384,7 +386,8 @@ class FeaturePreprocessor:
             text = None
         else:
             text = category_text(s)
-            codes = pd.Index(cats, dtype=object).get_indexer(text.astype(object))
+            found = pc.index_in(arrow_text(text), value_set=pa.array(cats, type=pa.string()))
+            codes = found.fill_null(-1).to_numpy(zero_copy_only=False)
         codes = np.where(miss, -1, codes).astype(np.int32)
         outside = (codes < 0) & ~miss
         if rows is not None:

@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from polytask.data.rows import SOURCE_KEY
+from polytask.data.rows import SOURCE_KEY, csv_records
 from polytask.errors import PolytaskError
 
 _PARQUET_GROUP = 32  # Parquet columns read at a time
@@ -243,21 +243,7 @@ def _check_last_line(path: Path, delimiter: str, expected: int, where: str) -> N
 
 def _ragged_line(path: Path, delimiter: str, expected: int) -> int | None:
     """The first line whose record has more fields than ``expected`` (for a message only)."""
-    import csv
-    import gzip
-
-    opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
-            reader = csv.reader(fh, delimiter=delimiter)
-            line = 1
-            for record in reader:
-                if len(record) > expected:
-                    return line
-                line = reader.line_num + 1
-    except (OSError, csv.Error, EOFError):
-        return None
-    return None
+    return next((line for line, record in csv_records(path, delimiter) if len(record) > expected), None)
 
 
 def _csv_piece(s: pd.Series, j: int, wide: list[bool]) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import gzip
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -77,20 +77,25 @@ class RowOrigin:
         return self._lines
 
 
-def csv_record_lines(path: Path, delimiter: str = ",") -> np.ndarray:
-    """The file line (1-based) on which each data record of a CSV file starts, following quoted
-    newlines and skipping blank lines as the reader does. Used for messages only."""
+def csv_records(path: Path, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
+    """``(line, fields)`` of each non-blank record of a CSV file, the header first; ``line`` is
+    where the record starts (1-based), following quoted newlines. Stops quietly at a file it
+    cannot read: it serves messages only."""
     opener: Any = gzip.open if path.suffix.lower() == ".gz" else open
-    starts: list[int] = []
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
             reader = csv.reader(fh, delimiter=delimiter)
-            line, header = 1, True
+            line = 1
             for record in reader:
-                if record and not header:
-                    starts.append(line)
-                header = header and not record
+                if record:
+                    yield line, record
                 line = reader.line_num + 1
     except (OSError, csv.Error, EOFError):
-        pass
-    return np.asarray(starts, dtype=np.int64)
+        return
+
+
+def csv_record_lines(path: Path, delimiter: str = ",") -> np.ndarray:
+    """The file line (1-based) on which each data record of a CSV file starts, following quoted
+    newlines and skipping blank lines as the reader does. Used for messages only."""
+    lines = [line for line, _ in csv_records(path, delimiter)]
+    return np.asarray(lines[1:], dtype=np.int64)
