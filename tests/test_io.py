@@ -353,9 +353,11 @@ def test_columns_that_change_type_or_gain_new_values_at_predict_time(trained: pt
     changed.loc[4, "x1"] = "twelve"
     with pytest.raises(pt.PolytaskError, match="feature column 'x1' is numeric in training but holds 'twelve'"):
         trained.predict(changed)
-    # an unseen category encodes as all zeros and an extra column is ignored: both still predict
+    # an unseen category encodes as all zeros (with a warning counting it) and an extra column is
+    # ignored: both still predict
     extra = mixed_frame.assign(colour="purple", unrelated_column=1.0)
-    assert len(trained.predict(extra)) == len(mixed_frame)
+    with pytest.warns(pt.data.DataWarning, match="'colour' 300 rows"):
+        assert len(trained.predict(extra)) == len(mixed_frame)
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the overflow is the point

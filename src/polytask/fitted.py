@@ -17,7 +17,8 @@ import pandas as pd
 import torch
 
 from polytask.data.preprocessing import FeaturePreprocessor
-from polytask.data.tables import TableLike, as_frame
+from polytask.data.columns import missing_cells
+from polytask.data.tables import TableLike, as_frame, with_kept_columns
 from polytask.data.targets import TargetEncoder, validate_targets
 from polytask.data.tensors import to_tensors
 from polytask.errors import PolytaskError
@@ -91,8 +92,10 @@ class FittedModel:
         return decoded
 
     def predict(self, data: TableLike, include_auxiliary: bool = False) -> pd.DataFrame:
-        """A DataFrame of predictions, one block of columns per (main) task."""
-        decoded = self.predict_outputs(data, include_auxiliary)
+        """A DataFrame of predictions, one block of columns per (main) task, after the columns
+        the model keeps (``DataConfig.keep``) copied from ``data``."""
+        frame = as_frame(data)
+        decoded = self.predict_outputs(frame, include_auxiliary)
         columns: dict[str, Any] = {}
         for enc in self.encoders:
             task = enc.task
@@ -110,23 +113,23 @@ class FittedModel:
                 columns[task.name] = d["label"]
                 for j, cls in enumerate(enc.classes_):
                     columns[f"{task.name}:proba_{cls}"] = d["proba"][:, j]
-        return pd.DataFrame(columns)
+        return with_kept_columns(frame, pd.DataFrame(columns), self.preprocessor.keep_)
 
     def evaluate(self, data: TableLike, include_auxiliary: bool = False) -> dict[str, dict[str, float]]:
         """Per-task metrics on labelled ``data`` (missing labels are ignored)."""
-        frame = as_frame(data)
+        frame = self.preprocessor.missing_as_nan(as_frame(data))
         tasks = [t for t in self.tasks if include_auxiliary or not t.auxiliary]
         validate_columns = [t for t in tasks if all(c in frame.columns for c in t.columns)]
         missing = [t for t in tasks if t not in validate_columns]
         if missing:
             raise PolytaskError(f"target column '{missing[0].columns[0]}' of task '{missing[0].name}' is not in the data")
         encs = [e for e in self.encoders if e.task in tasks]
-        labelled = [e for e in encs if frame[list(e.task.columns)].notna().any().any()]
+        labelled = [e for e in encs if any((~missing_cells(frame[c])).any() for c in e.task.columns)]
         if not labelled:
             raise PolytaskError("the data holds no label for any task")
         validate_targets(frame, [e.task for e in labelled if e.task.kind in ("regression", "multilabel")])
         tensors = to_tensors(frame, self.preprocessor, labelled)
-        raw = self.raw_outputs(frame)
+        raw = self.raw_outputs_from_features(tensors.x)
         return {
             e.task.name: task_metrics(
                 e, raw[e.task.name], tensors.targets[e.task.name].numpy(), tensors.masks[e.task.name].numpy()

@@ -10,6 +10,8 @@ from polytask.errors import PolytaskError
 from polytask.settings import option
 
 MISSING_POLICIES = ("impute", "error")
+DATE_POLICIES = ("expand", "ordinal")
+IDENTIFIER_POLICIES = ("drop", "error", "feature")
 
 
 @dataclass
@@ -39,6 +41,23 @@ class DataConfig:
         None, kind="names", cli="--bounded-output", in_sklearn=False,
         help="Comma-separated regression tasks with a sigmoid output bounded to (0, 1) (targets in [0, 1], "
              "not standardized).")
+    drop: tuple[str, ...] | None = option(None, kind="names", help="Comma-separated columns to ignore (neither features "
+                                   "nor targets).", in_sklearn=False)
+    keep: tuple[str, ...] | None = option(None, kind="names", help="Comma-separated columns copied to predict's output "
+                                   "(an identifier, say); never features.", in_sklearn=False)
+    categorical: tuple[str, ...] | None = option(None, kind="names", help="Comma-separated columns one-hot encoded even "
+                                          "though they hold numbers (codes such as zip codes).", in_sklearn=False)
+    na_values: tuple[str, ...] | None = option(None, kind="names", help="Comma-separated cell texts read as missing "
+                                        "values besides empty cells and NA (e.g. '?,-').", in_sklearn=False)
+    max_categories: int = option(50, help="Most categories one-hot encoded per column; rarer ones share one "
+                                 "'(other)' input.", in_sklearn=False)
+    dates: Literal["expand", "ordinal"] = option(
+        "expand", choices=DATE_POLICIES, in_sklearn=False,
+        help="Date columns: expand (days since 1970 plus year, month, day, weekday, hour) or ordinal (days only).")
+    identifiers: Literal["drop", "error", "feature"] = option(
+        "drop", choices=IDENTIFIER_POLICIES, in_sklearn=False,
+        help="Identifier-like columns (a distinct text per row, a row number): drop (with a warning), error, "
+             "or feature (one-hot the most frequent values).")
 
     def __post_init__(self) -> None:
         v, t = self.val_fraction, self.test_fraction
@@ -51,6 +70,16 @@ class DataConfig:
         if self.bounded_outputs is not None:
             self.bounded_outputs = (self.bounded_outputs,) if isinstance(self.bounded_outputs, str) else tuple(
                 self.bounded_outputs)
+        for name in ("drop", "keep", "categorical", "na_values"):  # None (the option's default) is none
+            setattr(self, name, tuple(str(c) for c in getattr(self, name) or ()))
+        for name, allowed in (("dates", DATE_POLICIES), ("identifiers", IDENTIFIER_POLICIES)):
+            if getattr(self, name) not in allowed:
+                raise PolytaskError(f"unknown {name} policy '{getattr(self, name)}' (choose from {', '.join(allowed)})")
+        if isinstance(self.max_categories, bool) or not isinstance(self.max_categories, int) or self.max_categories < 2:
+            raise PolytaskError(f"max_categories must be a whole number of at least 2, got {self.max_categories!r}")
+        both = sorted(set(self.drop) & set(self.keep))
+        if both:
+            raise PolytaskError(f"column '{both[0]}' is given both to drop and to keep")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
