@@ -416,3 +416,16 @@ def test_predict_and_evaluate_read_what_fit_read_in_the_multi_input_setting(tmp_
     capsys.readouterr()
     assert main(["evaluate", str(model), str(data), "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"score@1", "score@2", "score@3"}
+
+
+def test_a_model_with_a_date_column_that_had_missing_values_saves_and_loads(tmp_path: Path) -> None:
+    """A date column with a missing cell gets a missing-value indicator; the model directory's
+    checks must accept an indicator for a date column, not only for a number."""
+    rng = np.random.default_rng(5)
+    days = pd.Series(pd.date_range("2020-01-01", periods=120, freq="D").strftime("%Y-%m-%d"))
+    days[[3, 50]] = ""
+    frame = pd.DataFrame({"when": days, "x": rng.normal(size=120), "y": rng.normal(size=120)})
+    model = pt.fit(frame, ["y"], config=pt.TrainConfig(epochs=2, batch_size=32))
+    assert "when" in model.mtl.preprocessor.indicators_
+    loaded = pt.load(model.mtl.save(tmp_path / "m"))
+    np.testing.assert_allclose(loaded.predict(frame)["y"], model.mtl.predict(frame)["y"], rtol=1e-6)

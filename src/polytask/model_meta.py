@@ -90,23 +90,32 @@ def check_encoder(task: Task, d: Any, source: str) -> TargetEncoder:
     return _build(source, entry, lambda: TargetEncoder.from_dict(task, d))
 
 
+def _statistics(v: Any) -> bool:
+    """A numeric column's (or date part's) fitted statistics: finite mean, median, positive std."""
+    return (isinstance(v, dict) and {"mean", "std", "median"} <= set(v) and all(_finite(x) for x in v.values())
+            and v["std"] > 0)
+
+
 def check_preprocessing(d: dict[str, Any], source: str) -> FeaturePreprocessor:
     entry = "preprocessing"
     columns, numeric, categorical = d.get("columns"), d.get("numeric"), d.get("categorical")
+    dates = d.get("dates", {})
     if d.get("missing") not in ("impute", "error"):
         raise _fail(source, entry, "has no missing-value policy (impute or error)")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
         raise _fail(source, entry, "has no list of distinct column names")
-    if not isinstance(numeric, dict) or not all(
-        isinstance(v, dict) and all(_finite(x) for x in v.values()) and _finite(v.get("std")) and v["std"] > 0
-        for v in numeric.values()
+    if not isinstance(numeric, dict) or not all(map(_statistics, numeric.values())):
+        raise _fail(source, entry, "has numeric columns without a finite mean and median and a positive std")
+    if not isinstance(dates, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("parts"), dict) and all(map(_statistics, v["parts"].values()))
+        for v in dates.values()
     ):
-        raise _fail(source, entry, "has numeric columns without finite statistics and a positive std")
+        raise _fail(source, entry, "has date columns without finite statistics for each part")
     if not isinstance(categorical, dict) or not all(isinstance(v, list) and all(isinstance(c, str) for c in v)
                                                     for v in categorical.values()):
         raise _fail(source, entry, "has categorical columns without a list of categories")
-    if not isinstance(d.get("indicators"), list) or not set(d["indicators"]) <= set(numeric):
-        raise _fail(source, entry, "has missing-value indicators for columns that are not numeric features")
+    if not isinstance(d.get("indicators"), list) or not set(d["indicators"]) <= set(numeric) | set(dates):
+        raise _fail(source, entry, "has missing-value indicators for columns that are not numeric or date features")
     pre = _build(source, entry, lambda: FeaturePreprocessor.from_dict(d))
     _build(source, entry, lambda: pre.n_outputs)
     return pre

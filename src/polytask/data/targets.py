@@ -198,8 +198,8 @@ def _check_numbers(task: Task, col: str, s: pd.Series, miss: np.ndarray, origin:
     outside = ~miss & ((x < 0) | (x > 1))
     if task.output == "sigmoid" and outside.any():
         pos = int(np.flatnonzero(outside)[0])
-        raise PolytaskError(f"task '{task.name}' has a sigmoid output but column '{col}' holds {x[pos]:g} "
-                            f"({origin.name(pos)}), outside [0, 1]")
+        raise PolytaskError(f"task '{task.name}' has a sigmoid output but column '{col}' holds {x[pos]:g}, "
+                            f"outside [0, 1] ({origin.name(pos)})")
     if task.kind == "multilabel":
         wrong = ~miss & ~np.isin(x, (0.0, 1.0))
         if wrong.any():
