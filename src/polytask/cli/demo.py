@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import click
-import numpy as np
 
 from polytask.cli.common import console, emit_json, output_options
-from polytask.data.splits import Split
-from polytask.report import comparison_table
-from polytask.synthetic import related_tasks
-from polytask.training.callbacks import ProgressCallback
 from polytask.training.config import TrainConfig
-from polytask.data.prepare import prepare
-from polytask.setups import STLBaseline
-from polytask.workflow import NetworkSpec, fit
 
 DEMO_ROWS = {"train": 100, "val": 200, "test": 2000}
 
@@ -30,6 +22,15 @@ def command(seed: int, epochs: int, as_json: bool, quiet: bool) -> None:
     of the factors plus noise. Only 100 training rows, so sharing the representation should
     pay; 2,000 test rows measure it.
     """
+    import numpy as np
+    from polytask.data.splits import Split
+    from polytask.report import comparison_table
+    from polytask.synthetic import related_tasks
+    from polytask.training.callbacks import ProgressCallback
+    from polytask.data.prepare import prepare
+    from polytask.setups import STLBaseline
+    from polytask.workflow import NetworkSpec, fit
+
     frame, names = related_tasks(n_rows=sum(DEMO_ROWS.values()), n_features=60, n_tasks=8, n_latent=3,
                                  noise=0.3, binary_tasks=1, seed=1234)
     a, b = DEMO_ROWS["train"], DEMO_ROWS["train"] + DEMO_ROWS["val"]

@@ -5,9 +5,6 @@ from __future__ import annotations
 import click
 
 from polytask.cli.common import console, emit_json, output_options
-from polytask.data import read_table
-from polytask.fitted import load_model
-from polytask.report import metrics_table
 
 
 @click.command("evaluate")
@@ -17,6 +14,10 @@ from polytask.report import metrics_table
 @output_options
 def command(model_dir: str, data: str, include_aux: bool, as_json: bool, quiet: bool) -> None:
     """Compute each task's metrics of MODEL_DIR on the labelled DATA (missing labels ignored)."""
+    from polytask.data import read_table
+    from polytask.fitted import load_model
+    from polytask.report import metrics_table
+
     model = load_model(model_dir)
     metrics = model.evaluate(read_table(data), include_auxiliary=include_aux)
     console(quiet or as_json).print(metrics_table(metrics, f"metrics of {model_dir}"))

@@ -13,12 +13,6 @@ from polytask.cli.options import (
     training_options,
 )
 from polytask.errors import PolytaskError
-from polytask.io import check_output_directory, staged_directory
-from polytask.models.capacity import capacity_report, format_capacity
-from polytask.report import comparison_table, metrics_table
-from polytask.serialization import atomic_write_json
-from polytask.training.callbacks import ProgressCallback
-from polytask.training.tracking import logger_from_spec, write_history_csv
 
 
 @click.command("fit")
@@ -54,6 +48,11 @@ def command(
     The model directory holds the MTL model (and, with --stl, the STL baseline in OUT/stl) plus
     report.json with validation and test metrics. A failed run leaves an existing OUT untouched.
     """
+    from polytask.io import check_output_directory
+    from polytask.models.capacity import capacity_report
+    from polytask.training.callbacks import ProgressCallback
+    from polytask.training.tracking import logger_from_spec
+
     from polytask.workflow import fit
 
     out_dir = Path(out)
@@ -103,6 +102,10 @@ def _setups(o: dict[str, Any], aux: list[str], checkpoint_dir: str | None, resum
 
 def _write_model_directory(report: Any, summary: dict[str, Any], out_dir: Path) -> None:
     """The MTL model, its history and report.json (and the STL baseline in stl/), swapped in whole."""
+    from polytask.io import staged_directory
+    from polytask.serialization import atomic_write_json
+    from polytask.training.tracking import write_history_csv
+
     with staged_directory(out_dir) as staging:
         for model, where in ((report.mtl, staging), (report.stl, staging / "stl")):
             if model is None:
@@ -114,6 +117,9 @@ def _write_model_directory(report: Any, summary: dict[str, Any], out_dir: Path) 
 
 
 def _print_summary(con: Any, report: Any, summary: dict[str, Any]) -> None:
+    from polytask.models.capacity import format_capacity
+    from polytask.report import comparison_table, metrics_table
+
     metrics = report.metrics("test")
     con.print(comparison_table(metrics["mtl"], metrics.get("stl"), title=f"test metrics ({len(report.prepared.split.test)} rows)"))
     aux_names = [t.name for t in report.prepared.tasks if t.auxiliary]

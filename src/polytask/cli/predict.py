@@ -7,10 +7,7 @@ from pathlib import Path
 import click
 
 from polytask.cli.common import console, emit_json, output_options
-from polytask.data import read_table
 from polytask.errors import PolytaskError
-from polytask.fitted import load_model
-from polytask.serialization import atomic_write_bytes
 
 
 @click.command("predict")
@@ -25,6 +22,10 @@ def command(model_dir: str, data: str, out: str, as_json: bool, quiet: bool) -> 
     one probability column per class. Auxiliary tasks are never predicted and their columns are
     not needed.
     """
+    from polytask.data import read_table
+    from polytask.fitted import load_model
+    from polytask.serialization import atomic_write_bytes
+
     out_path = Path(out)
     if out_path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise PolytaskError(f"output file '{out_path}' must end in .csv or .parquet")
