@@ -178,3 +178,26 @@ def test_a_loss_that_grows_by_orders_of_magnitude_stops_training(small_frame: pd
         pt.fit(small_frame, ["task0", "task1"], config=pt.TrainConfig(lr=1e3, epochs=20))
     # a sane learning rate trains through
     pt.fit(small_frame, ["task0", "task1"], config=pt.TrainConfig(lr=1e-2, epochs=20))
+
+
+def test_training_threads_default_to_one_for_table_networks_and_follow_the_option(small_frame: pd.DataFrame) -> None:
+    from polytask.training.threads import default_threads
+
+    seen: list[int] = []
+
+    class Threads(pt.Callback):
+        def on_epoch_start(self, trainer, epoch):  # type: ignore[no-untyped-def]
+            seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    p = prepare(small_frame, ["task0"], seed=0)
+    for threads, expected in ((None, 1), (2, 2)):
+        seen.clear()
+        net = HardSharing(p.train.x.shape[1], p.output_dims, trunk=(8,))
+        Trainer(net, p.tasks, p.encoders, pt.TrainConfig(epochs=2, threads=threads), callbacks=[Threads()]).fit(p.train, p.val)
+        assert seen == [expected, expected]
+        assert torch.get_num_threads() == before  # restored after training
+    assert default_threads(HardSharing(4, {"a": 1}, trunk=(2048,))) is None
+    assert default_threads(HardSharing(None, {"a": 1}, input_shape=(1, 8, 8), trunk=(8,))) is None
+    with pytest.raises(pt.PolytaskError, match="threads must be >= 1"):
+        pt.TrainConfig(threads=0)

@@ -43,6 +43,7 @@ from polytask.training.config import TrainConfig
 from polytask.training.early_stopping import EarlyStopping
 from polytask.training.optim import make_optimizer, make_scheduler
 from polytask.training.packed import PackedTensors
+from polytask.training.threads import default_threads, torch_threads
 
 #: Settings that may differ between a checkpoint and the run that resumes it.
 RESUMABLE_CHANGES = ("epochs", "device", "val_metrics", "threads")
@@ -386,14 +387,16 @@ class Trainer:
             self.scheduler = make_scheduler(self.config, self.optimizer, self.config.epochs * steps)
         if resume_from is not None:
             self.resume(resume_from)
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
-        try:
-            while self.epoch < self.config.epochs and not self.finished:
-                self.run_epoch(packed_train, packed_val)
-        finally:
+        threads = self.config.threads if self.config.threads is not None else default_threads(self.network)
+        with torch_threads(threads if self.device.type == "cpu" else None):
             for cb in self.callbacks:
-                cb.on_fit_end(self)
+                cb.on_fit_start(self)
+            try:
+                while self.epoch < self.config.epochs and not self.finished:
+                    self.run_epoch(packed_train, packed_val)
+            finally:
+                for cb in self.callbacks:
+                    cb.on_fit_end(self)
         return self.result()
 
     def result(self) -> TrainResult:
