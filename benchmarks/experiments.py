@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 from polytask.serialization import atomic_write_text
-from polytask_lab.experiments.common import reanalyse, write_saved
+from polytask_lab.experiments.artifacts import write_saved
+from polytask_lab.experiments.common import reanalyse
 from polytask_lab.experiments.document import experiments_markdown
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -426,7 +426,7 @@ def test_a_full_disk_while_fit_writes_the_model_is_one_line_and_keeps_the_old_mo
     def full(path: Path, history: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("polytask.cli.fit.write_history_csv", full)
+    monkeypatch.setattr("polytask.training.tracking.write_history_csv", full)
     code, _, err = run(["fit", data, "-t", "task0", "--seed", "4", "--out", out, *FAST], capsys)
     assert code == 2 and err.count("\n") == 1 and "could not be written (No space left on device)" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -122,3 +122,14 @@ def test_relative_delta_and_delta_m_by_hand() -> None:
     mtl["a"]["mae"], stl["a"]["mae"] = 0.1, 1.0
     assert delta_m(mtl, stl) == pytest.approx((0.1 + (-0.125)) / 2)
     assert delta_m(mtl, stl, {"a": "mae"}) == pytest.approx((0.9 + (-0.125)) / 2)
+
+
+def test_regression_metrics_equal_scikit_learns() -> None:
+    from sklearn import metrics as skm
+
+    from polytask.evaluate import _r2
+
+    rng = np.random.default_rng(0)
+    for y, p in [(rng.normal(size=50), rng.normal(size=50)), (np.full(5, 2.0), np.full(5, 2.0)), (np.full(5, 2.0), np.arange(5.0))]:
+        assert _r2(y, p) == pytest.approx(skm.r2_score(y, p), abs=1e-12)
+    assert np.isnan(_r2(np.array([1.0]), np.array([2.0])))

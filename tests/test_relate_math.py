@@ -4,6 +4,8 @@ published update rules, and callbacks that leave training unchanged."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import copy
 
 import numpy as np
@@ -40,10 +42,11 @@ def test_spearman_matrix_against_scipy_on_a_hand_example() -> None:
     assert np.isnan(spearman_matrix(np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 3.0]]))[0, 1])
 
 
-def head_layer(net: HardSharing, name: str) -> nn.Linear:
-    """The (only) linear layer of a task head without hidden layers."""
-    (layer,) = [m for m in net.heads[name].modules() if isinstance(m, nn.Linear)]
-    return layer
+def head_layer(net: HardSharing, name: str) -> nn.Module:
+    """The (only) linear layer of a task head without hidden layers, as its weight and bias
+    (views of the fused head bank, which writes through them)."""
+    weight, bias = net.task_parameters(name)
+    return SimpleNamespace(weight=weight, bias=bias)  # type: ignore[return-value]
 
 
 def linear_head_network(seed: int = 0) -> HardSharing:

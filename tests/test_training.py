@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import polytask as pt
-from polytask.errors import NonFiniteLossError
+from polytask.gradients import row_owners
+from polytask.errors import DivergedLossError, NonFiniteLossError
 from polytask.losses import task_loss
 from polytask.models import HardSharing, SingleTaskNetworks
 from polytask.training import CheckpointCallback, Trainer
@@ -104,8 +105,9 @@ def test_stl_baseline_side_by_side_and_parameter_matching(small_frame: pd.DataFr
 
 def test_hard_sharing_partitions_parameters_and_accepts_a_custom_trunk() -> None:
     net = HardSharing(6, {"a": 1, "b": 3}, trunk=(16, 8), head_hidden=(4,))
-    ids = [id(p) for p in net.shared_parameters()] + [id(p) for t in ("a", "b") for p in net.task_parameters(t)]
-    assert sorted(ids) == sorted(id(p) for p in net.parameters())
+    owners = row_owners([net.shared_parameters()] + [net.task_parameters(t) for t in ("a", "b")])
+    assert all(bool((counts == 1).all()) for _, counts in owners)
+    assert sorted(id(leaf) for leaf, _ in owners) == sorted(id(p) for p in net.parameters())
     out = net(torch.randn(7, 6))
     assert out["a"].shape == (7, 1) and out["b"].shape == (7, 3)
     custom = HardSharing(6, {"a": 1}, custom_trunk=torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh()))
@@ -120,7 +122,7 @@ def test_non_finite_loss_names_task_and_epoch_and_keeps_last_checkpoint(small_fr
         def on_epoch_start(self, trainer, epoch):  # type: ignore[no-untyped-def]
             if epoch == 2:
                 with torch.no_grad():
-                    trainer.network.heads["task1"][-1].weight.fill_(float("nan"))
+                    trainer.network.task_parameters("task1")[0].fill_(float("nan"))
 
     ckpt = tmp_path / "ckpt"
     trainer = Trainer(net, p.tasks, p.encoders, pt.TrainConfig(epochs=5), callbacks=[CheckpointCallback(ckpt), Explode()])
@@ -167,3 +169,35 @@ def test_cuda_request_without_cuda_is_a_clear_error() -> None:
         pytest.skip("CUDA is available on this machine; the error path cannot occur")
     with pytest.raises(pt.PolytaskError, match="CUDA is not available"):
         pt.fit(pd.DataFrame({"x": [1.0, 2, 3, 4, 5, 6, 7, 8], "y": [1.0, 2, 3, 4, 5, 6, 7, 8]}), ["y"], config=pt.TrainConfig(device="cuda"))
+
+
+def test_a_loss_that_grows_by_orders_of_magnitude_stops_training(small_frame: pd.DataFrame) -> None:
+    """Adam at lr 1e3 keeps the loss finite (it only grows, to about 1e25), so a finiteness check
+    alone never stops it: the divergence check does, naming the task and suggesting a lower lr."""
+    with pytest.raises(DivergedLossError, match=r"training diverged: the loss of task 'task\d' .* lower learning rate than 1000"):
+        pt.fit(small_frame, ["task0", "task1"], config=pt.TrainConfig(lr=1e3, epochs=20))
+    # a sane learning rate trains through
+    pt.fit(small_frame, ["task0", "task1"], config=pt.TrainConfig(lr=1e-2, epochs=20))
+
+
+def test_training_threads_default_to_one_for_table_networks_and_follow_the_option(small_frame: pd.DataFrame) -> None:
+    from polytask.training.threads import default_threads
+
+    seen: list[int] = []
+
+    class Threads(pt.Callback):
+        def on_epoch_start(self, trainer, epoch):  # type: ignore[no-untyped-def]
+            seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    p = prepare(small_frame, ["task0"], seed=0)
+    for threads, expected in ((None, 1), (2, 2)):
+        seen.clear()
+        net = HardSharing(p.train.x.shape[1], p.output_dims, trunk=(8,))
+        Trainer(net, p.tasks, p.encoders, pt.TrainConfig(epochs=2, threads=threads), callbacks=[Threads()]).fit(p.train, p.val)
+        assert seen == [expected, expected]
+        assert torch.get_num_threads() == before  # restored after training
+    assert default_threads(HardSharing(4, {"a": 1}, trunk=(2048,))) is None
+    assert default_threads(HardSharing(None, {"a": 1}, input_shape=(1, 8, 8), trunk=(8,))) is None
+    with pytest.raises(pt.PolytaskError, match="threads must be >= 1"):
+        pt.TrainConfig(threads=0)

@@ -1,11 +1,14 @@
 """Reading the autograd graph of one training step (no computation, only structure).
 
-Two facts let the gradient engine skip work that a generic Jacobian would do:
+Three facts let the gradient engine skip work that a generic Jacobian would do:
 
 - *per-task roots*: when the loss vector is ``stack(l_1, ..., l_T)`` followed only by
   element-wise operations (the trainer's ``* alpha``), task t's gradient starts at the t-th input
   of the stack, so its head can be differentiated alone (T cheap passes instead of one pass over
   all heads for every task);
+- *linear readers*: when the heads read the representation ``z`` through linear layers whose
+  rows belong to the tasks (one fused bank for all heads, or one layer per head), every task's
+  gradient of ``z`` is ``dY_t W_t`` and one backward pass gives all the ``dY_t``;
 - *linear sites*: for a ``Linear`` layer ``y = x W^T + b`` whose weight is used nowhere else, the
   per-task gradient of ``W`` is ``dY_t^T x``. The layer's input ``x`` is already saved in the
   graph, so the engine only needs the per-task output gradients ``dY_t``; Gramian entries and
@@ -165,54 +168,83 @@ def task_roots(losses: torch.Tensor) -> TaskRoots | None:
 
 
 @dataclass
-class HeadInput:
-    """Task t's head reads ``z`` through one linear layer ``y_t = z W_t^T (+ b_t)``.
+class LinearReader:
+    """A linear layer through which the heads read ``z``: ``Y = z W^T (+ b)``, with each row of
+    ``W`` (each column of ``Y``) belonging to one task.
 
     Attributes:
-        edge: gradient edge of ``y_t`` (differentiating gives ``dY_t``, (n, h_t)).
-        weight: ``W_t`` (h_t, k).
+        edge: gradient edge of ``Y`` (differentiating gives ``dY``, (n, H)).
+        weight: ``W`` (H, k).
+        row_owner: the task of each row of ``W``.
     """
 
     edge: GradientEdge
     weight: torch.Tensor
+    row_owner: list[int]
 
 
-def linear_head_inputs(roots: TaskRoots, z: torch.Tensor) -> list[HeadInput | None] | None:
-    """For each task, the single linear layer through which its head reads ``z`` (2-D).
+def _linear_weight(node: Node, slot: int) -> tuple[Node, torch.Tensor] | None:
+    """For a plain matrix product reading its input at ``slot``, the weight's accumulation node
+    and the weight (a 2-D leaf used through ``W^T``)."""
+    kind = type(node).__name__
+    if kind == "AddmmBackward0" and slot == 1:
+        if float(getattr(node, "_saved_alpha", 0)) != 1.0 or float(getattr(node, "_saved_beta", 0)) != 1.0:
+            return None
+        w_t = node.next_functions[2][0]
+    elif kind == "MmBackward0" and slot == 0:
+        w_t = node.next_functions[1][0]
+    else:
+        return None
+    if w_t is None or type(w_t).__name__ != "TBackward0":
+        return None
+    acc = w_t.next_functions[0][0]
+    weight = _param_of(acc)
+    if weight is None or weight.ndim != 2:
+        return None
+    return w_t, weight
 
-    Then ``dL_t/dz = dY_t W_t``, so the gradients of ``z`` can be handled in factored form.
-    None when some task reads ``z`` otherwise (several times, through another operation, or
-    through a weight used elsewhere); a task that does not reach ``z`` gets None in the list.
+
+def _row_owner(rows: int, owned: list[tuple[int, int, int]]) -> list[int] | None:
+    """The task of each of ``rows`` rows from ``(task, start, stop)`` blocks; None unless every
+    row belongs to exactly one task."""
+    owner = [-1] * rows
+    for task, start, stop in owned:
+        for r in range(start, stop):
+            if r >= rows or owner[r] != -1:
+                return None
+            owner[r] = task
+    return None if -1 in owner else owner
+
+
+def linear_readers(losses: torch.Tensor, z: torch.Tensor, owners: dict[int, list[tuple[int, int, int]]]) -> list[LinearReader] | None:
+    """The linear layers through which the losses read ``z`` (2-D), when that is the only way
+    they read it and every row of those layers' weights belongs to one task.
+
+    ``owners`` maps ``id(W)`` of task parameters to ``(task, start, stop)``: task ``task`` owns
+    rows ``start:stop`` of ``W`` (a whole per-task head layer, or a block of a fused head bank).
+    Since a task's parameters belong to it alone, column block ``t`` of ``Y`` reaches task t's
+    loss only, so ``dL_t/dz = dY[:, rows_t] W[rows_t]``, where ``dY`` is the gradient of
+    ``sum_t L_t``: one backward pass gives every task's gradient of ``z`` in factored form.
+    None when some reader is another operation, a weight is used elsewhere or a row has no
+    owner (the caller then takes the generic path).
     """
-    if z.ndim != 2 or z.grad_fn is None:
+    if z.ndim != 2 or z.grad_fn is None or losses.grad_fn is None:
         return None
     target = (z.grad_fn, z.output_nr)
-    out: list[HeadInput | None] = []
-    for edge in roots.edges:
-        if edge is None:
-            out.append(None)
-            continue
-        order, refs = _walk([edge.node], {z.grad_fn})
-        readers = [(n, i) for n in order for i, (nxt, nr) in enumerate(n.next_functions) if (nxt, nr) == target]
-        if not readers:
-            out.append(None)
-            continue
-        if len(readers) != 1:
+    order, refs = _walk([losses.grad_fn], {z.grad_fn})
+    readers = [(n, i) for n in order for i, (nxt, nr) in enumerate(n.next_functions) if (nxt, nr) == target]
+    if not readers:
+        return None
+    out: list[LinearReader] = []
+    for node, slot in readers:
+        found = _linear_weight(node, slot)
+        if found is None:
             return None
-        node, slot = readers[0]
-        kind = type(node).__name__
-        if kind == "AddmmBackward0" and slot == 1:
-            w_t = node.next_functions[2][0]
-        elif kind == "MmBackward0" and slot == 0:
-            w_t = node.next_functions[1][0]
-        else:
+        w_t, weight = found
+        if refs.get(w_t, 0) != 1 or refs.get(w_t.next_functions[0][0], 0) != 1 or weight.shape[1] != z.shape[1]:
             return None
-        if kind == "AddmmBackward0" and (float(getattr(node, "_saved_alpha", 0)) != 1.0 or float(getattr(node, "_saved_beta", 0)) != 1.0):
+        owner = _row_owner(weight.shape[0], owners.get(id(weight), []))
+        if owner is None:
             return None
-        if w_t is None or type(w_t).__name__ != "TBackward0" or refs.get(w_t, 0) != 1:
-            return None
-        weight = _param_of(w_t.next_functions[0][0])
-        if weight is None or weight.ndim != 2 or weight.shape[1] != z.shape[1]:
-            return None
-        out.append(HeadInput(GradientEdge(node, 0), weight))
+        out.append(LinearReader(GradientEdge(node, 0), weight, owner))
     return out

@@ -23,3 +23,17 @@ class NonFiniteLossError(PolytaskError):
         )
         self.task = task
         self.epoch = epoch
+
+
+class DivergedLossError(NonFiniteLossError):
+    """Training diverged: a task's loss grew by orders of magnitude while staying finite."""
+
+    def __init__(self, task: str, epoch: int, value: float, start: float, lr: float) -> None:
+        PolytaskError.__init__(
+            self,
+            f"training diverged: the loss of task '{task}' reached {value:.3g} at epoch {epoch}, "
+            f"{value / start:.2g} times its first value; training stopped before the bad step, leaving "
+            f"saved models untouched (try a lower learning rate than {lr:g}, e.g. --lr {lr / 10:g})",
+        )
+        self.task = task
+        self.epoch = epoch

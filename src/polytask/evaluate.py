@@ -1,4 +1,5 @@
-"""Per-task metrics (computed with scikit-learn on observed labels only) and delta against STL.
+"""Per-task metrics (on observed labels only; scikit-learn's definitions, computed with numpy for
+regression) and delta against STL.
 
 Regression: RMSE, MAE, R^2 (averaged over columns for a vector target), in original units.
 Binary and multiclass: log-loss, accuracy, ROC-AUC (one-vs-rest for multiclass), F1 (macro for
@@ -55,13 +56,24 @@ def _regression_metrics(encoder: TargetEncoder, output: np.ndarray, target: np.n
     """RMSE, MAE and R^2 in the target's own units, averaged over its columns."""
     pred = encoder.decode(output)["value"]
     true = target * np.asarray(encoder.std_) + np.asarray(encoder.mean_)
-    cols = [(true[mask[:, j], j], pred[mask[:, j], j]) for j in range(true.shape[1]) if mask[:, j].any()]
-    fns = {
-        "rmse": lambda y, p: math.sqrt(skm.mean_squared_error(y, p)),
-        "mae": skm.mean_absolute_error,
-        "r2": lambda y, p: _safe(skm.r2_score, y, p) if len(y) > 1 else float("nan"),
-    }
+    cols = [(true[mask[:, j], j].astype(np.float64), pred[mask[:, j], j].astype(np.float64))
+            for j in range(true.shape[1]) if mask[:, j].any()]
+    fns = {"rmse": lambda y, p: math.sqrt(float(np.mean((y - p) ** 2))), "mae": lambda y, p: float(np.mean(np.abs(y - p))),
+           "r2": _r2}
     return {m: float(np.mean([fns[m](y, p) for y, p in cols])) for m in names}
+
+
+def _r2(y: np.ndarray, p: np.ndarray) -> float:
+    """``1 - SS_res / SS_tot`` as scikit-learn's ``r2_score`` defines it (1 for a perfect fit of
+    a constant target, 0 for an imperfect one; NaN for one row), in numpy: the trainer computes
+    it every epoch, and the argument checks of the scikit-learn call cost more than the sums."""
+    if len(y) < 2:
+        return float("nan")
+    ss_res = float(np.sum((y - p) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    if ss_tot == 0.0:
+        return 1.0 if ss_res == 0.0 else 0.0
+    return 1.0 - ss_res / ss_tot
 
 
 def _class_metrics(kind: str, y: np.ndarray, p: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:

@@ -10,7 +10,12 @@
   representation ``z`` (:class:`RepresentationGradients`), factored through the heads' first
   linear layers when that is cheaper.
 
-Task-specific parameters receive the gradient of their own task's loss in every path.
+Task-specific parameters receive the gradient of their own task's loss in every path. A task's
+parameters belong to it alone (the contract of :meth:`MultiTaskNetwork.task_parameters`), so
+``d(sum_s L_s)/d theta_t = dL_t/d theta_t``: one backward pass of the summed losses gives every
+task its own gradient. A task parameter may be a view of a larger leaf (the banks of
+:class:`polytask.models.heads.FusedHeads`): :func:`parameter_source` finds the leaf, gradients
+are taken with respect to the leaf and each view receives its own rows.
 See docs/GRADIENT_ENGINE.md for the method and measurements.
 """
 
@@ -21,7 +26,104 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from polytask.autograd_graph import LinearSite, linear_head_inputs, linear_sites, reaches_any, task_roots
+from polytask.autograd_graph import LinearSite, linear_readers, linear_sites, reaches_any, task_roots
+
+#: Where a parameter lies in its leaf: rows ``start:stop`` of the first dimension, or (when
+#: ``squeeze``) the single index ``start``.
+Region = tuple[int, int, bool]
+
+
+def parameter_source(p: torch.Tensor) -> tuple[torch.Tensor, Region | None]:
+    """The leaf tensor autograd accumulates into for parameter ``p``, and ``p``'s region in it:
+    ``(p, None)`` for an ordinary parameter; for a view of a leaf parameter along its first
+    dimension (a fused head bank's task rows) the leaf and the rows."""
+    base = p._base
+    if base is None or not isinstance(base, nn.Parameter):
+        return p, None
+    if not base.is_contiguous() or base.ndim == 0:
+        raise ValueError("a task parameter is a view of a non-contiguous tensor")
+    row = base.stride(0)
+    offset = p.storage_offset() - base.storage_offset()
+    start = offset // row
+    if p.ndim == base.ndim and tuple(p.shape[1:]) == tuple(base.shape[1:]) and offset % row == 0:
+        return base, (start, start + p.shape[0], False)
+    if p.ndim == base.ndim - 1 and tuple(p.shape) == tuple(base.shape[1:]) and offset % row == 0:
+        return base, (start, start + 1, True)
+    raise ValueError("a task parameter is a view that is not a block of rows of its parameter")
+
+
+def cut(g: torch.Tensor, region: Region | None, batched: bool = False) -> torch.Tensor:
+    """The part of ``g`` (shaped like a leaf, with a leading batch dimension when ``batched``)
+    that a parameter with ``region`` covers."""
+    if region is None:
+        return g
+    start, stop, squeeze = region
+    if batched:
+        return g[:, start] if squeeze else g[:, start:stop]
+    return g[start] if squeeze else g[start:stop]
+
+
+class _Leaves:
+    """The distinct leaves behind ``params`` (each once, in order) and each parameter's place."""
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        self.params = list(params)
+        self.leaves: list[torch.Tensor] = []
+        self.where: list[tuple[int, Region | None]] = []
+        index: dict[int, int] = {}
+        for p in self.params:
+            base, region = parameter_source(p)
+            if id(base) not in index:
+                index[id(base)] = len(self.leaves)
+                self.leaves.append(base)
+            self.where.append((index[id(base)], region))
+
+    def per_param(self, grads: Sequence[torch.Tensor | None], batched: bool = False) -> list[torch.Tensor | None]:
+        """Each parameter's gradient from the leaves' gradients."""
+        return [None if grads[i] is None else cut(grads[i], region, batched) for i, region in self.where]  # type: ignore[arg-type]
+
+
+def _add_grad(p: torch.Tensor, g: torch.Tensor | None) -> None:
+    """Add ``g`` into the gradient of parameter ``p`` (into its rows of the leaf for a view)."""
+    if g is None:
+        return
+    base, region = parameter_source(p)
+    g = g.detach().to(base.dtype)
+    if region is None:
+        if base.grad is None:
+            base.grad = g.clone()
+        else:
+            base.grad.add_(g)
+        return
+    if base.grad is None:
+        base.grad = torch.zeros_like(base)
+    cut(base.grad, region).add_(g)
+
+
+def add_to_gradients(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> None:
+    """``p.grad += g`` for each pair (views of a leaf add into their rows)."""
+    for p, g in zip(params, grads):
+        _add_grad(p, g)
+
+
+def parameter_gradient(p: torch.Tensor) -> torch.Tensor | None:
+    """The gradient accumulated for parameter ``p`` (its rows of the leaf's for a view)."""
+    base, region = parameter_source(p)
+    return None if base.grad is None else cut(base.grad, region)
+
+
+def row_owners(groups: Sequence[Sequence[torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """For each leaf behind the parameters of ``groups``, the (rows,) count of groups that
+    cover each row of it (a partition of the leaves: every count is 1)."""
+    counts: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for group in groups:
+        for p in group:
+            base, region = parameter_source(p)
+            rows = base.shape[0] if base.ndim else 1
+            entry = counts.setdefault(id(base), (base, torch.zeros(rows, dtype=torch.long)))
+            start, stop = (0, rows) if region is None else region[:2]
+            entry[1][start:stop] += 1
+    return list(counts.values())
 
 
 def per_task_gradients(
@@ -35,15 +137,12 @@ def per_task_gradients(
     n_tasks = losses.shape[0]
     if not params:
         return losses.new_zeros((n_tasks, 0))
+    leaves = _Leaves(params)
     eye = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
     grads = torch.autograd.grad(
-        losses, params, grad_outputs=eye, retain_graph=retain_graph, allow_unused=True, is_grads_batched=True
+        losses, leaves.leaves, grad_outputs=eye, retain_graph=retain_graph, allow_unused=True, is_grads_batched=True
     )
-    return torch.cat(
-        [(g if g is not None else torch.zeros((n_tasks, *p.shape), dtype=losses.dtype, device=losses.device)).reshape(n_tasks, -1)
-         for g, p in zip(grads, params)],
-        dim=1,
-    )
+    return _flat(leaves.per_param(grads, batched=True), params, n_tasks)
 
 
 def accumulate_flat_gradient(params: Sequence[nn.Parameter], vector: torch.Tensor) -> None:
@@ -51,11 +150,7 @@ def accumulate_flat_gradient(params: Sequence[nn.Parameter], vector: torch.Tenso
     offset = 0
     for p in params:
         n = p.numel()
-        piece = vector[offset : offset + n].view_as(p).to(p.dtype)
-        if p.grad is None:
-            p.grad = piece.clone()
-        else:
-            p.grad.add_(piece)
+        _add_grad(p, vector[offset : offset + n].view_as(p).to(p.dtype))
         offset += n
     if offset != vector.numel():
         raise ValueError(f"gradient vector has {vector.numel()} entries for {offset} parameters")
@@ -76,14 +171,80 @@ def _flat(grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor], 
     )
 
 
-def _add_grad(p: torch.Tensor, g: torch.Tensor | None) -> None:
-    if g is None:
+def accumulate_own_task_gradients(losses: torch.Tensor, task_params: Sequence[Sequence[torch.Tensor]]) -> None:
+    """Add ``dL_t/dtheta_t`` to the gradient of each task's own parameters (graph kept): one
+    backward pass of ``sum_t L_t`` (each task's parameters are its own, see the module docstring)."""
+    flat = [p for ps in task_params for p in ps]
+    if not flat:
         return
-    g = g.detach().to(p.dtype)
-    if p.grad is None:
-        p.grad = g.clone()
-    else:
-        p.grad.add_(g)
+    leaves = _Leaves(flat)
+    grads = torch.autograd.grad(losses.sum(), leaves.leaves, retain_graph=True, allow_unused=True)
+    add_to_gradients(flat, leaves.per_param(grads))
+
+
+class HeadFactors:
+    """``dL_t/dz = dY_t W_t`` for heads that read ``z`` (n, k) through linear layers: ``dy``
+    (n, H) the output gradients of those layers side by side, ``weight`` (H, k) their weights
+    one under the other, ``owner`` (H,) the task each row belongs to."""
+
+    def __init__(self, dy: torch.Tensor, weight: torch.Tensor, owner: torch.Tensor, n_tasks: int) -> None:
+        self.dy, self.weight, self.owner, self.n_tasks = dy, weight, owner, n_tasks
+        self.one_per_task = dy.shape[1] == n_tasks and bool((owner == torch.arange(n_tasks, device=owner.device)).all())
+
+    def blocks(self) -> torch.Tensor:
+        """(T, H): 1 where row h belongs to task t."""
+        out = self.dy.new_zeros((self.n_tasks, self.dy.shape[1]))
+        out[self.owner, torch.arange(self.dy.shape[1], device=self.dy.device)] = 1.0
+        return out
+
+    def gramian(self) -> torch.Tensor:
+        """``G[s, t] = <dY_s W_s, dY_t W_t> = sum((dY_s^T dY_t) * (W_s W_t^T))``."""
+        inner = (self.dy.T @ self.dy) * (self.weight @ self.weight.T)  # (H, H)
+        if self.one_per_task:
+            return inner
+        b = self.blocks()
+        return b @ inner @ b.T
+
+    def dense(self) -> torch.Tensor:
+        """(T, n, k): each task's gradient of ``z``."""
+        if self.one_per_task:
+            return self.dy.T[:, :, None] * self.weight[:, None, :]
+        return torch.einsum("nh,th,hk->tnk", self.dy, self.blocks(), self.weight)
+
+    def direction(self, w: torch.Tensor) -> torch.Tensor:
+        """``sum_t w_t dY_t W_t`` (n, k)."""
+        return (self.dy * w[self.owner]) @ self.weight
+
+    def cost(self) -> tuple[int, int]:
+        """(factored, dense): rough multiply counts of the Gramian in each form."""
+        (n, h), k = self.dy.shape, self.weight.shape[1]
+        return h * h * (n + k), n * k * (h + self.n_tasks * self.n_tasks)
+
+
+def head_factors(losses: torch.Tensor, z: torch.Tensor, task_params: Sequence[Sequence[torch.Tensor]]) -> HeadFactors | None:
+    """The factored gradients of ``z`` when the heads read it through linear layers whose rows
+    belong to the tasks (:func:`polytask.autograd_graph.linear_readers`), else None. One
+    backward pass of ``sum_t L_t`` gives every layer's ``dY`` and, as a side effect, each task's
+    own parameters their gradient (added to ``.grad``)."""
+    flat = [p for ps in task_params for p in ps]
+    leaves = _Leaves(flat)
+    owners: dict[int, list[tuple[int, int, int]]] = {}
+    for t, ps in enumerate(task_params):
+        for p in ps:
+            base, region = parameter_source(p)
+            if base.ndim == 2 and (region is None or not region[2]):
+                start, stop = (0, base.shape[0]) if region is None else region[:2]
+                owners.setdefault(id(base), []).append((t, start, stop))
+    readers = linear_readers(losses, z, owners)
+    if readers is None:
+        return None
+    grads = torch.autograd.grad(losses.sum(), [r.edge for r in readers] + leaves.leaves, retain_graph=True, allow_unused=True)
+    add_to_gradients(flat, leaves.per_param(grads[len(readers):]))
+    dys = [g if g is not None else z.new_zeros((z.shape[0], r.weight.shape[0])) for g, r in zip(grads, readers)]
+    owner = torch.tensor([t for r in readers for t in r.row_owner], dtype=torch.long, device=z.device)
+    dy = dys[0] if len(dys) == 1 else torch.cat(dys, 1)
+    weight = readers[0].weight if len(readers) == 1 else torch.cat([r.weight for r in readers])
+    return HeadFactors(dy.detach(), weight.detach(), owner, losses.shape[0])
 
 
 def representation_gradients(
@@ -95,15 +256,18 @@ def representation_gradients(
     """Per-task gradients of the shared representation ``z``: a (T, *z.shape) tensor.
 
     As a side effect each task's own parameters (``task_params[t]``) receive the gradient of
-    that task's loss in ``.grad``. When the loss vector is a stack of per-task losses (the
-    trainer's), each head is differentiated alone (T cheap passes); otherwise one batched
-    vector-Jacobian product covers all tasks. The graph is kept. ``out``, a (T, *z.shape)
-    buffer, receives the result when given (a caller reusing one buffer across steps avoids
-    allocating T copies of ``z`` each step).
+    that task's loss in ``.grad``. Heads that read ``z`` through linear layers give the result
+    from one backward pass (:func:`head_factors`); a loss vector that is a stack of per-task
+    losses, T cheap passes through the heads; otherwise one batched vector-Jacobian product
+    covers all tasks. The graph is kept. ``out``, a (T, *z.shape) buffer, receives the result
+    when given (a caller reusing one buffer across steps avoids allocating T copies of ``z``).
     """
+    z = representation
+    factors = head_factors(losses, z, task_params)
+    if factors is not None:
+        return factors.dense()
     n_tasks = losses.shape[0]
     roots = task_roots(losses)
-    z = representation
     if roots is not None:
         if out is None or out.shape != (n_tasks, *z.shape) or out.dtype != z.dtype or out.device != z.device:
             out = z.new_empty((n_tasks, *z.shape))
@@ -112,71 +276,50 @@ def representation_gradients(
             if edge is None:
                 out[t].zero_()
                 continue
-            grads = torch.autograd.grad(
-                [edge], [z, *params], grad_outputs=[scale.reshape(())], retain_graph=True, allow_unused=True
-            )
+            leaves = _Leaves(params)
+            grads = torch.autograd.grad([edge], [z, *leaves.leaves], grad_outputs=[scale.reshape(())], retain_graph=True,
+                                        allow_unused=True)
             if grads[0] is None:
                 out[t].zero_()
             else:
                 out[t].copy_(grads[0])
-            for p, g in zip(params, grads[1:]):
-                _add_grad(p, g)
+            add_to_gradients(params, leaves.per_param(grads[1:]))
         return out
-    flat_params = [p for ps in task_params for p in ps]
+    flat = [p for ps in task_params for p in ps]
+    leaves = _Leaves(flat)
     eye = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
-    grads = torch.autograd.grad(losses, [z, *flat_params], grad_outputs=eye, retain_graph=True, allow_unused=True, is_grads_batched=True)
+    grads = torch.autograd.grad(losses, [z, *leaves.leaves], grad_outputs=eye, retain_graph=True, allow_unused=True,
+                                is_grads_batched=True)
     gz = grads[0] if grads[0] is not None else z.new_zeros((n_tasks, *z.shape))
-    k = 1
-    for t, ps in enumerate(task_params):
-        for p in ps:
-            g = grads[k]
-            k += 1
-            _add_grad(p, g[t] if g is not None else None)
+    own = [None if g is None else g.sum(0) for g in grads[1:]]  # row t is task t's own gradient, zero elsewhere
+    add_to_gradients(flat, leaves.per_param(own))
     return gz
 
 
 class RepresentationGradients:
     """The per-task gradients of ``z`` at one step: ``Z[t] = dL_t/dz``, flattened to (T, n k).
 
-    When each head reads ``z`` through one linear layer (``y_t = z W_t^T + b_t``), ``Z[t] =
-    dY_t W_t`` is kept factored: the Gramian is ``<dY_s W_s, dY_t W_t> = sum((dY_s^T dY_t) *
-    (W_s W_t^T))`` and the combined gradient ``sum_t w_t dY_t W_t`` is one matrix product, so the
-    T gradients of ``z`` (T x n x k) are never formed (used when cheaper, e.g. for heads that
-    start with a narrow layer). Otherwise ``Z`` is held as a (T, *z.shape) tensor.
+    Held either as a dense (T, *z.shape) tensor or, when each head reads ``z`` through linear
+    layers, factored (:class:`HeadFactors`): the Gramian is ``sum((dY^T dY) * (W W^T))`` summed
+    over each task's rows and the combined gradient ``sum_t w_t dY_t W_t`` is one matrix
+    product, so the T gradients of ``z`` (T x n x k) are never formed.
     """
 
-    def __init__(self, z: torch.Tensor, dense: torch.Tensor | None = None,
-                 factors: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None) -> None:
+    def __init__(self, z: torch.Tensor, dense: torch.Tensor | None = None, factors: HeadFactors | None = None) -> None:
         self.z = z
         self.dense = dense
         self.factors = factors
         if dense is not None:
             flat = dense.reshape(dense.shape[0], -1)
             self.gramian = flat @ flat.T
-            return
-        assert factors is not None
-        n_tasks = len(factors)
-        live = [(t, f) for t, f in enumerate(factors) if f is not None]
-        gram = z.new_zeros((n_tasks, n_tasks))
-        if live:
-            # all tasks at once: columns of D = [dY_1 ... dY_T] (n, H), rows of V = [W_1; ...; W_T] (H, k)
-            d = torch.cat([dy for _, (dy, _) in live], dim=1)
-            v = torch.cat([wt for _, (_, wt) in live], dim=0)
-            blocks = torch.zeros((n_tasks, d.shape[1]), dtype=z.dtype, device=z.device)
-            start = 0
-            for t, (dy, _) in live:
-                blocks[t, start : start + dy.shape[1]] = 1.0
-                start += dy.shape[1]
-            gram = blocks @ ((d.T @ d) * (v @ v.T)) @ blocks.T
-        self.gramian = gram
+        else:
+            assert factors is not None
+            self.gramian = factors.gramian()
 
     def jacobian(self) -> torch.Tensor:
         """(T, n k): the per-task gradients of ``z``, flattened."""
-        if self.dense is not None:
-            return self.dense.reshape(self.dense.shape[0], -1)
-        assert self.factors is not None
-        return torch.stack([(dy @ w).reshape(-1) if (dy is not None) else self.z.new_zeros(self.z.numel())
-                            for dy, w in ((f if f is not None else (None, None)) for f in self.factors)])
+        dense = self.dense if self.dense is not None else self.factors.dense()  # type: ignore[union-attr]
+        return dense.reshape(dense.shape[0], -1)
 
     def direction(self, weights: torch.Tensor) -> torch.Tensor:
         """``sum_t w_t Z[t]`` in the shape of ``z``."""
@@ -184,12 +327,7 @@ class RepresentationGradients:
         if self.dense is not None:
             return torch.tensordot(w, self.dense, dims=1)
         assert self.factors is not None
-        live = [(t, f) for t, f in enumerate(self.factors) if f is not None]
-        if not live:
-            return torch.zeros_like(self.z)
-        left = torch.cat([w[t] * dy for t, (dy, _) in live], dim=1)
-        right = torch.cat([wt for _, (_, wt) in live], dim=0)
-        return left @ right
+        return self.factors.direction(w).view_as(self.z)
 
 
 def representation_step(
@@ -198,66 +336,18 @@ def representation_step(
     task_params: Sequence[Sequence[torch.Tensor]],
     out: torch.Tensor | None = None,
 ) -> RepresentationGradients:
-    """Per-task gradients of ``z`` for representation mode, factored when the heads allow it.
+    """Per-task gradients of ``z`` for representation mode, factored when the heads allow it
+    and that is cheaper.
 
     Each task's own parameters receive the gradient of that task's loss (as in
     :func:`representation_gradients`, whose dense result is used otherwise).
     """
     z = representation
-    roots = task_roots(losses)
-    heads = linear_head_inputs(roots, z) if roots is not None else None
-    if roots is not None and heads is not None:
-        n, k = z.shape
-        n_tasks = len(heads)
-        widths = [h.weight.shape[0] for h in heads if h is not None]
-        factored = n_tasks * n_tasks * (max(widths, default=1) ** 2) * (n + k)
-        dense = n_tasks * n * k * (max(widths, default=1) + n_tasks)
-        if factored < dense:
-            factors: list[tuple[torch.Tensor, torch.Tensor] | None] = []
-            for t, (edge, scale, head) in enumerate(zip(roots.edges, roots.scale, heads)):
-                params = list(task_params[t])
-                if edge is None or head is None:
-                    factors.append(None)
-                    if edge is not None and params:
-                        grads = torch.autograd.grad([edge], params, grad_outputs=[scale.reshape(())], retain_graph=True, allow_unused=True)
-                        for p, g in zip(params, grads):
-                            _add_grad(p, g)
-                    continue
-                grads = torch.autograd.grad([edge], [head.edge, *params], grad_outputs=[scale.reshape(())],
-                                            retain_graph=True, allow_unused=True)
-                dy = grads[0]
-                factors.append((dy.detach(), head.weight.detach()) if dy is not None else None)
-                for p, g in zip(params, grads[1:]):
-                    _add_grad(p, g)
-            return RepresentationGradients(z, factors=factors)
+    factors = head_factors(losses, z, task_params) if z.ndim == 2 else None
+    if factors is not None:
+        factored, dense = factors.cost()
+        return RepresentationGradients(z, factors=factors) if factored < dense else RepresentationGradients(z, dense=factors.dense())
     return RepresentationGradients(z, dense=representation_gradients(losses, z, task_params, out=out))
-
-
-def accumulate_own_task_gradients(losses: torch.Tensor, task_params: Sequence[Sequence[torch.Tensor]]) -> None:
-    """Add ``dL_t/dtheta_t`` to the ``.grad`` of each task's own parameters (graph kept).
-
-    Per-task passes through the heads when the loss vector is a stack of per-task losses,
-    otherwise one batched product whose row t is kept for task t's parameters.
-    """
-    flat = [p for ps in task_params for p in ps]
-    if not flat:
-        return
-    roots = task_roots(losses)
-    if roots is not None:
-        for edge, scale, params in zip(roots.edges, roots.scale, task_params):
-            if edge is None or not params:
-                continue
-            grads = torch.autograd.grad([edge], list(params), grad_outputs=[scale.reshape(())], retain_graph=True, allow_unused=True)
-            for p, g in zip(params, grads):
-                _add_grad(p, g)
-        return
-    eye = torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
-    grads = torch.autograd.grad(losses, flat, grad_outputs=eye, retain_graph=True, allow_unused=True, is_grads_batched=True)
-    k = 0
-    for t, ps in enumerate(task_params):
-        for p in ps:
-            _add_grad(p, grads[k][t] if grads[k] is not None else None)
-            k += 1
 
 
 class SharedGradients:
@@ -408,13 +498,11 @@ def shared_gradients(
         return SharedGradients(n_tasks, shared, sites, list(grads[: len(sites)]), others, grads[len(sites) :])
     sites, others = linear_sites(losses.grad_fn, shared)
     flat_task = [p for ps in task_params for p in ps]
-    inputs = [s.edge for s in sites] + [shared[i] for i in others] + flat_task
+    leaves = _Leaves(flat_task)
+    inputs = [s.edge for s in sites] + [shared[i] for i in others] + leaves.leaves
     eye = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
     grads = torch.autograd.grad(losses, inputs, grad_outputs=eye, retain_graph=True, allow_unused=True, is_grads_batched=True) if inputs else ()
     k = len(sites) + len(others)
-    for t, ps in enumerate(task_params):
-        for p in ps:
-            g = grads[k]
-            k += 1
-            _add_grad(p, g[t] if g is not None else None)
-    return SharedGradients(n_tasks, shared, sites, list(grads[: len(sites)]), others, grads[len(sites) : len(sites) + len(others)])
+    own = [None if g is None else g.sum(0) for g in grads[k:]]  # row t is task t's own gradient, zero elsewhere
+    add_to_gradients(flat_task, leaves.per_param(own))
+    return SharedGradients(n_tasks, shared, sites, list(grads[: len(sites)]), others, grads[len(sites) : k])

@@ -1,45 +1,191 @@
-"""Masked per-task losses.
+"""Masked per-task losses, computed one expression per kind of loss.
 
 For task t with per-entry loss ``l`` and label mask ``m`` (1 where the label is observed),
-``L_t = sum_i m_i l(f_t(x_i), y_i) / max(1, sum_i m_i)``: a missing label contributes nothing,
-and a batch with no label for t gives ``L_t = 0`` (and so no gradient for that task).
+``L_t = sum_i m_i l(f_t(x_i), y_i) / max(1, sum_i m_i)`` (the sums run over rows and over the
+task's target columns): a missing label contributes nothing, and a batch with no label for t
+gives ``L_t = 0`` (and so no gradient for that task).
+
+The network's outputs come as one packed ``(n, H)`` tensor whose columns an
+:class:`OutputLayout` assigns to tasks; targets and masks as packed ``(n, H_y)`` tensors laid out
+by a :class:`LossPlan`. Tasks with the same loss and the same output width form a *group*,
+whose losses are one expression: element-wise losses (``mse``, ``l1``, ``huber``, ``bce``) on the
+group's ``(n, G d)`` block, cross-entropy on ``(n, C, G)`` logits, each followed by one masked
+mean per task. So a step costs a few operations whatever the number of tasks.
 
 A regression task with a sigmoid output (``Task.output == "sigmoid"``) is scored on
-``sigmoid(f_t(x))``: the head's raw output stays linear and the loss applies the link.
+``sigmoid(f_t(x))``: the head's raw output stays linear and the loss applies the link (tasks
+with a sigmoid output form their own groups).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
 from polytask.tasks import Task
 
-
-def _masked_mean(per_entry: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.to(per_entry.dtype)
-    return (per_entry * m).sum() / m.sum().clamp(min=1.0)
+#: Losses computed entry by entry on outputs and targets of the same shape.
+ELEMENTWISE = ("mse", "l1", "huber", "bce")
 
 
-def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The masked loss of one task; ``output`` holds logits or standardized values."""
-    name = task.loss_name
-    if task.output == "sigmoid":
-        output = torch.sigmoid(output)
-    if name == "cross_entropy":
-        per = F.cross_entropy(output, target[:, 0].long(), reduction="none")
-        return _masked_mean(per, mask[:, 0])
+@dataclass(frozen=True)
+class OutputLayout:
+    """Which columns of a packed ``(n, H)`` output belong to which task: task ``names[i]``
+    owns columns ``starts[i] : starts[i] + widths[i]``."""
+
+    names: tuple[str, ...]
+    starts: tuple[int, ...]
+    widths: tuple[int, ...]
+
+    @classmethod
+    def of(cls, widths: Mapping[str, int]) -> "OutputLayout":
+        """Tasks side by side in the order of ``widths``."""
+        starts, at = [], 0
+        for w in widths.values():
+            starts.append(at)
+            at += int(w)
+        return cls(tuple(widths), tuple(starts), tuple(int(w) for w in widths.values()))
+
+    @property
+    def width(self) -> int:
+        return sum(self.widths)
+
+    def columns(self, name: str) -> slice:
+        i = self.names.index(name)
+        return slice(self.starts[i], self.starts[i] + self.widths[i])
+
+    def split(self, packed: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each task's output: a view of its columns."""
+        return {n: packed[:, s : s + w] for n, s, w in zip(self.names, self.starts, self.widths)}
+
+
+def _elementwise(name: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if name == "mse":
+        return (output - target).square()
+    if name == "l1":
+        return (output - target).abs()
+    if name == "huber":
+        return F.huber_loss(output, target, reduction="none", delta=1.0)
     if name == "bce":
-        per = F.binary_cross_entropy_with_logits(output, target, reduction="none")
-    elif name == "mse":
-        per = (output - target) ** 2
-    elif name == "l1":
-        per = (output - target).abs()
-    elif name == "huber":
-        per = F.huber_loss(output, target, reduction="none", delta=1.0)
-    else:  # Task validates names; this guards programmatic misuse
-        raise ValueError(f"unknown loss '{name}'")
-    return _masked_mean(per, mask)
+        return F.binary_cross_entropy_with_logits(output, target, reduction="none")
+    raise ValueError(f"unknown loss '{name}'")  # Task validates names; this guards programmatic misuse
+
+
+class _Group:
+    """Tasks of one loss, one output width and one output link: task indices, where their
+    outputs are, where their packed targets are (per task ``target_width`` columns: the output
+    width for element-wise losses, 1, the class index, for cross-entropy)."""
+
+    def __init__(self, loss: str, width: int, tasks: tuple[int, ...], out_columns: tuple[int, ...], target_start: int,
+                 target_width: int, total_width: int, sigmoid: bool = False) -> None:
+        self.loss, self.width, self.tasks, self.sigmoid = loss, width, tasks, sigmoid
+        self.target_start, self.target_width = target_start, target_width
+        first = out_columns[0]
+        contiguous = out_columns == tuple(range(first, first + len(out_columns)))
+        #: The outputs as a slice of the packed columns (None: the whole tensor; see _index).
+        self._slice = None if contiguous and len(out_columns) == total_width else slice(first, first + len(out_columns))
+        self._index = None if contiguous else torch.tensor(out_columns, dtype=torch.long)
+
+    def outputs(self, packed: torch.Tensor) -> torch.Tensor:
+        if self._index is not None:
+            if self._index.device != packed.device:
+                self._index = self._index.to(packed.device)
+            return packed.index_select(1, self._index)
+        return packed if self._slice is None else packed[:, self._slice]
+
+    def losses(self, packed: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """The group's (G,) masked mean losses."""
+        g = len(self.tasks)
+        end = self.target_start + g * self.target_width
+        y, m = targets[:, self.target_start : end], masks[:, self.target_start : end]
+        out = self.outputs(packed)
+        if self.sigmoid:
+            out = torch.sigmoid(out)
+        if self.loss == "cross_entropy":
+            logits = out.reshape(out.shape[0], g, self.width).transpose(1, 2)  # (n, C, G)
+            per = F.cross_entropy(logits, y.long(), reduction="none")  # (n, G)
+        else:
+            per = _elementwise(self.loss, out, y)
+        num, den = (per * m).sum(0), m.sum(0)
+        if self.target_width > 1:
+            num, den = num.reshape(g, -1).sum(1), den.reshape(g, -1).sum(1)
+        return num / den.clamp(min=1.0)
+
+
+class LossPlan:
+    """How the losses of ``tasks`` are computed from packed outputs, targets and masks.
+
+    Built once per network and task list (see the module docstring); :meth:`pack` lays out a
+    batch's per-task targets and masks, :meth:`__call__` gives the ``(T,)`` loss vector in task
+    order, :meth:`label_counts` the ``(T,)`` number of observed labels.
+    """
+
+    def __init__(self, tasks: Sequence[Task], layout: OutputLayout) -> None:
+        self.tasks = list(tasks)
+        self.layout = layout
+        keys: dict[tuple[str, int, bool], list[int]] = {}
+        for i, t in enumerate(self.tasks):
+            key = (t.loss_name, layout.widths[layout.names.index(t.name)], t.output == "sigmoid")
+            keys.setdefault(key, []).append(i)
+        self.groups: list[_Group] = []
+        start = 0
+        owner: list[int] = []
+        for (loss, width, sigmoid), members in keys.items():
+            cols = tuple(c for i in members for c in range(*layout.columns(self.tasks[i].name).indices(layout.width)))
+            tw = 1 if loss == "cross_entropy" else width
+            self.groups.append(_Group(loss, width, tuple(members), cols, start, tw, layout.width, sigmoid))
+            start += tw * len(members)
+            owner += [i for i in members for _ in range(tw)]
+        self.target_width = start
+        order = [i for g in self.groups for i in g.tasks]
+        #: Position of each task in the concatenated group losses (None: already in task order).
+        self._order = None if order == list(range(len(order))) else torch.tensor([order.index(i) for i in range(len(order))])
+        self._owner = torch.tensor(owner, dtype=torch.long)
+        self.target_names = [self.tasks[i].name for g in self.groups for i in g.tasks]
+
+    def pack(self, targets: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-task targets ``(n, d_t)`` and masks into packed float ``(n, H_y)`` tensors (the mask
+        as 0/1 in the targets' dtype)."""
+        ys, ms = [], []
+        for g in self.groups:
+            for i in g.tasks:
+                name = self.tasks[i].name
+                ys.append(targets[name][:, : g.target_width])
+                ms.append(masks[name][:, : g.target_width])
+        y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]
+        dtype = y.dtype if y.is_floating_point() else torch.float32
+        m = torch.cat(ms, 1) if len(ms) > 1 else ms[0]
+        return y.to(dtype), m.to(dtype)
+
+    def unpack(self, y: torch.Tensor, m: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Per-task targets and bool masks (views of the packed columns)."""
+        targets, masks = {}, {}
+        for g in self.groups:
+            for k, i in enumerate(g.tasks):
+                a = g.target_start + k * g.target_width
+                targets[self.tasks[i].name] = y[:, a : a + g.target_width]
+                masks[self.tasks[i].name] = m[:, a : a + g.target_width] > 0
+        return targets, masks
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        parts = [g.losses(outputs, targets, masks) for g in self.groups]
+        vector = torch.cat(parts) if len(parts) > 1 else parts[0]
+        return vector if self._order is None else vector[self._order.to(vector.device)]
+
+    def label_counts(self, masks: torch.Tensor) -> torch.Tensor:
+        """The ``(T,)`` number of observed label entries of each task in packed ``masks``."""
+        per_column = masks.sum(0)
+        owner = self._owner.to(per_column.device)
+        return per_column.new_zeros(len(self.tasks)).index_add_(0, owner, per_column)
+
+
+@lru_cache(maxsize=64)
+def _plan(tasks: tuple[Task, ...], widths: tuple[int, ...]) -> LossPlan:
+    return LossPlan(tasks, OutputLayout.of({t.name: w for t, w in zip(tasks, widths)}))
 
 
 def loss_vector(
@@ -48,5 +194,13 @@ def loss_vector(
     targets: dict[str, torch.Tensor],
     masks: dict[str, torch.Tensor],
 ) -> torch.Tensor:
-    """The vector ``(L_1, ..., L_T)`` in task order."""
-    return torch.stack([task_loss(t, outputs[t.name], targets[t.name], masks[t.name]) for t in tasks])
+    """The vector ``(L_1, ..., L_T)`` in task order, from per-task outputs, targets and masks."""
+    plan = _plan(tuple(tasks), tuple(int(outputs[t.name].shape[1]) for t in tasks))
+    packed = torch.cat([outputs[t.name] for t in tasks], 1) if len(tasks) > 1 else outputs[tasks[0].name]
+    y, m = plan.pack(targets, masks)
+    return plan(packed, y, m)
+
+
+def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The masked loss of one task; ``output`` holds logits or standardized values."""
+    return loss_vector([task], {task.name: output}, {task.name: target}, {task.name: mask})[0]

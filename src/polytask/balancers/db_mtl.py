@@ -27,7 +27,7 @@ import torch
 
 from polytask.balancers.base import Balancer, Remembers, StepContext
 from polytask.balancers.option_checks import real
-from polytask.gradients import accumulate_flat_gradient, per_task_gradients
+from polytask.gradients import accumulate_flat_gradient, accumulate_own_task_gradients, per_task_gradients
 
 EPS = 1e-8
 
@@ -85,5 +85,5 @@ class DualBalancing(Remembers, Balancer):
         else:
             alpha = torch.ones(n_tasks, dtype=log_losses.dtype, device=log_losses.device)
         if task_params:
-            torch.autograd.backward(log_losses.sum(), inputs=task_params)
+            accumulate_own_task_gradients(log_losses, [ctx.task_params.get(t, []) for t in ctx.task_names])
         return alpha.detach()

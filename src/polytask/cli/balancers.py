@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
-from polytask.balancers.catalog import catalog
 from polytask.cli.common import console, emit_json, output_options
 
 
@@ -18,6 +16,9 @@ def command(as_json: bool, quiet: bool) -> None:
     shared parameters, the default) or ``mode=representation`` (gradients of the shared
     representation, the "UB" variant), where listed.
     """
+    from rich.table import Table
+    from polytask.balancers.catalog import catalog
+
     rows = catalog()
     table = Table(title="balancers (fit --balancer NAME --balancer-option KEY=VALUE)")
     table.add_column("name", no_wrap=True)

@@ -5,19 +5,29 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from polytask.errors import PolytaskError
-from polytask.serialization import clean_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["clean_json", "console", "emit_json", "output_options", "parse_assignments", "parse_widths"]
 
 
+def clean_json(obj: Any) -> Any:
+    """:func:`polytask.serialization.clean_json` (imported when first needed: it needs torch)."""
+    from polytask.serialization import clean_json as clean
+
+    return clean(obj)
+
+
 def console(quiet: bool = False) -> Console:
     """Human output goes to stderr when ``--json`` owns stdout; ``--quiet`` silences it."""
+    from rich.console import Console
+
     return Console(stderr=True, quiet=quiet)
 
 

@@ -13,12 +13,6 @@ from polytask.cli.options import (
     training_options,
 )
 from polytask.errors import PolytaskError
-from polytask.io import ModelFiles, check_output_paths, save_model_files
-from polytask.models.capacity import capacity_report, format_capacity
-from polytask.report import comparison_table, metrics_table
-from polytask.serialization import atomic_write_json
-from polytask.training.callbacks import ProgressCallback
-from polytask.training.tracking import logger_from_spec, write_history_csv
 
 
 @click.command("fit")
@@ -56,6 +50,10 @@ def command(
     polytask model directory (checked before training); files of yours in it are kept. A failed
     run leaves an existing OUT untouched.
     """
+    from polytask.models.capacity import capacity_report
+    from polytask.training.callbacks import ProgressCallback
+    from polytask.training.tracking import logger_from_spec
+
     from polytask.workflow import fit
 
     out_dir = Path(out)
@@ -110,6 +108,8 @@ STL_DIR = "stl"
 
 def _check_outputs(out_dir: Path, stl: bool, checkpoint_dir: str | None, callbacks: list[Any]) -> None:
     """Every output path (--out, --checkpoint-dir, the --log targets), checked before training."""
+    from polytask.io import check_output_paths
+
     targets = [("--log", cb.path) for cb in callbacks if isinstance(getattr(cb, "path", None), Path)]
     directories = [("--log", cb.log_dir) for cb in callbacks if isinstance(getattr(cb, "log_dir", None), Path)]
     if checkpoint_dir is not None:
@@ -120,6 +120,10 @@ def _check_outputs(out_dir: Path, stl: bool, checkpoint_dir: str | None, callbac
 def _write_model_directory(report: Any, summary: dict[str, Any], out_dir: Path) -> None:
     """The MTL model with its history.csv and report.json, and the STL baseline in stl/
     (:func:`polytask.io.save_model_files`: the new model.json is the commit point)."""
+    from polytask.io import ModelFiles, save_model_files
+    from polytask.serialization import atomic_write_json
+    from polytask.training.tracking import write_history_csv
+
     def history(model: Any) -> Any:
         return lambda path: write_history_csv(path, model.summary["history"])
 
@@ -131,6 +135,9 @@ def _write_model_directory(report: Any, summary: dict[str, Any], out_dir: Path) 
 
 
 def _print_summary(con: Any, report: Any, summary: dict[str, Any]) -> None:
+    from polytask.models.capacity import format_capacity
+    from polytask.report import comparison_table, metrics_table
+
     metrics = report.metrics("test")
     con.print(comparison_table(metrics["mtl"], metrics.get("stl"), title=f"test metrics ({len(report.prepared.split.test)} rows)"))
     aux_names = [t.name for t in report.prepared.tasks if t.auxiliary]

@@ -14,10 +14,9 @@ import typing
 from collections.abc import Callable
 from dataclasses import Field, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 
 from polytask.cli.common import parse_assignments, parse_widths
 from polytask.data.config import DataConfig
@@ -25,7 +24,10 @@ from polytask.errors import PolytaskError
 from polytask.settings import OptionInfo, declared_options, default_of
 from polytask.tasks import TASK_KINDS, Targets
 from polytask.training.config import TrainConfig
-from polytask.workflow import NetworkSpec
+from polytask.models.spec import NetworkSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 #: The settings classes the options are generated from, in the order of ``--help``.

@@ -12,7 +12,6 @@ from polytask.cli.common import console, emit_json, output_options
 from polytask.cli.options import (
     data_config, data_options, load_problem, network_options, network_spec, train_config, training_options,
 )
-from polytask.training.callbacks import ProgressCallback
 
 
 def prepare_from_options(data: str, o: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -47,6 +46,8 @@ def command(data: str, methods: tuple[str, ...], every: int, out: str, as_json: 
     L_j(after a step on L_i) / L_j (Fifty et al. 2021). Writes one CSV, JSON and PNG per matrix,
     curves over training, relatedness.json and summary.txt to --out.
     """
+    from polytask.training.callbacks import ProgressCallback
+
     from polytask.relate.measure import measure_relatedness
     from polytask.relate.report import RELATE_MARKER, check_output, relatedness_summary, write_relatedness
 

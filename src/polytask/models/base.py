@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from polytask.losses import OutputLayout
+
 
 class MultiTaskNetwork(nn.Module, ABC):
     """Base class of architectures: ``forward(x) = decode(encode(x), x)``."""
@@ -38,6 +40,19 @@ class MultiTaskNetwork(nn.Module, ABC):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.decode(self.encode(x), x)
+
+    def output_layout(self) -> OutputLayout | None:
+        """Where each task's outputs are in :meth:`decode_packed` (None: known after a forward)."""
+        return None
+
+    def decode_packed(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, OutputLayout]:
+        """All task outputs as one (n, H) tensor and its layout. By default the outputs of
+        :meth:`decode` side by side; architectures whose heads run together return their packed
+        output directly (no copy)."""
+        outputs = self.decode(z, x)
+        layout = self.output_layout() or OutputLayout.of({t: int(outputs[t].shape[1]) for t in self.task_names})
+        parts = [outputs[t] for t in layout.names]
+        return (parts[0] if len(parts) == 1 else torch.cat(parts, 1)), layout
 
     @abstractmethod
     def shared_parameters(self) -> list[nn.Parameter]:

@@ -18,6 +18,7 @@ from torch import nn
 
 from polytask.errors import PolytaskError
 from polytask.models.conv import GlobalAveragePool, check_image_shape, conv_blocks
+from polytask.models.heads import PerTaskHeads
 from polytask.models.layers import head, mlp
 from polytask.models.options import DEFAULT_CONV_CHANNELS
 
@@ -95,9 +96,9 @@ def encoder_blocks(
 
 def task_heads(
     output_dims: dict[str, int], rep_dim: int, head_hidden: Sequence[int], activation: str, dropout: float
-) -> nn.ModuleDict:
-    """One head per task: ``head_hidden`` hidden layers, then a linear output layer."""
-    return nn.ModuleDict({t: head(rep_dim, int(d), head_hidden, activation, dropout) for t, d in output_dims.items()})
+) -> PerTaskHeads:
+    """One head module per task: ``head_hidden`` hidden layers, then a linear output layer."""
+    return PerTaskHeads({t: head(rep_dim, int(d), head_hidden, activation, dropout) for t, d in output_dims.items()}, output_dims)
 
 
 def last_linear_parameters(modules: Sequence[nn.Module]) -> list[nn.Parameter]:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from polytask.losses import OutputLayout
 from polytask.models.layers import mlp
 from polytask.models.network import HEADS, BlockNetwork
 from polytask.models.options import LayerOptions
@@ -56,17 +57,20 @@ class HardSharing(BlockNetwork):
             self.trunk = mlp(self.input_shape[0], lay.trunk, lay.activation, lay.dropout, lay.norm)
             rep_dim = lay.trunk[-1] if lay.trunk else self.input_shape[0]
         self.rep_dim = int(rep_dim)
-        self.heads = self.make_heads(self.rep_dim)
+        self.heads = self.make_heads(self.rep_dim, shared_input=True)
         self._finish()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x)
 
     def decode(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {t: h(z) for t, h in self.heads.items()}
+        return self.heads.outputs(z)
+
+    def decode_packed(self, z: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, OutputLayout]:
+        return self.heads(z), self.heads.layout
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.trunk.parameters())
 
     def task_parameters(self, task: str) -> list[nn.Parameter]:
-        return list(self.heads[task].parameters())
+        return self.heads.task_parameters(task)

@@ -7,17 +7,11 @@ from collections.abc import Sequence
 from torch import nn
 
 from polytask.errors import PolytaskError
+from polytask.models.names import ACTIVATION_NAMES, NORMS
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-}
-NORMS = ("none", "batch", "layer")
+ACTIVATIONS: dict[str, type[nn.Module]] = dict(
+    zip(ACTIVATION_NAMES, (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.ELU, nn.LeakyReLU), strict=True)
+)
 
 
 def mlp(

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from polytask.models.task_modules import TaskModules
 from polytask.models.blocks import last_linear_parameters
 from polytask.models.gates import SoftmaxGate
 from polytask.models.network import HEADS, BlockNetwork
@@ -64,7 +65,7 @@ class MultiGateMixture(BlockNetwork):
         self._setup(input_dim, output_dims, input_shape, layers, layer_options, **self._specific_config())
         experts, self.rep_dim = self.make_experts(self.n_experts)
         self.experts = nn.ModuleList(experts)
-        self.gates = nn.ModuleDict({t: self.make_gate() for t in output_dims})
+        self.gates = TaskModules({t: self.make_gate() for t in output_dims})
         self.heads = self.make_heads(self.rep_dim)
         self._finish()
 

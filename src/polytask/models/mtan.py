@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from polytask.errors import PolytaskError
+from polytask.models.task_modules import TaskModules
 from polytask.models.blocks import encoder_blocks, last_linear_parameters
 from polytask.models.network import BlockNetwork
 from polytask.models.options import LayerOptions
@@ -91,8 +92,8 @@ class MultiTaskAttention(BlockNetwork):
             raise PolytaskError("architecture 'mtan' needs at least one shared layer (trunk widths or conv_channels)")
         self.blocks = nn.ModuleList(blocks)
         self.block_shapes = self._block_shapes()
-        self.attention = nn.ModuleDict()
-        self.transitions = nn.ModuleDict()
+        self.attention = TaskModules()
+        self.transitions = TaskModules()
         for t in self.task_names:
             self.attention[t], self.transitions[t] = self._branch(self.block_shapes)
         self.rep_dim = rep_dim

@@ -25,7 +25,9 @@ from torch import nn
 
 from polytask.errors import PolytaskError
 from polytask.models.base import MultiTaskNetwork
+from polytask.losses import OutputLayout
 from polytask.models.blocks import encoder, resolve_input_shape, task_heads
+from polytask.models.heads import FusedHeads, PerTaskHeads
 from polytask.models.options import LAYER_FIELDS, MODULE_FIELDS, LayerOptions, resolve_layers
 from polytask.models.user_modules import (
     build_module,
@@ -130,11 +132,23 @@ class BlockNetwork(MultiTaskNetwork):
             raise PolytaskError(f"the expert modules give outputs of widths {sorted(widths)}: experts that are mixed need one width")
         return experts, widths.pop() if widths else 0
 
-    def make_heads(self, rep_dim: int) -> nn.ModuleDict:
-        """One head per task on ``rep_dim`` inputs (the user's ``head_module`` or built-in MLPs)."""
+    def make_heads(self, rep_dim: int, shared_input: bool = False) -> FusedHeads | PerTaskHeads:
+        """One head per task on ``rep_dim`` inputs: the user's ``head_module`` or built-in MLPs.
+        ``shared_input``: every head reads the same representation, so built-in heads of the
+        same shape are evaluated together (:class:`FusedHeads`)."""
         if self.layers.head_module is not None:
             return user_heads(self.layers.head_module, self.output_dims, rep_dim)
+        if shared_input:
+            return FusedHeads(self.output_dims, rep_dim, self.head_hidden, self.activation, self.dropout)
         return task_heads(self.output_dims, rep_dim, self.head_hidden, self.activation, self.dropout)
+
+    def output_layout(self) -> OutputLayout:
+        heads = getattr(self, "heads", None)
+        if isinstance(heads, (FusedHeads, PerTaskHeads)):
+            return heads.layout
+        if getattr(self, "_layout", None) is None:
+            self._layout = OutputLayout.of(self.output_dims)
+        return self._layout
 
     @property
     def flat_input_dim(self) -> int:

@@ -13,24 +13,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Union
-
-from torch import nn
+from typing import Any
 
 from polytask import registry
 from polytask.errors import PolytaskError
-from polytask.models.layers import ACTIVATIONS, NORMS
+from polytask.models.names import ACTIVATION_NAMES as ACTIVATIONS
+from polytask.models.names import NORMS
 from polytask.settings import option
 
 DEFAULT_CONV_CHANNELS = (16, 32)
 
 #: A trunk: a module used as is, or a builder called with the input size (``p`` for rows of
 #: ``p`` features, ``(C, H, W)`` for images) that returns one.
-TrunkModule = Union[nn.Module, Callable[[Any], nn.Module]]
+TrunkModule = Any  # nn.Module | Callable[[Any], nn.Module]: spelled Any so declaring options needs no torch
 #: ``head_module(task_name, in_dim, out_dim) -> nn.Module`` mapping ``(n, in_dim)`` to ``(n, out_dim)``.
-HeadBuilder = Callable[[str, int, int], nn.Module]
+HeadBuilder = Callable[[str, int, int], Any]
 #: ``expert_module(input_size) -> nn.Module`` mapping rows of that size to ``(n, k)``.
-ExpertBuilder = Callable[[Any], nn.Module]
+ExpertBuilder = Callable[[Any], Any]
 
 #: The user-module fields, and the word an error message uses for each.
 MODULE_FIELDS = {"trunk_module": "trunk", "head_module": "head", "expert_module": "expert"}
@@ -127,6 +126,8 @@ class LayerOptions:
         if not 0.0 <= dropout < 1.0:
             raise PolytaskError(f"option 'dropout' must be in [0, 1), got {self.dropout!r}")
         self.dropout = dropout
+        from torch import nn  # only here: declaring the options must not import torch
+
         for name in ("head_module", "expert_module"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, nn.Module) or not callable(value)):

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from polytask.errors import PolytaskError
+from polytask.models.task_modules import TaskModules
 from polytask.models.blocks import last_linear_parameters
 from polytask.models.gates import SoftmaxGate
 from polytask.models.mmoe import EXPERT_MODULES, NO_TRUNK
@@ -114,10 +115,10 @@ class ProgressiveLayeredExtraction(BlockNetwork):
                 raise PolytaskError(f"the expert modules give outputs of widths {width} and {task_width}: "
                                     "experts that are mixed need one width")
             own[t] = nn.ModuleList(experts)
-        module.task_experts = nn.ModuleDict(own)
+        module.task_experts = TaskModules(own)
         in_dim = int(torch.Size(level_input).numel())
         n_gate = self.n_shared + self.n_task
-        module.task_gates = nn.ModuleDict(
+        module.task_gates = TaskModules(
             {t: SoftmaxGate(in_dim, n_gate, self.gate_hidden, self.activation) for t in self.task_names}
         )
         if not last:

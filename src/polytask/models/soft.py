@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from polytask.errors import PolytaskError
+from polytask.models.task_modules import TaskModules
 from polytask.models.blocks import last_linear_parameters
 from polytask.models.network import HEADS, BlockNetwork
 from polytask.models.options import LayerOptions, float_option
@@ -65,7 +66,7 @@ class SoftSharing(BlockNetwork):
             towers[t], width = self.make_tower()
             widths.add(width)
         distinct(list(towers.values()), "trunk")
-        self.towers = nn.ModuleDict(towers)
+        self.towers = TaskModules(towers)
         self._check_towers(widths)
         self.rep_dim = widths.pop()
         self.heads = self.make_heads(self.rep_dim)

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import InitVar, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polytask.errors import PolytaskError
-from polytask.models.base import MultiTaskNetwork
+from polytask.models.names import BUILTIN_ARCHITECTURES
 from polytask.models.options import MODULE_FIELDS, LayerOptions, layer_options_of, normal_name
-from polytask.models.registry import ARCHITECTURES, architecture_name, architecture_options, build_network
 from polytask.settings import option
+
+if TYPE_CHECKING:
+    from polytask.models.base import MultiTaskNetwork
 
 __all__ = ["LayerOptions", "NetworkSpec"]
 
@@ -29,7 +31,7 @@ __all__ = ["LayerOptions", "NetworkSpec"]
 class NetworkSpec(LayerOptions):
     """Which architecture to build, and how (``custom_trunk=`` is the older name of ``trunk_module``)."""
 
-    arch: str = option("hps", help="Architecture: " + ", ".join(sorted(a for a in ARCHITECTURES if a != "stl"))
+    arch: str = option("hps", help="Architecture: " + ", ".join(sorted(a for a in BUILTIN_ARCHITECTURES if a != "stl"))
                        + " (see `polytask architectures`).")
     options: dict[str, Any] = option(
         default_factory=dict, kind="mapping", cli="--arch-option", sklearn="arch_options",
@@ -42,6 +44,8 @@ class NetworkSpec(LayerOptions):
                 raise PolytaskError("give trunk_module or custom_trunk (its older name), not both")
             self.trunk_module = custom_trunk
         super().__post_init__()
+        from polytask.models.registry import architecture_name, architecture_options  # the architectures import torch
+
         self.arch = architecture_name(self.arch)
         self.options = {normal_name(k): v for k, v in dict(self.options or {}).items()}
         valid = architecture_options(self.arch)
@@ -61,4 +65,6 @@ class NetworkSpec(LayerOptions):
     def build(self, input_dim: int | Sequence[int], output_dims: dict[str, int]) -> MultiTaskNetwork:
         """The network for rows of ``input_dim`` features (or of shape ``(C, H, W)``) and
         tasks with ``output_dims`` outputs."""
+        from polytask.models.registry import build_network
+
         return build_network(self.arch, input_dim, output_dims, self.layers(), **self.options)

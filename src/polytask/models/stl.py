@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from polytask.models.task_modules import TaskModules
 from polytask.models.hps import HardSharing
 from polytask.models.network import HEADS, BlockNetwork
 from polytask.models.options import LayerOptions
@@ -53,7 +54,7 @@ class SingleTaskNetworks(BlockNetwork):
             trunk = None if own is None else build_module(own, self.input_shape, "trunk", copy_instance=True)
             task_layers = replace(self.layers, trunk_module=trunk, expert_module=None)
             nets[t] = HardSharing(None, {t: d}, task_layers, input_shape=self.input_shape)
-        self.nets = nn.ModuleDict(nets)
+        self.nets = TaskModules(nets)
         self._finish()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from polytask.errors import PolytaskError
+from polytask.models.heads import PerTaskHeads
 from polytask.models.options import ALIASES, MODULE_FIELDS
 
 
@@ -80,7 +81,7 @@ def distinct(modules: Sequence[nn.Module], what: str) -> None:
         raise PolytaskError(f"the {what} builder returned the same module twice: build a new module on every call")
 
 
-def user_heads(builder: Callable[[str, int, int], nn.Module], output_dims: Mapping[str, int], rep_dim: int) -> nn.ModuleDict:
+def user_heads(builder: Callable[[str, int, int], nn.Module], output_dims: Mapping[str, int], rep_dim: int) -> PerTaskHeads:
     """One head per task from ``builder(task, rep_dim, out_dim)``, each checked to give ``out_dim`` outputs."""
     heads: dict[str, nn.Module] = {}
     for task, out_dim in output_dims.items():
@@ -92,19 +93,24 @@ def user_heads(builder: Callable[[str, int, int], nn.Module], output_dims: Mappi
             raise PolytaskError(f"the head module of task '{task}' gives {width} outputs; the task needs {out_dim}")
         heads[task] = head
     distinct(list(heads.values()), "head")
-    return nn.ModuleDict(heads)
+    return PerTaskHeads(heads, dict(output_dims))
 
 
 def check_partition(network: Any) -> None:
     """Every parameter in one group only (shared, or one task's): a user module that reuses
     another's parameters would make the balancers' gradients wrong."""
-    owner: dict[int, str] = {}
+    from polytask.gradients import parameter_source
+
+    owner: dict[tuple[int, int], str] = {}
     groups = [("the shared parameters", network.shared_parameters())]
     groups += [(f"task '{t}'", network.task_parameters(t)) for t in network.task_names]
     for name, params in groups:
         for p in params:
-            if owner.setdefault(id(p), name) != name:
-                raise PolytaskError(f"a parameter belongs to both {owner[id(p)]} and {name}: user modules must not share parameters")
+            base, region = parameter_source(p)
+            rows = range(base.shape[0] if base.ndim else 1) if region is None else range(*region[:2])
+            for r in rows:
+                if owner.setdefault((id(base), r), name) != name:
+                    raise PolytaskError(f"a parameter belongs to both {owner[(id(base), r)]} and {name}: user modules must not share parameters")
 
 
 def recorded_modules(user: Mapping[str, Any]) -> dict[str, str]:

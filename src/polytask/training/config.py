@@ -62,6 +62,9 @@ class TrainConfig:
     val_metrics: bool = option(True, kind="flag", help="Compute validation metrics every epoch (losses alone suffice for early stopping).")
     seed: int = option(0, help="Seed of initialisation, batch order and dropout.", sklearn="random_state")
     device: str = option("cpu", help="cpu, cuda, cuda:N or auto.")
+    threads: int | None = option(
+        None, help="CPU threads torch uses while training (default: 1 for table networks up to 1024 units wide, "
+                   "where more threads were measured not to pay; torch's default otherwise).")
     balancer: str = option("ew", help="Task balancing method (see 'polytask balancers').")
     balancer_options: dict[str, Any] = option(
         default_factory=dict, kind="mapping", cli="--balancer-option", help="Balancer option KEY=VALUE (repeatable).")
@@ -82,6 +85,7 @@ class TrainConfig:
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
             (self.step_size >= 1, f"step size must be >= 1, got {self.step_size}"),
             (self.gamma > 0, f"gamma must be > 0, got {self.gamma}"),
+            (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -1,10 +1,16 @@
 """The training loop: joint back-propagation on all task outputs.
 
-One step: ``z = encode(x)``, ``outputs = decode(z, x)``, the masked loss vector
-``(alpha_1 L_1, ..., alpha_T L_T)``, then the balancer fills the gradients, the architecture's own
-penalty and the L2 term ``l2 * sum ||W||^2`` are added, gradients are clipped, and the optimizer
-steps. After each epoch the network is evaluated on validation data and early stopping records
-each task's best epoch. The loop knows the balancer only through its interface.
+One step: ``z = encode(x)``, the packed outputs ``decode_packed(z, x)``, the masked loss vector
+``(alpha_1 L_1, ..., alpha_T L_T)`` (one expression per kind of loss, :class:`LossPlan`), then the
+balancer fills the gradients, the architecture's own penalty and the L2 term
+``l2 * sum ||W||^2`` are added, gradients are clipped, and the optimizer steps. After each epoch
+the network is evaluated on validation data and early stopping records each task's best epoch.
+The loop knows the balancer only through its interface. What does not change between steps
+(parameter lists, the loss plan, the packed targets and masks) is built once per run.
+
+A loss that is not finite, or that grows to more than :data:`DIVERGENCE_FACTOR` times its value
+at the first step (at least 1), stops training with an error naming the task: the run has
+diverged (a learning rate too high, usually), and going on would only save a useless model.
 
 Everything a run needs to continue exactly where it stopped (network, optimizer, scheduler,
 balancer, early stopping, the random streams of batch order and dropout, the history and every
@@ -26,9 +32,9 @@ from torch import nn
 from polytask.balancers import Balancer, StepContext, get as get_balancer
 from polytask.data.targets import TargetEncoder
 from polytask.data.tensors import TaskTensors
-from polytask.errors import NonFiniteLossError, PolytaskError
+from polytask.errors import DivergedLossError, NonFiniteLossError, PolytaskError
 from polytask.evaluate import task_metrics
-from polytask.losses import loss_vector, task_loss
+from polytask.losses import LossPlan, OutputLayout
 from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task
 from polytask.training.callbacks import Callback
@@ -36,9 +42,13 @@ from polytask.training.checkpoint import fingerprint, load_checkpoint
 from polytask.training.config import TrainConfig
 from polytask.training.early_stopping import EarlyStopping
 from polytask.training.optim import make_optimizer, make_scheduler
+from polytask.training.packed import PackedTensors
+from polytask.training.threads import default_threads, torch_threads
 
 #: Settings that may differ between a checkpoint and the run that resumes it.
-RESUMABLE_CHANGES = ("epochs", "device", "val_metrics")
+RESUMABLE_CHANGES = ("epochs", "device", "val_metrics", "threads")
+#: A training loss above this many times its first value (or 1, if larger) means divergence.
+DIVERGENCE_FACTOR = 1e4
 
 
 def resolve_device(name: str) -> torch.device:
@@ -66,8 +76,29 @@ class TrainResult:
     applied_weights: dict[str, list[float]] = field(default_factory=dict)
 
 
+def predict_packed(network: MultiTaskNetwork, x: torch.Tensor, batch_size: int = 4096) -> tuple[torch.Tensor, OutputLayout]:
+    """The packed network outputs (n, H) and their layout, in eval mode, in batches, without gradients."""
+    was_training = network.training
+    network.eval()
+    chunks: list[torch.Tensor] = []
+    layout: OutputLayout | None = None
+    try:
+        with torch.no_grad():
+            for start in range(0, max(1, x.shape[0]), batch_size):
+                rows = x[start : start + batch_size]
+                out, layout = network.decode_packed(network.encode(rows), rows)
+                chunks.append(out)
+    finally:
+        network.train(was_training)
+    assert layout is not None
+    return (chunks[0] if len(chunks) == 1 else torch.cat(chunks)), layout
+
+
 def predict_raw(network: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> dict[str, torch.Tensor]:
     """Network outputs in eval mode, in batches, without gradients."""
+    if isinstance(network, MultiTaskNetwork):
+        out, layout = predict_packed(network, x, batch_size)
+        return layout.split(out)
     was_training = network.training
     network.eval()
     chunks: dict[str, list[torch.Tensor]] = {}
@@ -127,7 +158,7 @@ class Trainer:
         self.finished = False  # early stopping has ended training
         self.history: list[dict[str, Any]] = []
         #: The batch of the step in progress (callbacks that re-evaluate losses read it).
-        self.batch: TaskTensors | None = None
+        self.batch: PackedTensors | None = None
         self.train_data: TaskTensors | None = None
         self._fingerprint: str | None = None
         self.batch_order = torch.Generator().manual_seed(self.config.seed)
@@ -136,7 +167,15 @@ class Trainer:
         self.stopping = EarlyStopping(
             self.task_names, [t.name for t in self.tasks if not t.auxiliary], self.config.early_stopping, self.config.patience
         )
+        # what every step hands the balancer, built once
         self._decay = [p for _, p in self.network.named_parameters() if p.ndim > 1]
+        self._shared = list(self.network.shared_parameters())
+        self._task_params = {t: list(self.network.task_parameters(t)) for t in self.task_names}
+        self._last_shared = list(self.network.last_shared_parameters())
+        self._batchnorm = any(isinstance(m, nn.BatchNorm1d) for m in self.network.modules())
+        self._plan: LossPlan | None = None
+        #: The first step's loss of each task (at least 1): the scale divergence is judged by.
+        self._loss_scale: torch.Tensor | None = None
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
         """Every parameter (network and balancer) at ``lr``, the shared ones at
@@ -151,32 +190,71 @@ class Trainer:
         ]
         return [g for g in groups if g["params"]]
 
+    # -- packing -----------------------------------------------------------------------------
+    def loss_plan(self, x: torch.Tensor | None = None) -> LossPlan:
+        """How the losses are computed from packed outputs (built once; a network that does not
+        declare its output layout is run once, in eval mode, on two rows of ``x``)."""
+        if self._plan is None:
+            layout = self.network.output_layout()
+            if layout is None:
+                if x is None:
+                    raise PolytaskError("the network declares no output layout: give rows to probe it with")
+                layout = predict_packed(self.network, x[:2].to(self.device))[1]
+            self._plan = LossPlan(self.tasks, layout)
+        return self._plan
+
+    def pack(self, data: TaskTensors) -> PackedTensors:
+        """``data`` on the trainer's device, targets and masks packed for the loss."""
+        return PackedTensors.of(data, self.loss_plan(data.x), self.device)
+
     # -- one step ----------------------------------------------------------------------------
     def context(self, x: torch.Tensor, targets: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], epoch: int) -> tuple[StepContext, torch.Tensor]:
-        """Forward pass of one batch: the balancer's context and the unweighted loss vector."""
+        """Forward pass of one batch given per task: the balancer's context and the unweighted
+        loss vector."""
+        plan = self.loss_plan(x)
+        y, m = plan.pack(targets, masks)
+        return self.packed_context(x, y, m, epoch)
+
+    def packed_context(self, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, epoch: int) -> tuple[StepContext, torch.Tensor]:
+        """Forward pass of one batch with packed targets ``y`` and masks ``m``."""
         z = self.network.encode(x)
-        outputs = self.network.decode(z, x)
-        raw = loss_vector(self.tasks, outputs, targets, masks)
+        outputs, layout = self.network.decode_packed(z, x)
+        plan = self.loss_plan(x)
+        if layout is not plan.layout and layout != plan.layout:
+            raise PolytaskError("the network's output layout changed during training")
+        raw = plan(outputs, y, m)
         ctx = StepContext(
             losses=raw * self.alphas,
             task_names=self.task_names,
-            shared_params=self.network.shared_parameters(),
-            task_params={t: self.network.task_parameters(t) for t in self.task_names},
+            shared_params=self._shared,
+            task_params=self._task_params,
             representation=z,
-            last_shared_params=self.network.last_shared_parameters(),
+            last_shared_params=self._last_shared,
             step=self.step,
             epoch=epoch,
-            present=(torch.stack([masks[t].any() for t in self.task_names]) & (self.alphas > 0)).cpu(),  # labelled, weighted
+            present=((plan.label_counts(m) > 0) & (self.alphas > 0)).cpu(),  # labelled and weighted
         )
         return ctx, raw
 
-    def _train_step(self, batch: TaskTensors, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _check_losses(self, values: torch.Tensor, epoch: int) -> None:
+        """Stop on a non-finite loss, or one that has grown by orders of magnitude."""
+        if self._loss_scale is None and bool(torch.isfinite(values).all()):
+            self._loss_scale = values.clamp(min=1.0)
+        scale = self._loss_scale if self._loss_scale is not None else torch.ones_like(values)
+        ok = values <= scale * DIVERGENCE_FACTOR  # False for NaN
+        if bool(ok.all()):
+            return
+        bad = int((~ok).nonzero()[0, 0])
+        value = float(values[bad])
+        if not math.isfinite(value):
+            raise NonFiniteLossError(self.task_names[bad], epoch, value)
+        raise DivergedLossError(self.task_names[bad], epoch, value, float(scale[bad]), self.config.lr)
+
+    def _train_step(self, batch: PackedTensors, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         self.batch = batch
-        ctx, raw = self.context(batch.x, batch.targets, batch.masks, epoch)
+        ctx, raw = self.packed_context(batch.x, batch.y, batch.m, epoch)
         values = raw.detach()
-        if not torch.isfinite(values).all():
-            bad = int((~torch.isfinite(values)).nonzero()[0, 0])
-            raise NonFiniteLossError(self.task_names[bad], epoch, float(values[bad]))
+        self._check_losses(values, epoch)
         for cb in self.callbacks:
             cb.on_before_backward(self, ctx)
         self.optimizer.zero_grad(set_to_none=True)
@@ -188,7 +266,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_step_end(self, ctx, weights)
         self.step += 1
-        return values, torch.as_tensor(weights, dtype=torch.float32).detach().cpu()
+        return values, torch.as_tensor(weights).detach()
 
     def _add_regularisers(self) -> None:
         """The architecture's penalty, the L2 term and gradient clipping, after the balancer."""
@@ -207,23 +285,24 @@ class Trainer:
 
     # -- one epoch ---------------------------------------------------------------------------
     def _batches(self, n_rows: int) -> list[torch.Tensor]:
-        """This epoch's row indices, batch by batch (a one-row batch is dropped when batch
-        normalization cannot train on it)."""
+        """This epoch's row indices, batch by batch (a last batch of one row is dropped when
+        batch normalization cannot train on it)."""
         order = torch.randperm(n_rows, generator=self.batch_order)
-        batches = [order[s : s + self.config.batch_size] for s in range(0, n_rows, self.config.batch_size)]
-        if n_rows >= 2 and any(isinstance(m, nn.BatchNorm1d) for m in self.network.modules()):
-            batches = [b for b in batches if len(b) >= 2]
+        size = self.config.batch_size
+        batches = list(order.split(size))
+        if self._batchnorm and n_rows >= 2 and len(batches[-1]) < 2:
+            batches.pop()
         return batches
 
-    def _train_epoch(self, train: TaskTensors, epoch: int) -> dict[str, Any]:
+    def _train_epoch(self, train: PackedTensors, epoch: int) -> dict[str, Any]:
         self.network.train()
-        loss_sum = torch.zeros(len(self.tasks))
-        weight_sum = torch.zeros(len(self.tasks))
+        loss_sum = torch.zeros(len(self.tasks), device=self.device)
+        weight_sum = torch.zeros(len(self.tasks), device=self.device)
         batches = self._batches(len(train))
         for rows in batches:
-            values, weights = self._train_step(train.subset(rows.numpy()), epoch)
-            loss_sum += values.cpu()
-            weight_sum += weights.reshape(-1)
+            values, weights = self._train_step(train.rows(rows), epoch)
+            loss_sum += values
+            weight_sum += weights.reshape(-1).to(weight_sum)
         if self.scheduler is not None and self.config.scheduler_step == "epoch":
             self.scheduler.step()
         n = max(len(batches), 1)
@@ -233,19 +312,22 @@ class Trainer:
             "weights": dict(zip(self.task_names, (weight_sum / n).tolist())),
         }
 
-    def _validate(self, val: TaskTensors | None, epoch: int, logs: dict[str, Any]) -> dict[str, float]:
+    def _validate(self, val: PackedTensors | None, epoch: int, logs: dict[str, Any]) -> dict[str, float]:
         if val is None:
             return {n: math.nan for n in self.task_names}
-        val_loss = self.evaluate_losses(val)
+        outputs, layout = predict_packed(self.network, val.x)
+        val_loss = self._packed_losses(outputs, val)
         for name, value in val_loss.items():
             if not math.isfinite(value) and val.masks[name].any():
                 raise NonFiniteLossError(name, epoch, value)
         logs["val_loss"] = val_loss
-        logs["val_metrics"] = self._val_metrics(val)
+        logs["val_metrics"] = self._val_metrics(layout.split(outputs), val)
         return val_loss
 
-    def run_epoch(self, train: TaskTensors, val: TaskTensors | None) -> dict[str, Any]:
+    def run_epoch(self, train: TaskTensors | PackedTensors, val: TaskTensors | PackedTensors | None) -> dict[str, Any]:
         """Train one epoch, validate, update early stopping and call the epoch hooks."""
+        train = train if isinstance(train, PackedTensors) else self.pack(train)
+        val = val if val is None or isinstance(val, PackedTensors) else self.pack(val)
         epoch = self.epoch
         for cb in self.callbacks:
             cb.on_epoch_start(self, epoch)
@@ -259,25 +341,27 @@ class Trainer:
             cb.on_epoch_end(self, epoch, logs)
         return logs
 
-    def evaluate_losses(self, data: TaskTensors) -> dict[str, float]:
-        """Masked loss of each task on ``data`` (NaN for a task with no label there)."""
-        outputs = predict_raw(self.network, data.x)
-        out: dict[str, float] = {}
-        for t in self.tasks:
-            mask = data.masks[t.name]
-            out[t.name] = float(task_loss(t, outputs[t.name], data.targets[t.name], mask)) if mask.any() else math.nan
-        return out
+    def _packed_losses(self, outputs: torch.Tensor, data: PackedTensors) -> dict[str, float]:
+        """Masked loss of each task (NaN for a task with no label in ``data``)."""
+        values = data.plan(outputs, data.y, data.m).tolist()
+        counts = data.plan.label_counts(data.m).tolist()
+        return {n: (float(v) if c > 0 else math.nan) for n, v, c in zip(self.task_names, values, counts)}
 
-    def _val_metrics(self, data: TaskTensors) -> dict[str, dict[str, float]]:
+    def evaluate_losses(self, data: TaskTensors | PackedTensors) -> dict[str, float]:
+        """Masked loss of each task on ``data`` (NaN for a task with no label there)."""
+        packed = data if isinstance(data, PackedTensors) else self.pack(data)
+        return self._packed_losses(predict_packed(self.network, packed.x)[0], packed)
+
+    def _val_metrics(self, outputs: dict[str, torch.Tensor], data: PackedTensors) -> dict[str, dict[str, float]]:
         if self.encoders is None or not self.config.val_metrics:
             return {}
-        outputs = predict_raw(self.network, data.x)
+        targets, masks = data.targets, data.masks
         return {
             enc.task.name: task_metrics(
                 enc,
                 outputs[enc.task.name].cpu().numpy(),
-                data.targets[enc.task.name].cpu().numpy(),
-                data.masks[enc.task.name].cpu().numpy(),
+                targets[enc.task.name].cpu().numpy(),
+                masks[enc.task.name].cpu().numpy(),
             )
             for enc in self.encoders
         }
@@ -296,19 +380,23 @@ class Trainer:
         if val is None:
             self.stopping.mode = "none"
         self.train_data = train
+        packed_train = self.pack(train)
+        packed_val = self.pack(val) if val is not None else None
         if self.scheduler is None:
             steps = max(1, len(self._batches(len(train)))) if self.config.scheduler_step == "step" else 1
             self.scheduler = make_scheduler(self.config, self.optimizer, self.config.epochs * steps)
         if resume_from is not None:
             self.resume(resume_from)
-        for cb in self.callbacks:
-            cb.on_fit_start(self)
-        try:
-            while self.epoch < self.config.epochs and not self.finished:
-                self.run_epoch(train, val)
-        finally:
+        threads = self.config.threads if self.config.threads is not None else default_threads(self.network)
+        with torch_threads(threads if self.device.type == "cpu" else None):
             for cb in self.callbacks:
-                cb.on_fit_end(self)
+                cb.on_fit_start(self)
+            try:
+                while self.epoch < self.config.epochs and not self.finished:
+                    self.run_epoch(packed_train, packed_val)
+            finally:
+                for cb in self.callbacks:
+                    cb.on_fit_end(self)
         return self.result()
 
     def result(self) -> TrainResult:
@@ -335,6 +423,7 @@ class Trainer:
             "stopping": self.stopping.state_dict(),
             "progress": {"epoch": self.epoch, "step": self.step, "finished": self.finished},
             "alphas": self.alphas,
+            "loss_scale": self._loss_scale,
             "history": self.history,
             "rng": rng,
             "callbacks": {k: cb.state_dict() for k, cb in zip(callback_keys(self.callbacks), self.callbacks)},
@@ -351,6 +440,8 @@ class Trainer:
         progress = state["progress"]
         self.epoch, self.step, self.finished = int(progress["epoch"]), int(progress["step"]), bool(progress["finished"])
         self.alphas = state["alphas"].to(self.device)
+        scale = state.get("loss_scale")
+        self._loss_scale = None if scale is None else scale.to(self.device)
         self.history = list(state["history"])
         self.batch_order.set_state(state["rng"]["batch_order"])
         torch.set_rng_state(state["rng"]["torch"])

@@ -19,7 +19,8 @@ def shared_gradient(trainer: Trainer, batch: TaskTensors) -> torch.Tensor:
     """The flat gradient of the shared parameters after one ``balancer.backward`` on ``batch``
     (starting from zero gradients; parameters are not updated)."""
     trainer.optimizer.zero_grad(set_to_none=True)
-    ctx, _ = trainer.context(batch.x, batch.targets, batch.masks, 0)
+    packed = trainer.pack(batch)
+    ctx, _ = trainer.packed_context(packed.x, packed.y, packed.m, 0)
     trainer.balancer.backward(ctx)
     shared = trainer.network.shared_parameters()
     flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in shared])

@@ -1,6 +1,8 @@
 """Measuring a training step: interleaved wall-clock timing and peak tensor memory.
 
-Timing: every candidate is warmed up, then measured in rounds; each round runs every candidate
+Timing, in process CPU time on the CPU (``time.process_time``: time the scheduler gives other
+processes of a shared machine is not counted; the benchmark runs single-threaded), wall time on a GPU: every candidate is
+warmed up, then measured in rounds; each round runs every candidate
 once, in a freshly shuffled (seeded) order, so slow drift of a shared machine (other processes,
 frequency changes) falls on all candidates alike. Fast steps are repeated within a sample so a
 sample lasts at least ``min_sample_s``. The statistic is the median over rounds. The garbage
@@ -90,6 +92,7 @@ def time_interleaved(
     cheap steps whose ratios are judged most finely (EW, loss weighting) get the most samples.
     """
     device = device or torch.device("cpu")
+    clock = time.process_time if device.type == "cpu" else time.perf_counter  # a GPU's time is wall time
     labels = list(steps)
     rng = random.Random(seed)
     estimate = dict(estimates or {})
@@ -103,19 +106,19 @@ def time_interleaved(
             rng.shuffle(order)
             for k in order:
                 _sync(device)
-                t0 = time.perf_counter()
+                t0 = clock()
                 steps[k]()
                 _sync(device)
-                estimate[k] = time.perf_counter() - t0
+                estimate[k] = clock() - t0
         inner = {k: max(1, min(max_inner, math.ceil(min_sample_s / max(estimate.get(k, min_sample_s), 1e-9)))) for k in labels}
         per_round = {
             k: max(1, min(max_samples_per_round, int(sample_target_s // max(estimate.get(k, sample_target_s) * inner[k], 1e-9))))
             for k in labels
         }
-        started = time.perf_counter()
+        started = clock()
         for r in range(repeats):
             if budget_s is not None and r >= min_repeats:
-                spent = time.perf_counter() - started
+                spent = clock() - started
                 if spent + spent / r > budget_s:
                     break
             order = labels[:]
@@ -124,11 +127,11 @@ def time_interleaved(
                 samples[k].append([])
                 for _ in range(per_round[k]):
                     _sync(device)
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     for _ in range(inner[k]):
                         steps[k]()
                     _sync(device)
-                    samples[k][-1].append((time.perf_counter() - t0) / inner[k])
+                    samples[k][-1].append((clock() - t0) / inner[k])
     finally:
         if was_enabled:
             gc.enable()

@@ -26,7 +26,7 @@ import torch
 
 from polytask.balancers import Balancer, StepContext
 from polytask.errors import PolytaskError
-from polytask.gradients import accumulate_flat_gradient
+from polytask.gradients import accumulate_flat_gradient, parameter_source
 
 Aggregate = Callable[[torch.Tensor], torch.Tensor]
 MODES = ("exact", "representation")
@@ -75,7 +75,7 @@ class PerTaskLoop(Balancer):
         width = sum(p.numel() for p in targets)
         jacobian = losses.new_zeros((n_tasks, width))
         for t, name in enumerate(ctx.task_names):
-            head = list(ctx.task_params[name])
+            head = _leaves(ctx.task_params[name])
             keep = self.mode == "representation" or t < n_tasks - 1
             grads = torch.autograd.grad(losses[t], targets + head, retain_graph=keep, allow_unused=True)
             offset = 0
@@ -92,6 +92,18 @@ class PerTaskLoop(Balancer):
         else:
             accumulate_flat_gradient(ctx.shared_params, combined)
         return torch.ones(n_tasks)
+
+
+def _leaves(params: Any) -> list[torch.Tensor]:
+    """The leaf tensors behind ``params`` (a fused head bank for its tasks' row blocks), each
+    once: a loss differentiated with respect to a bank fills its own task's rows only, so the
+    peers' per-task passes add up to each task's own gradient."""
+    out: list[torch.Tensor] = []
+    for p in params:
+        leaf, _ = parameter_source(p)
+        if not any(leaf is q for q in out):
+            out.append(leaf)
+    return out
 
 
 def _torchjd_classes() -> Any:
@@ -175,7 +187,7 @@ class TorchjdPeer(Balancer):
 
     def backward(self, ctx: StepContext) -> torch.Tensor:
         losses = [ctx.losses[t] for t in range(ctx.losses.shape[0])]
-        heads = [list(ctx.task_params[name]) for name in ctx.task_names]
+        heads = [_leaves(ctx.task_params[name]) for name in ctx.task_names]
         z = ctx.representation
         if z is None:
             raise PolytaskError("the torchjd peer needs the shared representation z")
@@ -186,7 +198,7 @@ class TorchjdPeer(Balancer):
             self._autojac.jac_to_grad(list(ctx.shared_params), self.aggregator)
         else:
             (jz,) = self._autojac.jac(losses, [z], retain_graph=True)
-            flat_heads = [p for h in heads for p in h]
+            flat_heads = _leaves([p for h in heads for p in h])
             if flat_heads:
                 torch.autograd.backward(ctx.losses.sum(), inputs=flat_heads, retain_graph=True)
             combined = self.aggregator(jz.reshape(len(losses), -1))

@@ -73,4 +73,23 @@ def render_markdown(doc: dict[str, Any], notes: str | None = None) -> str:
                   counts=counts, count_cols=[f"T={t}" for t in counts], grid_cols=[f"{n} T={t}" for n in nets for t in counts],
                   first_points=[p for p in doc["points"] if p["n_tasks"] == counts[0]],
                   targets=target_rows, missed=missed, control=control, errors=errors,
-                  notes=(notes or "").strip(), **_method_tables(doc, nets, counts))
+                  notes=(notes or "").strip(), basic=_basic(doc.get("basic")), **_method_tables(doc, nets, counts))
+
+
+#: The basic path's candidates, in the columns' order.
+BASIC_COLUMNS = ("minimal (control)", "minimal, fused Adam", "pt.fit", "LibMTL step", "MLPRegressor", "CLI (polytask fit)")
+
+
+def _basic(section: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Rows of the basic-path tables (None when the run had no basic-path section)."""
+    if not section:
+        return None
+    rows = [{"p": p, "cells": [(p["candidates"].get(c) or {}).get("vs_minimal") for c in BASIC_COLUMNS]} for p in section["points"]]
+    counts = sorted({p["n_tasks"] for p in section["points"]})
+    epochs = [{"rows": r, "cells": [next((p["candidates"]["pt.fit"]["per_epoch_s"] for p in section["points"]
+                                          if p["rows"] == r and p["n_tasks"] == t), None) for t in counts],
+               "minimal": [next((p["candidates"]["minimal"]["per_epoch_s"] for p in section["points"]
+                                 if p["rows"] == r and p["n_tasks"] == t), None) for t in counts]}
+              for r in sorted({p["rows"] for p in section["points"]})]
+    return {**section, "columns": BASIC_COLUMNS, "rows": rows, "counts": counts, "count_cols": [f"T={t}" for t in counts],
+            "epoch_rows": epochs}

@@ -25,13 +25,14 @@ import os
 import platform
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
 from polytask import balancers
 from polytask.balancers import Balancer
+from polytask_lab.bench.basic import BasicSettings, run_basic
 from polytask_lab.bench.check import relative_difference
 from polytask_lab.bench.measure import paired_ratio, peak_step_bytes, time_interleaved
 from polytask_lab.bench.peers import PerTaskLoop, TorchjdPeer, torchjd_aggregator
@@ -72,22 +73,23 @@ class BenchSettings:
     modes: tuple[str, ...] | None = None
     size: ProblemSize = FULL_SIZE
     warmup: int = 0
-    repeats: int = 9
-    min_repeats: int = 3
-    point_budget_s: float | None = 25.0
+    repeats: int = 15
+    min_repeats: int = 7
+    point_budget_s: float | None = 40.0
     min_sample_s: float = 0.02
     memory: str = "targets"
     peers: bool = True
     seed: int = 0
     device: str = "cpu"
     preset: str = "full"
+    basic: BasicSettings | None = field(default_factory=BasicSettings)
 
     @classmethod
     def quick(cls, **changes: Any) -> "BenchSettings":
         """A tiny configuration (T = 3, tiny networks) for smoke tests, not for figures: seconds
         for a few methods, about a minute for every registered one on a loaded 2-core machine."""
         base = dict(task_counts=(3,), size=QUICK_SIZE, repeats=3, point_budget_s=None, min_sample_s=0.002, memory="all",
-                    preset="quick")
+                    preset="quick", basic=BasicSettings.quick())
         base.update(changes)
         return cls(**base)
 
@@ -252,8 +254,10 @@ def _candidates(plan: list[tuple[str, str, tuple[str, ...]]], network: torch.nn.
 
 
 def _step_fn(trainer: Trainer, batch: Any) -> Callable[[], None]:
+    packed = trainer.pack(batch)  # as the trainer packs its data once per run
+
     def step() -> None:
-        ctx, _ = trainer.context(batch.x, batch.targets, batch.masks, 0)
+        ctx, _ = trainer.packed_context(packed.x, packed.y, packed.m, 0)
         trainer.optimizer.zero_grad(set_to_none=True)
         trainer.balancer.backward(ctx)
         trainer.optimizer.step()
@@ -422,6 +426,7 @@ def run_benchmark(settings: BenchSettings, progress: Callable[[str], None] | Non
     started = _dt.datetime.now(_dt.timezone.utc)
     load_start = _loadavg()
     points = [run_point(net, t, settings, plan, progress) for net in settings.nets for t in settings.task_counts]
+    basic = run_basic(settings.basic, progress) if settings.basic is not None else None
     comparisons = [c for p in points for c in compare(p)]
     verdicts = [t for c in comparisons for t in c["targets"]]
     summary: dict[str, dict[str, int]] = {}
@@ -432,6 +437,7 @@ def run_benchmark(settings: BenchSettings, progress: Callable[[str], None] | Non
     machine.update(loadavg_start=load_start, loadavg_end=_loadavg(), source_revision=_git_revision())
     settings_json = asdict(settings)
     settings_json["size"] = asdict(settings.size)
+    settings_json.pop("basic", None)  # recorded with its section
     return {
         "schema": SCHEMA,
         "started_utc": started.isoformat(timespec="seconds"),
@@ -443,4 +449,5 @@ def run_benchmark(settings: BenchSettings, progress: Callable[[str], None] | Non
         "points": points,
         "comparisons": comparisons,
         "target_summary": summary,
+        "basic": basic,
     }

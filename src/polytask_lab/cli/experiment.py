@@ -29,7 +29,8 @@ def command(name: str | None, out: str, quick: bool, seed: int, trials: int | No
     if trials is not None and trials < 1:
         raise PolytaskError(f"--trials must be at least 1, got {trials}")
     with lab_imports("experiment", needs=("jinja2",)):
-        from polytask_lab.experiments.common import print_result, write_artifacts
+        from polytask_lab.experiments.artifacts import write_artifacts
+        from polytask_lab.experiments.common import print_result
         from polytask_lab.experiments.registry import EXPERIMENTS, get
 
         if list_only:

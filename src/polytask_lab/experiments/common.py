@@ -176,25 +176,6 @@ def result_markdown(saved: dict[str, Any]) -> str:
     return render("experiment.md.j2", saved=saved)
 
 
-def write_artifacts(result: ExperimentResult, out: str | Path) -> dict[str, Path]:
-    """``<out>/<name>.json``, ``<out>/<name>.png`` and ``<out>/<name>.md`` (the tables)."""
-    return write_saved(clean_json(result.to_dict()), out)
-
-
-def write_saved(saved: dict[str, Any], out: str | Path, stem: str | None = None) -> dict[str, Path]:
-    """``<out>/<stem>.json``, ``.png`` and ``.md`` of a saved result (also after :func:`reanalyse`);
-    ``stem`` defaults to the experiment's name."""
-    from polytask_lab.experiments.plots import plot
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {k: out / f"{stem or saved['experiment']}.{k}" for k in ("json", "png", "md")}
-    atomic_write_json(paths["json"], saved)
-    atomic_write_bytes(paths["png"], plot(saved))
-    atomic_write_text(paths["md"], result_markdown(saved))
-    return paths
-
-
 def print_result(result: ExperimentResult, console: Console) -> None:
     for table in result_tables(result):
         console.print(table)

@@ -1,0 +1,173 @@
+"""Built-in task heads that read one shared representation, evaluated together.
+
+Each task's head is ``head_hidden`` hidden layers then a linear output layer (see
+:func:`polytask.models.layers.head`). Heads of the same output width ``d`` form a *bank* of
+``G`` tasks whose layers are stored stacked over the tasks:
+
+- layer 1 reads ``z`` (n, k) for the whole bank in one matrix product,
+  ``a_1 = z W_1^T + b_1`` with ``W_1`` (G h_1, k) the G first-layer weights one under the other;
+- deeper layers are block-diagonal: ``W_l`` (G, h_l, h_{l-1}), one batched product over the bank;
+- activation and dropout act on the packed (n, G h) activations.
+
+So the heads of T tasks cost a few operations, not a few per task, and autograd and the
+optimizer see one weight and one bias per layer and bank. Each task keeps its own parameters:
+task g of a bank owns rows ``g h_1 .. (g+1) h_1`` of ``W_1`` and slice ``g`` of the deeper
+weights; :meth:`FusedHeads.task_parameters` gives them as views of the bank (the gradient
+engine resolves a view to its bank, :func:`polytask.gradients.parameter_source`). The state dict
+holds one entry per task and layer, named as a per-task ``head()`` module names it
+(``<task key>.<index>.weight``/``.bias``, the key from :func:`module_key`), so model
+directories written with one module per head load unchanged, and the initial values are those
+one ``head()`` per task would draw from the same seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from polytask.losses import OutputLayout
+from polytask.models.layers import ACTIVATIONS, head
+from polytask.models.task_modules import TaskModules, module_key
+
+
+class _Bank:
+    """The heads of one output width: task names and, per layer, the stacked parameters' names."""
+
+    def __init__(self, names: list[str], width: int, layer_widths: list[int]) -> None:
+        self.names = names
+        self.width = width
+        self.layer_widths = layer_widths  # output width of each layer, the last one = width
+        self.params: list[tuple[str, str]] = []  # (weight name, bias name) per layer
+
+
+class FusedHeads(nn.Module):
+    """The heads of ``output_dims`` on a representation of width ``rep_dim``, in banks of equal
+    output width (see the module docstring); ``forward(z)`` gives the packed (n, H) outputs
+    laid out by :attr:`layout`."""
+
+    def __init__(self, output_dims: dict[str, int], rep_dim: int, hidden: Sequence[int] = (), activation: str = "relu",
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        reference = {t: head(rep_dim, int(d), hidden, activation, dropout) for t, d in output_dims.items()}
+        first = next(iter(reference.values()))
+        #: Index of each linear layer inside a per-task head (the state-dict names).
+        self.layer_index = [i for i, m in enumerate(first) if isinstance(m, nn.Linear)]
+        self._act = (ACTIVATIONS[activation](),)  # a tuple: not a submodule, no state-dict entries
+        self.dropout = float(dropout)
+        self.banks: list[_Bank] = []
+        by_width: dict[int, list[str]] = {}
+        for t, d in output_dims.items():
+            by_width.setdefault(int(d), []).append(t)
+        for b, (width, names) in enumerate(by_width.items()):
+            bank = _Bank(names, width, [int(h) for h in hidden] + [width])
+            for layer, idx in enumerate(self.layer_index):
+                ws = [reference[t][idx].weight.detach() for t in names]
+                bs = [reference[t][idx].bias.detach() for t in names]
+                weight = torch.cat(ws) if layer == 0 else torch.stack(ws)
+                pair = (f"bank{b}_weight{layer}", f"bank{b}_bias{layer}")
+                self.register_parameter(pair[0], nn.Parameter(weight.clone()))
+                self.register_parameter(pair[1], nn.Parameter(torch.cat(bs).clone()))
+                bank.params.append(pair)
+            self.banks.append(bank)
+        self.layout = OutputLayout.of({t: b.width for b in self.banks for t in b.names})
+        self._position = {t: (bank, g) for bank in self.banks for g, t in enumerate(bank.names)}
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.layout.names)
+
+    # -- computing ---------------------------------------------------------------------------
+    def _bank(self, bank: _Bank, z: torch.Tensor) -> torch.Tensor:
+        n, g = z.shape[0], len(bank.names)
+        h = z
+        for layer, (w_name, b_name) in enumerate(bank.params):
+            weight, bias = getattr(self, w_name), getattr(self, b_name)
+            if layer == 0:
+                h = F.linear(h, weight, bias)
+                continue
+            h = F.dropout(self._act[0](h), self.dropout, self.training) if self.dropout > 0 else self._act[0](h)
+            stacked = h.reshape(n, g, -1).transpose(0, 1)  # (G, n, h_{l-1})
+            h = torch.baddbmm(bias.view(g, 1, -1), stacked, weight.transpose(1, 2)).transpose(0, 1).reshape(n, -1)
+        return h
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        outs = [self._bank(bank, z) for bank in self.banks]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+
+    def outputs(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each task's output, a view of the packed outputs."""
+        return self.layout.split(self(z))
+
+    # -- the parameters of each task -----------------------------------------------------------
+    def _views(self, task: str, source: Any) -> list[torch.Tensor]:
+        """Task ``task``'s (weight, bias) of every layer, cut from ``source(name)`` (a parameter
+        or a tensor of the same shape)."""
+        bank, g = self._position[task]
+        out: list[torch.Tensor] = []
+        for layer, (w_name, b_name) in enumerate(bank.params):
+            w, b = source(w_name), source(b_name)
+            rows = bank.layer_widths[layer]
+            out.append(w[g * rows : (g + 1) * rows] if layer == 0 else w[g])
+            out.append(b[g * rows : (g + 1) * rows])
+        return out
+
+    def task_parameters(self, task: str) -> list[torch.Tensor]:
+        """The task's own weights and biases: views of the banks (no gradient flows through a
+        view; the gradient engine adds into the bank's rows)."""
+        with torch.no_grad():
+            return self._views(task, lambda name: getattr(self, name))
+
+    # -- the state dict: one entry per task and layer ----------------------------------------------
+    def _entry_names(self, task: str, prefix: str) -> list[str]:
+        key = module_key(task)
+        return [f"{prefix}{key}.{idx}.{kind}" for idx in self.layer_index for kind in ("weight", "bias")]
+
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        for task in self.layout.names:
+            views = self._views(task, lambda name: getattr(self, name) if keep_vars else getattr(self, name).detach())
+            for name, value in zip(self._entry_names(task, prefix), views):
+                destination[name] = value if keep_vars else value.clone()
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any], strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        expected: set[str] = set()
+        with torch.no_grad():
+            for task in self.layout.names:
+                names = self._entry_names(task, prefix)
+                expected.update(names)
+                for name, target in zip(names, self._views(task, lambda n: getattr(self, n))):
+                    if name not in state_dict:
+                        missing_keys.append(name)
+                        continue
+                    value = state_dict[name]
+                    if tuple(value.shape) != tuple(target.shape):
+                        error_msgs.append(f"size mismatch for {name}: copying a param with shape {tuple(value.shape)}, "
+                                          f"the shape in the current model is {tuple(target.shape)}.")
+                        continue
+                    target.copy_(value)
+        if strict:
+            unexpected_keys.extend(k for k in state_dict if k.startswith(prefix) and k not in expected)
+
+
+class PerTaskHeads(TaskModules):
+    """One head module per task (the user's ``head_module``, or heads that read different
+    inputs), keyed by task name; ``forward(z)`` runs every head on the same ``z`` and packs the
+    outputs in task order (:attr:`layout`)."""
+
+    def __init__(self, heads: dict[str, nn.Module], output_dims: dict[str, int]) -> None:
+        super().__init__(heads)
+        self.layout = OutputLayout.of({t: int(output_dims[t]) for t in heads})
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        outs = [self[t](z) for t in self.layout.names]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+
+    def outputs(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {t: self[t](z) for t in self.layout.names}
+
+    def task_parameters(self, task: str) -> list[torch.Tensor]:
+        return list(self[task].parameters())

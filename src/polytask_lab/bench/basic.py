@@ -1,0 +1,276 @@
+"""The basic path: ``pt.fit`` with equal weighting and hard sharing against what a user would
+otherwise run, in process CPU time, single-threaded.
+
+At each point (rows, T) every candidate trains the same network, a 64-64 ReLU trunk and one
+output per task, for the same epochs at batch 256 with Adam at lr 1e-3, on the same tensors
+(T standardised regression targets of a related-tasks table, every label observed):
+
+- ``minimal``: a hand-written PyTorch loop (one ``Linear(64, T)`` head, torch's default Adam,
+  ``randperm`` batches, a validation pass each epoch); ``minimal (control)`` is a second,
+  identical copy (its ratio to the first is the run's noise); ``minimal, fused Adam`` the same
+  loop with torch's fused Adam, the implementation polytask uses;
+- ``pt.fit``: ``polytask.fit`` on the prepared problem (network built, trained with
+  validation loss and metrics each epoch and per-task early-stopping snapshots, evaluated on
+  validation and test: everything the call does except reading the table);
+- ``LibMTL step``: LibMTL's training step reproduced (its PyPI release cannot be imported with
+  current torch, see :func:`libmtl_status`): one ``Linear(64, 1)`` decoder per task, the
+  per-task loss loop, ``EW`` (``sum_t L_t``) backward, Adam;
+- ``MLPRegressor``: scikit-learn's multi-output MLP with the same layers, batch, epochs and
+  solver (float32 inputs; no validation pass, it has none without early stopping);
+- ``CLI``: ``polytask fit`` on the table written as a CSV (a child process: start-up, reading,
+  preparing, training, writing the model), at the smaller sizes only.
+
+Every round runs every candidate once in a new shuffled order; a candidate's time is its
+process CPU time (``time.process_time``, or the child's user + system time), so time the
+scheduler gives other processes is not counted; ratios are the median over rounds of the
+per-round ratio to ``minimal``.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+WIDTHS = (64, 64)
+BATCH = 256
+LR = 1e-3
+FEATURES = 20
+
+
+@dataclass
+class BasicSettings:
+    """Points and effort: ``rows`` x ``task_counts``; ``epochs[rows]`` epochs per training;
+    ``rounds`` interleaved rounds per point; ``cli_max_rows``: the CLI runs up to that size."""
+
+    rows: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    task_counts: tuple[int, ...] = (2, 10, 50)
+    epochs: tuple[tuple[int, int], ...] = ((10_000, 10), (100_000, 2), (1_000_000, 1))
+    rounds: int = 4
+    cli_max_rows: int = 100_000
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> "BasicSettings":
+        return cls(rows=(2_000,), task_counts=(2,), epochs=((2_000, 2),), rounds=1, cli_max_rows=0)
+
+    def epochs_for(self, rows: int) -> int:
+        return dict(self.epochs).get(rows, 1)
+
+
+def libmtl_status() -> str:
+    """Why LibMTL's own trainer is not run (its import error), or that it imports."""
+    try:
+        import LibMTL  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any failure is the finding
+        return f"{type(exc).__name__}: {exc}"
+    return "imports"
+
+
+def _problem(rows: int, n_tasks: int, seed: int) -> Any:
+    from polytask.data.prepare import prepare
+    from polytask.synthetic import related_tasks
+
+    total = int(rows / 0.7) + 1  # the default split keeps 70 % for training
+    frame, names = related_tasks(n_rows=total, n_features=FEATURES, n_tasks=n_tasks, noise=0.3, seed=seed)
+    prepared = prepare(frame, names, seed=seed)
+    return frame, names, prepared
+
+
+def _tensors(prepared: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    data = getattr(prepared, split)
+    y = torch.cat([data.targets[t.name] for t in prepared.tasks], 1)
+    return data.x.float(), y.float()
+
+
+def minimal_loop(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, epochs: int, seed: int,
+                 fused: bool = False) -> float:
+    """The hand-written reference: train, validate each epoch; returns the last validation loss."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(x.shape[1], WIDTHS[0]), nn.ReLU(), nn.Linear(WIDTHS[0], WIDTHS[1]), nn.ReLU(),
+                        nn.Linear(WIDTHS[1], y.shape[1]))
+    opt = torch.optim.Adam(net.parameters(), lr=LR, fused=True) if fused else torch.optim.Adam(net.parameters(), lr=LR)
+    order = torch.Generator().manual_seed(seed)
+    val = float("nan")
+    for _ in range(epochs):
+        net.train()
+        for idx in torch.randperm(len(x), generator=order).split(BATCH):
+            loss = ((net(x[idx]) - y[idx]) ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            val = float(((net(xv) - yv) ** 2).mean())
+    return val
+
+
+def libmtl_step_loop(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, epochs: int, seed: int) -> float:
+    """LibMTL's HPS + EW training step as its trainer runs it: a decoder per task, a loss per
+    task, ``losses.sum()`` backward (its EW), Adam; a validation pass per epoch."""
+    torch.manual_seed(seed)
+    encoder = nn.Sequential(nn.Linear(x.shape[1], WIDTHS[0]), nn.ReLU(), nn.Linear(WIDTHS[0], WIDTHS[1]), nn.ReLU())
+    decoders = nn.ModuleDict({str(t): nn.Linear(WIDTHS[1], 1) for t in range(y.shape[1])})
+    opt = torch.optim.Adam([*encoder.parameters(), *decoders.parameters()], lr=LR)
+    order = torch.Generator().manual_seed(seed)
+    val = float("nan")
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=order).split(BATCH):
+            xb, yb = x[idx], y[idx]
+            rep = encoder(xb)
+            preds = {t: d(rep) for t, d in decoders.items()}
+            losses = torch.zeros(len(decoders))
+            for i, t in enumerate(decoders):
+                losses[i] = ((preds[t][:, 0] - yb[:, i]) ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            torch.mul(losses, torch.ones_like(losses)).sum().backward()
+            opt.step()
+        with torch.no_grad():
+            rep = encoder(xv)
+            val = float(sum(((d(rep)[:, 0] - yv[:, i]) ** 2).mean() for i, d in enumerate(decoders.values())))
+    return val
+
+
+def sklearn_mlp(x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> None:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    model = MLPRegressor(hidden_layer_sizes=WIDTHS, batch_size=BATCH, learning_rate_init=LR, max_iter=epochs, alpha=0.0,
+                         tol=0.0, n_iter_no_change=epochs + 1, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, y)
+
+
+def polytask_fit(prepared: Any, epochs: int, seed: int) -> None:
+    import polytask as pt
+
+    pt.fit(prepared, config=pt.TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, seed=seed, threads=1))
+
+
+def cli_fit(csv: Path, names: list[str], epochs: int, seed: int, out: Path) -> float:
+    """``polytask fit`` in a child process; returns its CPU time (user + system)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    args = [sys.executable, "-m", "polytask", "fit", str(csv), *[a for n in names for a in ("-t", n)], "--epochs", str(epochs),
+            "--batch-size", str(BATCH), "--lr", str(LR), "--seed", str(seed), "--threads", "1", "--out", str(out), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(args, check=True, capture_output=True, env=env, timeout=3600)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _cpu(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def run_point(rows: int, n_tasks: int, settings: BasicSettings, workdir: Path,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """CPU seconds of every candidate in each round at one (rows, T) point, and the ratios."""
+    epochs = settings.epochs_for(rows)
+    frame, names, prepared = _problem(rows, n_tasks, settings.seed)
+    x, y = _tensors(prepared, "train")
+    xv, yv = _tensors(prepared, "val")
+    xn, yn = x.numpy(), y.numpy()
+    seed = settings.seed
+    steps: dict[str, Callable[[], float]] = {
+        "minimal": lambda: _cpu(lambda: minimal_loop(x, y, xv, yv, epochs, seed)),
+        "minimal (control)": lambda: _cpu(lambda: minimal_loop(x, y, xv, yv, epochs, seed)),
+        "minimal, fused Adam": lambda: _cpu(lambda: minimal_loop(x, y, xv, yv, epochs, seed, fused=True)),
+        "pt.fit": lambda: _cpu(lambda: polytask_fit(prepared, epochs, seed)),
+        "LibMTL step": lambda: _cpu(lambda: libmtl_step_loop(x, y, xv, yv, epochs, seed)),
+        "MLPRegressor": lambda: _cpu(lambda: sklearn_mlp(xn, yn, epochs, seed)),
+    }
+    if rows <= settings.cli_max_rows:
+        csv = workdir / f"table_{rows}_{n_tasks}.csv"
+        frame.to_csv(csv, index=False)
+        steps["CLI (polytask fit)"] = lambda: cli_fit(csv, names, epochs, seed, workdir / "model")
+    torch.set_num_threads(1)
+    for fn in steps.values():  # warm-up: first calls pay for imports and allocations
+        if rows <= 10_000:
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in steps}
+    rng = random.Random(seed)
+    for r in range(settings.rounds):
+        order = list(steps)
+        rng.shuffle(order)
+        for label in order:
+            samples[label].append(steps[label]())
+        if progress:
+            progress(f"basic path rows={rows} T={n_tasks}: round {r + 1}/{settings.rounds}")
+    ref = samples["minimal"]
+    out = {"rows": rows, "n_tasks": n_tasks, "epochs": epochs, "train_rows": len(x), "candidates": {}}
+    for label, values in samples.items():
+        ratios = [v / m for v, m in zip(values, ref) if m > 0]
+        out["candidates"][label] = {"cpu_s": values, "median_s": statistics.median(values),
+                                    "vs_minimal": statistics.median(ratios) if ratios else None,
+                                    "per_epoch_s": statistics.median(values) / epochs}
+    return out
+
+
+def startup_times(repeats: int = 5) -> dict[str, Any]:
+    """Wall and CPU seconds of ``polytask --help``, ``--version`` and a usage error (medians)."""
+    out: dict[str, Any] = {}
+    for label, args in (("--help", ["--help"]), ("--version", ["--version"]), ("usage error", ["fit"])):
+        walls, cpus = [], []
+        for _ in range(repeats):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "polytask", *args], capture_output=True, timeout=120)
+            walls.append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+        out[label] = {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
+    return out
+
+
+def targets(points: list[dict[str, Any]], startup: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's basic-path targets, each with its value and verdict."""
+    out: list[dict[str, Any]] = []
+    for p in points:
+        c = p["candidates"]
+        where = f"rows={p['rows']:,} T={p['n_tasks']}"
+        out.append({"target": "pt.fit <= 1.1x the minimal loop", "where": where, "value": c["pt.fit"]["vs_minimal"], "limit": 1.1, "op": "<="})
+        mlp = c["MLPRegressor"]["vs_minimal"]
+        fit = c["pt.fit"]["vs_minimal"]
+        out.append({"target": "pt.fit not slower than MLPRegressor", "where": where,
+                    "value": fit / mlp if fit and mlp else None, "limit": 1.0, "op": "<="})
+    for rows in sorted({p["rows"] for p in points}):
+        by_t = {p["n_tasks"]: p["candidates"]["pt.fit"]["per_epoch_s"] for p in points if p["rows"] == rows}
+        if len(by_t) >= 2:
+            lo, hi = min(by_t), max(by_t)
+            out.append({"target": f"epoch time at T = {hi} <= 1.5x T = {lo}", "where": f"rows={rows:,}",
+                        "value": by_t[hi] / by_t[lo], "limit": 1.5, "op": "<="})
+    if "--help" in startup:
+        out.append({"target": "polytask --help under 0.5 s", "where": "wall time", "value": startup["--help"]["wall_s"],
+                    "limit": 0.5, "op": "<="})
+    for t in out:
+        t["met"] = None if t["value"] is None else (t["value"] <= t["limit"])
+    return out
+
+
+def run_basic(settings: BasicSettings, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The basic-path section of the benchmark's JSON."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="polytask-basic-") as tmp:
+        points = [run_point(r, t, settings, Path(tmp), progress) for r in settings.rows for t in settings.task_counts]
+    startup = startup_times()
+    return {"settings": asdict(settings), "points": points, "startup": startup, "targets": targets(points, startup),
+            "libmtl": libmtl_status(), "seconds": time.perf_counter() - started}
