@@ -1,8 +1,16 @@
-"""Options and helpers shared by the commands."""
+"""Options and helpers shared by the commands.
+
+Where output goes: results (tables, verdicts, what was written) on **stdout**, so that
+``polytask fit ... > results.txt`` keeps them; progress, logs and warnings on **stderr**.
+``--json`` gives stdout to the JSON alone (the human results and the progress are then not
+printed; warnings still go to stderr, and are in the JSON); ``--quiet`` prints nothing but
+errors and the JSON.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,12 +21,33 @@ from rich.console import Console
 from polytask.errors import PolytaskError
 from polytask.serialization import clean_json
 
-__all__ = ["clean_json", "console", "emit_json", "output_options", "parse_assignments", "parse_widths"]
+__all__ = ["clean_json", "console", "emit_json", "log_console", "output_options", "parse_assignments",
+           "parse_widths", "print_warnings"]
+
+#: Width of tables written to a file or a pipe (rich would otherwise fold them at 80 columns).
+FILE_WIDTH = 120
 
 
 def console(quiet: bool = False) -> Console:
-    """Human output goes to stderr when ``--json`` owns stdout; ``--quiet`` silences it."""
+    """The results console, on stdout; pass ``quiet or as_json`` (under ``--json`` the JSON owns
+    stdout). Tables keep a readable width when stdout is a file or a pipe."""
+    con = Console(quiet=quiet)
+    if not con.is_terminal and "COLUMNS" not in os.environ:
+        con.width = FILE_WIDTH
+    return con
+
+
+def log_console(quiet: bool = False) -> Console:
+    """Progress, logs and warnings, on stderr; pass ``quiet``."""
     return Console(stderr=True, quiet=quiet)
+
+
+def print_warnings(messages: Sequence[str], quiet: bool = False) -> None:
+    """One line per warning on stderr (``warning: ...``), unless ``--quiet``."""
+    if quiet:
+        return
+    for message in messages:
+        click.echo(f"warning: {message}", err=True)
 
 
 def parse_assignments(values: Sequence[str], option: str) -> dict[str, Any]:

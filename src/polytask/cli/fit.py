@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from polytask.cli.common import console, emit_json, output_options
+from polytask.cli.common import console, emit_json, output_options, print_warnings
 from polytask.cli.options import (
     aux_options, aux_schedule, data_config, data_options, load_problem, network_options, network_spec, train_config,
     training_options,
@@ -15,7 +15,7 @@ from polytask.cli.options import (
 from polytask.errors import PolytaskError
 from polytask.io import check_output_directory, staged_directory
 from polytask.models.capacity import capacity_report, format_capacity
-from polytask.report import comparison_table, metrics_table
+from polytask.report import comparison_table, early_stopping_lines, fit_warnings, metrics_table
 from polytask.serialization import atomic_write_json
 from polytask.training.callbacks import ProgressCallback
 from polytask.training.tracking import logger_from_spec, write_history_csv
@@ -72,10 +72,13 @@ def command(
     summary["controls"] = report.mtl.summary["controls"]
     stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None
     summary["capacity"] = capacity_report(report.mtl.network, stl_total)
+    summary["early_stopping"] = early_stopping_lines(report)
+    summary["warnings"] = fit_warnings(report)
     _write_model_directory(report, summary, out_dir)
     con = console(quiet or as_json)
     _print_summary(con, report, summary)
     con.print(f"saved to {out_dir}")
+    print_warnings(summary["warnings"], quiet)
     if as_json:
         emit_json({"model_dir": str(out_dir), **summary})
 
@@ -122,7 +125,8 @@ def _print_summary(con: Any, report: Any, summary: dict[str, Any]) -> None:
         con.print(metrics_table(aux_metrics, "auxiliary tasks (trained, never predicted): test metrics"))
     weights = summary["mtl"]["mean_applied_weights"]
     con.print(f"balancer {summary['mtl']['balancer']}: mean weights " + ", ".join(f"{t}={w:.3g}" for t, w in weights.items()))
-    con.print(f"best epochs: {summary['mtl']['best_epoch']}")
+    for line in summary["early_stopping"]:
+        con.print(line, markup=False, highlight=False)
     for key, value in summary["controls"].items():
         con.print(f"{key.replace('_', ' ')}: {value}")
     con.print(format_capacity(summary["capacity"]))
