@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from polytask.errors import PolytaskError
 from polytask.serialization import clean_json
 
 __all__ = ["clean_json", "console", "emit_json", "log_console", "output_options", "parse_assignments",
-           "parse_widths", "print_warnings"]
+           "parse_widths", "print_warnings", "invocation"]
 
 #: Width of tables written to a file or a pipe (rich would otherwise fold them at 80 columns).
 FILE_WIDTH = 120
@@ -31,7 +32,7 @@ FILE_WIDTH = 120
 def console(quiet: bool = False) -> Console:
     """The results console, on stdout; pass ``quiet or as_json`` (under ``--json`` the JSON owns
     stdout). Tables keep a readable width when stdout is a file or a pipe."""
-    con = Console(quiet=quiet)
+    con = Console(quiet=quiet, soft_wrap=True)
     if not con.is_terminal and "COLUMNS" not in os.environ:
         con.width = FILE_WIDTH
     return con
@@ -87,3 +88,29 @@ def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (and --json output).")(fn)
     fn = click.option("--json", "as_json", is_flag=True, help="Write machine-readable JSON to stdout.")(fn)
     return fn
+
+
+def invocation(ctx: Any = None) -> str:
+    """The ``polytask`` command that ran, rebuilt from click's context (what was given on the
+    command line, in a canonical order; defaults left out), or ``""`` outside a command."""
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is None:
+        return ""
+    words = ctx.command_path.split()
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name or "")
+        if source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = ctx.params.get(param.name or "")
+        if isinstance(param, click.Argument):
+            words.append(str(value))
+            continue
+        flag = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            words.append(flag if value else (max(param.secondary_opts, key=len) if param.secondary_opts else ""))
+        elif getattr(param, "multiple", False):
+            for item in value or ():
+                words += [flag, str(item)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join([w for w in words if w])

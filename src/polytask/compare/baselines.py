@@ -9,9 +9,11 @@ are chosen on the validation rows, never on the test rows:
 - ``linear``: ridge regression (alpha in a grid) or L2 logistic regression (C in a grid);
 - ``hgb``: histogram gradient boosting; the number of boosting iterations is picked by the
   validation loss along ``staged_predict`` (early stopping on our validation rows);
-- ``mlp``: one multi-output ``MLPRegressor`` / ``MLPClassifier`` over every main task, only when
-  the tasks allow it (all regression, or all binary/multilabel, with complete labels on the
-  training and validation rows); the L2 strength is chosen on validation.
+- ``mlp``: one multi-output ``MLPRegressor`` / ``MLPClassifier`` over every main task when the
+  tasks allow it (all regression, or all binary/multilabel, with complete labels on the
+  training and validation rows); otherwise (mixed kinds, a multiclass task, missing labels)
+  one MLP of the same widths per task (per label column) on its labelled rows. The L2
+  strength is chosen on validation.
 """
 
 from __future__ import annotations
@@ -206,7 +208,30 @@ def _fit_hgb(col: ColumnProblem, seed: int, max_iter: int = 200) -> Any:
     return _Staged(model, col.kind, int(np.argmin(losses)) + 1)
 
 
-PER_TASK_FITTERS: dict[str, Callable[..., Any]] = {"linear": _fit_linear, "hgb": _fit_hgb}
+def _fit_mlp(col: ColumnProblem, seed: int, hidden: Sequence[int] = (64,), max_iter: int = 200) -> Any:
+    """One scikit-learn MLP on a column's labelled rows, alpha in ``MLP_ALPHAS`` chosen on the
+    validation loss."""
+    xt, yt = col.train
+    xv, yv = col.val
+    if col.kind != "regression" and len(np.unique(yt)) < 2:
+        return _Constant(col.kind, yt)
+    best, best_loss = None, np.inf
+    for alpha in MLP_ALPHAS:
+        cls = MLPRegressor if col.kind == "regression" else MLPClassifier
+        model = cls(hidden_layer_sizes=tuple(hidden), alpha=alpha, max_iter=max_iter, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(xt, yt if col.kind == "regression" else yt.astype(int))
+        if len(yv) == 0:
+            return model
+        raw = _raw_column(col.kind, col.n_classes, model, xv)
+        loss = selection_loss(col.kind, raw, yv[:, None], np.ones((len(yv), 1), bool))
+        if loss < best_loss:
+            best, best_loss = model, loss
+    return best
+
+
+PER_TASK_FITTERS: dict[str, Callable[..., Any]] = {"linear": _fit_linear, "hgb": _fit_hgb, "mlp": _fit_mlp}
 
 
 def parameter_count(model: Any) -> int | None:
@@ -308,3 +333,14 @@ def mlp_outputs(
             start += w
         outputs.append(out)
     return outputs, parameter_count(best)
+
+
+def mlp_baseline_outputs(
+    encoders: Sequence[TargetEncoder], train: Arrays, val: Arrays, evaluate_on: Sequence[Arrays],
+    seed: int, hidden: Sequence[int], max_iter: int = 200,
+) -> tuple[list[dict[str, np.ndarray]], int | None]:
+    """The ``mlp`` baseline: one multi-output MLP where the tasks allow it
+    (:func:`mlp_unsupported_reason`), else one MLP per task on its labelled rows."""
+    if mlp_unsupported_reason(encoders, train, val) is None:
+        return mlp_outputs(encoders, train, val, evaluate_on, seed, hidden, max_iter)
+    return per_task_outputs("mlp", encoders, train, val, evaluate_on, seed, hidden=tuple(hidden), max_iter=max_iter)

@@ -58,10 +58,14 @@ def run_comparison(
         return compare(problem, candidates, plan, spec, config, match_params=match_params, progress=progress)
 
 
-def write_comparison(comparison: Comparison, out: Path, corrected: bool = False) -> tuple[dict[str, Any], dict[str, Path]]:
+def write_comparison(comparison: Comparison, out: Path, corrected: bool = False,
+                     command: str = "") -> tuple[dict[str, Any], dict[str, Path]]:
+    """Summarize and write every output; ``command`` is the command line that ran (recorded in
+    the summary and the report; empty from Python)."""
     summary = summarize(comparison, corrected=corrected)
+    summary["command"] = command
     figures = plots.all_plots(summary)
-    md = report.markdown(summary)
+    md = report.markdown(summary, images={name.replace("_", " "): f"{name}.png" for name in figures})
     page = html.render(f"polytask compare: {comparison.problem.name}", md,
                        {name.replace("_", " "): png for name, png in figures.items()})
     paths = report.write_outputs(summary, [r.to_dict() for r in comparison.runs], out, figures, page)
@@ -71,7 +75,7 @@ def write_comparison(comparison: Comparison, out: Path, corrected: bool = False)
 def run_and_write(
     problem: Problem, candidates: Sequence[Candidate], plan: RunPlan, spec: NetworkSpec, config: TrainConfig,
     out: Path, match_params: bool = False, corrected: bool = False, console: Console | None = None,
-    show_progress: bool = True,
+    show_progress: bool = True, command: str = "",
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     comparison = run_comparison(problem, candidates, plan, spec, config, match_params, console, show_progress)
-    return write_comparison(comparison, out, corrected)
+    return write_comparison(comparison, out, corrected, command)

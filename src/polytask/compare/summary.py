@@ -135,7 +135,10 @@ def verdict_lines(summary: dict[str, Any]) -> list[str]:
         )
     if cands:
         top = max(cands, key=lambda k: cands[k]["delta_m"]["mean"])
-        lines.append(f"best candidate overall against STL: {top} ({_fmt_dm(cands[top])}).")
+        if cands[top]["delta_m"]["mean"] > 0:
+            lines.append(f"best candidate overall against STL: {top} ({_fmt_dm(cands[top])}).")
+        else:  # never name a candidate worse than STL as the best
+            lines.append(f"no candidate beats STL on average (best: {top}, {_fmt_dm(cands[top])}).")
     for k, v in cands.items():
         lines.append(f"{k}: {v['delta_m']['verdict']} than STL, {_fmt_dm(v)}.")
     for k, v in summary["candidates"].items():
