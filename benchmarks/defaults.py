@@ -11,7 +11,8 @@ only: for each table, the validation delta-m of a set against today's defaults (
 seeds, headline metric per task as everywhere in polytask), averaged over tables. The test
 rows are reported beside it, never used to choose. "Cut short" counts the main tasks whose best
 epoch fell in the last 10 % of the cap of a run that reached the cap (the situation the
-warning of ``polytask fit`` is about). Results go to docs/benchmarks/defaults.json (written
+warning of ``polytask fit`` is about). Validation metrics per epoch are off (early stopping reads
+the losses, so training is the same; it saves time). docs/DEFAULTS.md reads the figures. Results go to docs/benchmarks/defaults.json (written
 after every table, so a killed run keeps what it finished) and the tables to stdout.
 """
 
