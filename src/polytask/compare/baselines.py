@@ -19,7 +19,7 @@ are chosen on the validation rows, never on the test rows:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,18 +138,13 @@ class _Constant:
         return np.tile(self.freq, (len(x), 1))
 
 
-def _fit_linear(col: ColumnProblem, seed: int) -> Any:  # noqa: ARG001 (deterministic)
+def _best_on_validation(col: ColumnProblem, models: Iterable[Any]) -> Any:
+    """Fit each model on the column's labelled training rows and keep the one with the lowest
+    validation loss (the first, when there are no validation rows)."""
     xt, yt = col.train
     xv, yv = col.val
-    if col.kind != "regression" and len(np.unique(yt)) < 2:
-        return _Constant(col.kind, yt)
     best, best_loss = None, np.inf
-    grid = RIDGE_ALPHAS if col.kind == "regression" else LOGISTIC_CS
-    for value in grid:
-        if col.kind == "regression":
-            model = Ridge(alpha=value)
-        else:
-            model = LogisticRegression(C=value, max_iter=500)
+    for model in models:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(xt, yt.astype(int) if col.kind != "regression" else yt)
@@ -160,6 +155,14 @@ def _fit_linear(col: ColumnProblem, seed: int) -> Any:  # noqa: ARG001 (determin
         if loss < best_loss:
             best, best_loss = model, loss
     return best
+
+
+def _fit_linear(col: ColumnProblem, seed: int) -> Any:  # noqa: ARG001 (deterministic)
+    if col.kind != "regression" and len(np.unique(col.train[1])) < 2:
+        return _Constant(col.kind, col.train[1])
+    if col.kind == "regression":
+        return _best_on_validation(col, (Ridge(alpha=a) for a in RIDGE_ALPHAS))
+    return _best_on_validation(col, (LogisticRegression(C=c, max_iter=500) for c in LOGISTIC_CS))
 
 
 class _Staged:
@@ -211,24 +214,11 @@ def _fit_hgb(col: ColumnProblem, seed: int, max_iter: int = 200) -> Any:
 def _fit_mlp(col: ColumnProblem, seed: int, hidden: Sequence[int] = (64,), max_iter: int = 200) -> Any:
     """One scikit-learn MLP on a column's labelled rows, alpha in ``MLP_ALPHAS`` chosen on the
     validation loss."""
-    xt, yt = col.train
-    xv, yv = col.val
-    if col.kind != "regression" and len(np.unique(yt)) < 2:
-        return _Constant(col.kind, yt)
-    best, best_loss = None, np.inf
-    for alpha in MLP_ALPHAS:
-        cls = MLPRegressor if col.kind == "regression" else MLPClassifier
-        model = cls(hidden_layer_sizes=tuple(hidden), alpha=alpha, max_iter=max_iter, random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(xt, yt if col.kind == "regression" else yt.astype(int))
-        if len(yv) == 0:
-            return model
-        raw = _raw_column(col.kind, col.n_classes, model, xv)
-        loss = selection_loss(col.kind, raw, yv[:, None], np.ones((len(yv), 1), bool))
-        if loss < best_loss:
-            best, best_loss = model, loss
-    return best
+    if col.kind != "regression" and len(np.unique(col.train[1])) < 2:
+        return _Constant(col.kind, col.train[1])
+    cls = MLPRegressor if col.kind == "regression" else MLPClassifier
+    return _best_on_validation(col, (cls(hidden_layer_sizes=tuple(hidden), alpha=a, max_iter=max_iter, random_state=seed)
+                                     for a in MLP_ALPHAS))
 
 
 PER_TASK_FITTERS: dict[str, Callable[..., Any]] = {"linear": _fit_linear, "hgb": _fit_hgb, "mlp": _fit_mlp}
