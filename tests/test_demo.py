@@ -37,5 +37,5 @@ def test_verdict_says_so_when_mtl_does_not_help() -> None:
 
 def test_demo_prints_the_table_and_one_line(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["demo", "--epochs", "3"]) == 0
-    err = capsys.readouterr().err
-    assert "RMSE vs STL" in err and "gradient boosting" in err and "shuffled" in err
+    out = capsys.readouterr().out
+    assert "RMSE vs STL" in out and "gradient boosting" in out and "shuffled" in out

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from polytask.cli.common import console, emit_json, output_options
+from polytask.cli.common import console, emit_json, invocation, log_console, output_options
 from polytask.cli.options import (
     data_config, data_options, load_problem, network_options, network_spec, train_config, training_options,
 )
@@ -67,7 +67,8 @@ def command(data: str, seeds: int | None, folds: int | None, baselines: str, mat
                    settings.val_fraction, settings.test_fraction, config.seed)
     con = console(quiet or as_json)
     summary, paths = run_and_write(problem, candidates, plan, spec, config, Path(out), match_params=match_params,
-                                   test=test, console=con, show_progress=not (quiet or as_json))
+                                   test=test, console=log_console(quiet), show_progress=not (quiet or as_json),
+                                   command=invocation())
     con.print(f"recommendation: {summary['recommendation']['text']}", markup=False)
     for line in summary["recommendation"]["evidence"]:
         con.print(f"  {line}", markup=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from polytask.cli.common import console, emit_json, output_options
+from polytask.cli.common import console, emit_json, output_options, print_warnings
 
 
 @click.command("evaluate")
@@ -29,9 +29,7 @@ def command(model_dir: str, data: str, include_aux: bool, as_json: bool, quiet: 
         if long is not None and long.applies_to(frame):
             frame = long.wide(frame)
         metrics = model.evaluate(frame, include_auxiliary=include_aux)
-    if not quiet:
-        for message in warned:
-            click.echo(f"warning: {message}", err=True)
+    print_warnings(warned, quiet)
     console(quiet or as_json).print(metrics_table(metrics, f"metrics of {model_dir}"))
     if as_json:
         emit_json(metrics)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from polytask.cli.common import console, emit_json, output_options
+from polytask.cli.common import console, emit_json, output_options, print_warnings
 from polytask.cli.options import (
     aux_options, aux_schedule, data_config, data_options, load_problem, network_options, network_spec, train_config,
     training_options,
@@ -54,6 +54,9 @@ def command(
     from polytask.training.callbacks import ProgressCallback
     from polytask.training.tracking import logger_from_spec
 
+    from polytask.data import capture_warnings
+    from polytask.data.prepare import prepare
+    from polytask.report import early_stopping_lines, fit_warnings
     from polytask.workflow import fit
 
     out_dir = Path(out)
@@ -67,15 +70,22 @@ def command(
     problem = load_problem(data, o)
     config, spec, data_settings = train_config(o), network_spec(o), data_config(o)
     setups = _setups(o, problem.aux, checkpoint_dir, resume, stl, match_params)
-    report = fit(problem.frame, problem.targets, spec, config, data_config=data_settings, setups=setups, callbacks=callbacks)
+    with capture_warnings() as data_warnings:
+        prepared = prepare(problem.frame, problem.targets, data_settings, seed=config.seed)
+    _print_columns(console(quiet or as_json), prepared.columns, data_warnings, quiet)
+    report = fit(prepared, None, spec, config, setups=setups, callbacks=callbacks)
     summary = report.to_dict()
+    summary["columns"] = prepared.columns.to_dict()
     summary["controls"] = report.mtl.summary["controls"]
     stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None
     summary["capacity"] = capacity_report(report.mtl.network, stl_total)
+    summary["early_stopping"] = early_stopping_lines(report)
+    summary["warnings"] = [*data_warnings, *fit_warnings(report)]
     _write_model_directory(report, summary, out_dir)
     con = console(quiet or as_json)
     _print_summary(con, report, summary)
     con.print(f"saved to {out_dir}")
+    print_warnings(summary["warnings"][len(data_warnings):], quiet)
     if as_json:
         emit_json({"model_dir": str(out_dir), **summary})
 
@@ -134,6 +144,14 @@ def _write_model_directory(report: Any, summary: dict[str, Any], out_dir: Path) 
     save_model_files(out_dir, *report.mtl.to_files(), files=files, models=models)
 
 
+def _print_columns(con: Any, columns: Any, warnings: list[str], quiet: bool) -> None:
+    """What was made of the table (features, encodings, dropped columns, task kinds), and the
+    data's warnings (on stderr), before training starts."""
+    for line in columns.lines():
+        con.print(line, markup=False, highlight=False)
+    print_warnings(warnings, quiet)
+
+
 def _print_summary(con: Any, report: Any, summary: dict[str, Any]) -> None:
     from polytask.models.capacity import format_capacity
     from polytask.report import comparison_table, metrics_table
@@ -146,7 +164,8 @@ def _print_summary(con: Any, report: Any, summary: dict[str, Any]) -> None:
         con.print(metrics_table(aux_metrics, "auxiliary tasks (trained, never predicted): test metrics"))
     weights = summary["mtl"]["mean_applied_weights"]
     con.print(f"balancer {summary['mtl']['balancer']}: mean weights " + ", ".join(f"{t}={w:.3g}" for t, w in weights.items()))
-    con.print(f"best epochs: {summary['mtl']['best_epoch']}")
+    for line in summary["early_stopping"]:
+        con.print(line, markup=False, highlight=False)
     for key, value in summary["controls"].items():
         con.print(f"{key.replace('_', ' ')}: {value}")
     con.print(format_capacity(summary["capacity"]))

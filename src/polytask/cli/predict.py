@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from polytask.cli.common import console, emit_json, output_options
+from polytask.cli.common import console, emit_json, output_options, print_warnings
 from polytask.errors import PolytaskError
 
 
@@ -44,9 +44,7 @@ def command(model_dir: str, data: str, out: str, wide: bool, as_json: bool, quie
             preds = _own_task(long, preds, frame, model.preprocessor.keep_)
     atomic_write_bytes(out_path, _encoded(preds, out_path))
     con = console(quiet or as_json)
-    if not quiet:
-        for message in warned:
-            click.echo(f"warning: {message}", err=True)
+    print_warnings(warned, quiet)
     con.print(f"wrote {len(preds)} predictions ({', '.join(preds.columns)}) to {out_path}")
     if as_json:
         emit_json({"out": str(out_path), "rows": len(preds), "columns": list(preds.columns), "warnings": warned})

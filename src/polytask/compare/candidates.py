@@ -180,11 +180,9 @@ def run_candidate(
     train, val, test = (bl.Arrays.of(d) for d in (prepared.train, prepared.val, prepared.test))
     started = time.perf_counter()
     if candidate.family == "mlp":
-        reason = bl.mlp_unsupported_reason(main, train, val)
-        if reason is not None:
-            return CandidateRun({}, {}, None, 0.0, note=f"skipped: {reason}")
         hidden = spec.trunk + spec.head_hidden or (64,)
-        (out_val, out_test), params = bl.mlp_outputs(main, train, val, [val, test], seed, hidden, **candidate.options)
+        (out_val, out_test), params = bl.mlp_baseline_outputs(main, train, val, [val, test], seed, hidden,
+                                                              **candidate.options)
     else:
         (out_val, out_test), params = bl.per_task_outputs(candidate.family, main, train, val, [val, test], seed,
                                                           **candidate.options)

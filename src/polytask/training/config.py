@@ -43,7 +43,7 @@ class TrainConfig:
     schedule with the user's own.
     """
 
-    epochs: int = option(100, help="Maximum number of epochs.")
+    epochs: int = option(500, help="Maximum number of epochs (docs/DEFAULTS.md: why 500).")
     batch_size: int = option(64, help="Rows per training step.")
     optimizer: Literal["adam", "adamw", "sgd"] = option("adam", help="Optimizer.", choices=OPTIMIZERS)
     lr: float = option(1e-3, help="Learning rate.")
@@ -58,7 +58,7 @@ class TrainConfig:
     grad_clip: float | None = option(None, help="Clip the gradient norm to this value (default: no clipping).")
     early_stopping: Literal["per_task", "joint", "none"] = option(
         "per_task", help="Early stopping on validation loss: per task, joint or none.", choices=EARLY_STOPPING)
-    patience: int = option(20, help="Epochs without improvement before training stops.")
+    patience: int = option(50, help="Epochs without improvement before training stops (docs/DEFAULTS.md).")
     val_metrics: bool = option(True, kind="flag", help="Compute validation metrics every epoch (losses alone suffice for early stopping).")
     seed: int = option(0, help="Seed of initialisation, batch order and dropout.", sklearn="random_state")
     device: str = option("cpu", help="cpu, cuda, cuda:N or auto.")
