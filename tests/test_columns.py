@@ -429,3 +429,23 @@ def test_a_model_with_a_date_column_that_had_missing_values_saves_and_loads(tmp_
     assert "when" in model.mtl.preprocessor.indicators_
     loaded = pt.load(model.mtl.save(tmp_path / "m"))
     np.testing.assert_allclose(loaded.predict(frame)["y"], model.mtl.predict(frame)["y"], rtol=1e-6)
+
+
+def test_fit_prints_the_column_report_before_training_and_stores_it(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17: fit says which features, encodings and task kinds it used (stdout, before the
+    results), warns about dropped identifiers on stderr, and keeps the summary in report.json."""
+    frame = _table().assign(name=[f"row {i}" for i in range(120)], note="same everywhere")
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    out = tmp_path / "m"
+    assert main(["fit", str(tmp_path / "d.csv"), "-t", "y", "--out", str(out), *FAST]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == "columns: 3 features -> 5 inputs"
+    assert "  numeric: x0, x1" in lines and "  categorical: colour (3 categories)" in lines
+    assert any(line.startswith("  dropped: name (identifier") and "note (constant" in line for line in lines)
+    assert "  y: regression (" in "\n".join(lines)
+    assert lines.index("tasks:") < next(i for i, line in enumerate(lines) if line.startswith("test metrics"))
+    assert "warning: " in captured.err and "'name'" in captured.err
+    stored = json.loads((out / "report.json").read_text())["columns"]
+    assert [f["name"] for f in stored["features"]] == ["x0", "x1", "colour"] and stored["inputs"] == 5
+    assert set(stored["dropped"]) == {"name", "note"} and any("'name'" in w for w in stored["warnings"])
