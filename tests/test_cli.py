@@ -166,6 +166,16 @@ def test_usage_errors_exit_2(capsys) -> None:  # type: ignore[no-untyped-def]
     assert code == 2 and "Missing argument" in err
 
 
+def test_a_negative_seed_is_one_line_before_any_work(small_frame: pd.DataFrame, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18: ``--seed -1`` ended in numpy's traceback after the data was read."""
+    data = tmp_path / "d.csv"
+    small_frame.to_csv(data, index=False)
+    for option, value, name in (("--seed", "-1", "seed"), ("--seed", str(2**32), "seed"), ("--split-seed", "-3", "split seed")):
+        code, _, err = run(["fit", data, "-t", "task0", option, value, "--out", tmp_path / "m"], capsys)
+        assert code == 2 and err.count("\n") == 1 and f"{name} must be a whole number from 0 to 2**32 - 1, got {value}" in err
+    assert not (tmp_path / "m").exists()
+
+
 def test_divergence_stops_naming_task_and_epoch_and_keeps_last_good_checkpoint(small_frame: pd.DataFrame, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     data = tmp_path / "d.csv"
     small_frame.to_csv(data, index=False)

@@ -65,6 +65,9 @@ class DataConfig:
             raise PolytaskError(f"split fractions must be in [0, 1) and sum below 1, got val={v}, test={t}")
         if self.missing not in MISSING_POLICIES:
             raise PolytaskError(f"unknown missing-value policy '{self.missing}' (choose from impute, error)")
+        seed = self.split_seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
+            raise PolytaskError(f"split seed must be a whole number from 0 to 2**32 - 1, got {seed!r}")
         if self.features is not None:
             self.features = tuple(self.features)
         if self.bounded_outputs is not None:

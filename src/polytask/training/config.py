@@ -86,6 +86,7 @@ class TrainConfig:
             (self.step_size >= 1, f"step size must be >= 1, got {self.step_size}"),
             (self.gamma > 0, f"gamma must be > 0, got {self.gamma}"),
             (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
+            (_is_seed(self.seed), f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -113,3 +114,8 @@ class TrainConfig:
 def _callable_name(fn: Any) -> str:
     name = getattr(fn, "__qualname__", type(fn).__qualname__)
     return f"user:{getattr(fn, '__module__', '?')}.{name}"
+
+
+def _is_seed(value: Any) -> bool:
+    """A seed numpy, torch and Python's ``random`` all accept: an integer in [0, 2**32)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
