@@ -161,7 +161,7 @@ def test_cli_lists_every_method_with_kind_modes_and_options(capsys) -> None:  # 
     assert rows["excess_mtl"]["modes"] == ["exact"]
     assert rows["ew"]["kind"] == "loss weighting" and rows["ew"]["modes"] == []
     code, out, err = run(["balancers"], capsys)
-    assert code == 0 and "upgrad" in err
+    assert code == 0 and "upgrad" in out  # a listing is a result: stdout
 
 
 def test_cli_fit_with_a_gradient_method_in_representation_mode(frame: pd.DataFrame, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -128,14 +128,14 @@ def test_sigkill_then_resume_equals_the_uninterrupted_run(uninterrupted: tuple[P
 CLI = r'''
 import atexit, json, os, signal, sys
 from pathlib import Path
-import polytask.cli.fit as cli_fit, polytask.io, polytask.serialization as ser, polytask.training.checkpoint as ckpt
+import polytask.io, polytask.serialization as ser, polytask.training.checkpoint as ckpt
 from polytask.cli import run
 
 counts = {"fit-write": 0, "fit-rename": 0, "save-write": 0, "save-rename": 0}
 phase = ["fit"]
 kind, _, rest = os.environ.get("POLYTASK_KILL", "none").partition(":")
 at, _, fraction = rest.partition(":")
-write, replace, save = ser.atomic_write_bytes, os.replace, cli_fit.save_model_files
+write, replace, save = ser.atomic_write_bytes, os.replace, polytask.io.save_model_files
 
 def tick(what):
     key = f"{phase[0]}-{what}"
@@ -161,7 +161,7 @@ def hooked_save(*args, **kwargs):
 for module in (ser, polytask.io, ckpt):
     module.atomic_write_bytes = hooked_write
 os.replace = hooked_replace
-cli_fit.save_model_files = hooked_save
+polytask.io.save_model_files = hooked_save  # fit imports it from polytask.io when it writes
 if os.environ.get("POLYTASK_COUNT"):
     atexit.register(lambda: Path(os.environ["POLYTASK_COUNT"]).write_text(json.dumps(counts)))
 sys.argv = ["polytask", *sys.argv[1:]]
