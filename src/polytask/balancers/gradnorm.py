@@ -28,7 +28,7 @@ from torch import nn
 from polytask.balancers.base import Balancer, StepContext
 from polytask.balancers.option_checks import real
 from polytask.errors import PolytaskError
-from polytask.gradients import per_task_gradients
+from polytask.gradients import TaskLayout, per_task_gradient_norms
 
 MIN_WEIGHT = 1e-4
 
@@ -47,6 +47,7 @@ class GradNorm(Balancer):
         self.alpha = real(self.name, "alpha", alpha, low=0.0)
         self.loss_weights: nn.Parameter | None = None
         self.initial_losses: torch.Tensor | None = None
+        self._layout: TaskLayout | None = None  # the task parameters, resolved once
 
     def setup(self, task_names: list[str]) -> None:
         super().setup(task_names)
@@ -80,7 +81,7 @@ class GradNorm(Balancer):
         init = self.initial_losses.to(values)
         init = torch.where(init > 0, init, values)  # a task first seen with no label starts later
         self.initial_losses = init.clone()
-        grad_norms = per_task_gradients(losses, params).norm(dim=1)  # ||grad_W L_t||
+        grad_norms = self._norms(ctx, params)  # ||grad_W L_t||
         G = w * grad_norms
         ratio = torch.where(init > 0, values / torch.where(init > 0, init, torch.ones_like(init)), torch.ones_like(values))
         relative = ratio / ratio.mean().clamp_min(1e-12)
@@ -94,7 +95,13 @@ class GradNorm(Balancer):
     def gradient_norms(self, ctx: StepContext) -> torch.Tensor:
         """``G_t = w_t ||grad_W L_t||`` at the current weights (for inspection and tests)."""
         params = list(ctx.last_shared_params) or list(ctx.shared_params)
-        return self._w().detach() * per_task_gradients(ctx.losses, params).norm(dim=1)
+        return self._w().detach() * self._norms(ctx, params)
+
+    def _norms(self, ctx: StepContext, params: list[torch.Tensor]) -> torch.Tensor:
+        """``||grad_W L_t||`` per task (factored through the heads where they allow it)."""
+        task_params = [list(ctx.task_params.get(t, [])) for t in ctx.task_names]
+        self._layout = TaskLayout.of(task_params, self._layout)
+        return per_task_gradient_norms(ctx.losses, params, ctx.representation, task_params, self._layout)
 
     def state_dict(self) -> dict[str, Any]:
         return {
