@@ -11,7 +11,7 @@ from torch import nn
 from polytask import balancers
 from polytask.balancers import StepContext
 from polytask.errors import PolytaskError
-from polytask.gradients import shared_gradients
+from polytask.gradients import per_task_gradient_norms, shared_gradients
 
 
 
@@ -231,3 +231,18 @@ def test_convolutional_trunk_matches_one_backward_per_task(float64) -> None:  # 
     method.setup(names)
     method.backward(ctx)
     torch.testing.assert_close(grads(ctx.shared_params), expected, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["linear", "layernorm", "tied", "shared-outside-z"])
+@pytest.mark.parametrize("which", ["last", "all"])
+def test_per_task_gradient_norms_equal_the_loop(float64, shape: dict, which: str) -> None:  # type: ignore[no-untyped-def]
+    """GradNorm's ``||dL_t/dW||`` from the factored Gramian equals one backward pass per task,
+    and touches no ``.grad``."""
+    torch.manual_seed(1)
+    net = Net(4, **shape)
+    ctx = net.context(torch.randn(11, 5), torch.randn(11, 4))
+    params = list(net.l2.parameters()) if which == "last" else ctx.shared_params
+    loop = StepContext(ctx.losses, ctx.task_names, params, ctx.task_params)
+    expected = loop_jacobian(loop).norm(dim=1)
+    torch.testing.assert_close(per_task_gradient_norms(ctx.losses, params), expected, rtol=1e-10, atol=1e-12)
+    assert all(p.grad is None for p in net.parameters())

@@ -63,6 +63,16 @@ def cut(g: torch.Tensor, region: Region | None, batched: bool = False) -> torch.
     return g[start] if squeeze else g[start:stop]
 
 
+def _tiles(spans: list[tuple[int, int]], rows: int) -> bool:
+    """Whether the sorted row ranges ``spans`` cover ``0:rows`` exactly once."""
+    end = 0
+    for start, stop in spans:
+        if start != end:
+            return False
+        end = stop
+    return end == rows
+
+
 class _Leaves:
     """The distinct leaves behind ``params`` (each once, in order) and each parameter's place."""
 
@@ -71,16 +81,31 @@ class _Leaves:
         self.leaves: list[torch.Tensor] = []
         self.where: list[tuple[int, Region | None]] = []
         index: dict[int, int] = {}
+        spans: list[list[tuple[int, int]]] = []  # per leaf: the rows each parameter covers
         for p in self.params:
             base, region = parameter_source(p)
             if id(base) not in index:
                 index[id(base)] = len(self.leaves)
                 self.leaves.append(base)
+                spans.append([])
             self.where.append((index[id(base)], region))
+            spans[index[id(base)]].append(region[:2] if region is not None else (0, base.shape[0] if base.ndim else 1))
+        #: True when the parameters cover every leaf exactly once (each row of a bank by one view)
+        self.partition = all(_tiles(sorted(s), leaf.shape[0] if leaf.ndim else 1) for s, leaf in zip(spans, self.leaves))
 
     def per_param(self, grads: Sequence[torch.Tensor | None], batched: bool = False) -> list[torch.Tensor | None]:
         """Each parameter's gradient from the leaves' gradients."""
         return [None if grads[i] is None else cut(grads[i], region, batched) for i, region in self.where]  # type: ignore[arg-type]
+
+    def add(self, grads: Sequence[torch.Tensor | None]) -> None:
+        """Add the leaves' gradients into the parameters' gradients: leaf by leaf when the
+        parameters partition the leaves (the same sums, in fewer operations), else each
+        parameter its rows."""
+        if self.partition:
+            for leaf, g in zip(self.leaves, grads):
+                _add_grad(leaf, g)
+        else:
+            add_to_gradients(self.params, self.per_param(grads))
 
 
 def _add_grad(p: torch.Tensor, g: torch.Tensor | None) -> None:
@@ -145,6 +170,63 @@ def per_task_gradients(
     return _flat(leaves.per_param(grads, batched=True), params, n_tasks)
 
 
+def per_task_gradient_norms(losses: torch.Tensor, params: Sequence[torch.Tensor], representation: torch.Tensor | None = None,
+                            task_params: Sequence[Sequence[torch.Tensor]] = (), layout: "TaskLayout | None" = None) -> torch.Tensor:
+    """``||dL_t/dparams||`` for each task (T,), without forming the (T, P) Jacobian: the
+    diagonal of the engine's Gramian (as :class:`SharedGradients` factors it, without the
+    off-diagonal terms), so a linear layer's weight costs ``||dY_t^T x||^2 = <dY_t, (x x^T) dY_t>``
+    from its output gradients and saved input.
+
+    The per-task output gradients come from one batched product from the losses or, when the
+    ``params`` reach the losses only through ``representation`` and the heads read it through
+    linear layers owned by the tasks (``task_params``), from the factored gradients of ``z``
+    (one plain pass through the heads, :func:`head_factors`; ``layout``: the task parameters
+    already resolved) pushed back from ``z`` alone. The parameters must be leaves; no ``.grad``
+    is touched and the graph is kept."""
+    params = list(params)
+    n_tasks = losses.shape[0]
+    if not params:
+        return losses.new_zeros(n_tasks)
+    z = representation
+    factors = None
+    if z is not None and z.ndim == 2 and z.grad_fn is not None and task_params:
+        if not reaches_any([losses.grad_fn], params, stop=z.grad_fn):  # type: ignore[list-item]
+            factors = head_factors(losses, z, task_params, layout, own_gradients=False)
+    if factors is not None:
+        assert z is not None
+        sites, others = linear_sites(z.grad_fn, params)
+        inputs = [s.edge for s in sites] + [params[i] for i in others]
+        grads = _trunk_gradients(z, factors.dense(), inputs, [params[i] for i in others])
+    else:
+        sites, others = linear_sites(losses.grad_fn, params)
+        inputs = [s.edge for s in sites] + [params[i] for i in others]
+        eye = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
+        grads = torch.autograd.grad(losses, inputs, grad_outputs=eye, retain_graph=True, allow_unused=True, is_grads_batched=True)
+    squared = losses.new_zeros(n_tasks)
+    for site, dy in zip(sites, grads[: len(sites)]):
+        if dy is not None:
+            squared += _site_squared_norms(site, dy, params[site.weight].shape[0], site.bias is not None)
+    for g in grads[len(sites):]:
+        if g is not None:
+            squared += g.reshape(n_tasks, -1).pow(2).sum(1)
+    return squared.sqrt()
+
+
+def _site_squared_norms(site: LinearSite, dy: torch.Tensor, d_out: int, bias: bool) -> torch.Tensor:
+    """``||dY_t^T x||^2`` (plus ``||sum_i dY_t[i]||^2`` for the bias) for each task, from the
+    per-task output gradients ``dy`` (T, m, d_out): ``sum((x x^T dY_t) * dY_t)`` when that is
+    cheaper than forming the T weight gradients."""
+    x = site.x
+    n_tasks, (m, d_in) = dy.shape[0], x.shape
+    if m * m * (d_in + n_tasks * d_out) <= n_tasks * m * d_out * d_in:
+        rows = dy.transpose(0, 1)  # (m, T, d_out)
+        kx = (x @ x.T) @ rows.reshape(m, -1)
+        out = (kx.view(m, n_tasks, d_out) * rows).sum(dim=(0, 2))
+    else:
+        out = torch.matmul(dy.transpose(1, 2), x).reshape(n_tasks, -1).pow(2).sum(1)
+    return out + dy.sum(dim=1).pow(2).sum(1) if bias else out
+
+
 def accumulate_flat_gradient(params: Sequence[nn.Parameter], vector: torch.Tensor) -> None:
     """Add the flat ``vector`` (P,) into the ``.grad`` of ``params``, in order."""
     offset = 0
@@ -179,7 +261,7 @@ def accumulate_own_task_gradients(losses: torch.Tensor, task_params: Sequence[Se
         return
     leaves = _Leaves(flat)
     grads = torch.autograd.grad(losses.sum(), leaves.leaves, retain_graph=True, allow_unused=True)
-    add_to_gradients(flat, leaves.per_param(grads))
+    leaves.add(grads)
 
 
 class HeadFactors:
@@ -221,25 +303,48 @@ class HeadFactors:
         return h * h * (n + k), n * k * (h + self.n_tasks * self.n_tasks)
 
 
-def head_factors(losses: torch.Tensor, z: torch.Tensor, task_params: Sequence[Sequence[torch.Tensor]]) -> HeadFactors | None:
+class TaskLayout:
+    """The task parameters resolved once (their leaves, and the rows of each 2-D leaf that each
+    task owns), for callers that pass the same parameters at every step."""
+
+    def __init__(self, task_params: Sequence[Sequence[torch.Tensor]]) -> None:
+        self.ids = _ids(task_params)
+        self.flat = [p for ps in task_params for p in ps]
+        self.leaves = _Leaves(self.flat)
+        self.owners: dict[int, list[tuple[int, int, int]]] = {}
+        for t, ps in enumerate(task_params):
+            for p in ps:
+                base, region = parameter_source(p)
+                if base.ndim == 2 and (region is None or not region[2]):
+                    start, stop = (0, base.shape[0]) if region is None else region[:2]
+                    self.owners.setdefault(id(base), []).append((t, start, stop))
+
+    @staticmethod
+    def of(task_params: Sequence[Sequence[torch.Tensor]], known: "TaskLayout | None" = None) -> "TaskLayout":
+        """``known`` when it describes ``task_params``, else a new layout."""
+        return known if known is not None and known.ids == _ids(task_params) else TaskLayout(task_params)
+
+
+def _ids(task_params: Sequence[Sequence[torch.Tensor]]) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(id(p) for p in ps) for ps in task_params)
+
+
+def head_factors(losses: torch.Tensor, z: torch.Tensor, task_params: Sequence[Sequence[torch.Tensor]],
+                 layout: TaskLayout | None = None, own_gradients: bool = True) -> HeadFactors | None:
     """The factored gradients of ``z`` when the heads read it through linear layers whose rows
     belong to the tasks (:func:`polytask.autograd_graph.linear_readers`), else None. One
     backward pass of ``sum_t L_t`` gives every layer's ``dY`` and, as a side effect, each task's
-    own parameters their gradient (added to ``.grad``)."""
-    flat = [p for ps in task_params for p in ps]
-    leaves = _Leaves(flat)
-    owners: dict[int, list[tuple[int, int, int]]] = {}
-    for t, ps in enumerate(task_params):
-        for p in ps:
-            base, region = parameter_source(p)
-            if base.ndim == 2 and (region is None or not region[2]):
-                start, stop = (0, base.shape[0]) if region is None else region[:2]
-                owners.setdefault(id(base), []).append((t, start, stop))
+    own parameters their gradient (added to ``.grad``; not with ``own_gradients=False``).
+    ``layout``: the task parameters already resolved (:class:`TaskLayout`)."""
+    layout = TaskLayout.of(task_params, layout)
+    leaves, owners = layout.leaves, layout.owners
     readers = linear_readers(losses, z, owners)
     if readers is None:
         return None
-    grads = torch.autograd.grad(losses.sum(), [r.edge for r in readers] + leaves.leaves, retain_graph=True, allow_unused=True)
-    add_to_gradients(flat, leaves.per_param(grads[len(readers):]))
+    wanted = [r.edge for r in readers] + (leaves.leaves if own_gradients else [])
+    grads = torch.autograd.grad(losses.sum(), wanted, retain_graph=True, allow_unused=True)
+    if own_gradients:
+        leaves.add(grads[len(readers):])
     dys = [g if g is not None else z.new_zeros((z.shape[0], r.weight.shape[0])) for g, r in zip(grads, readers)]
     owner = torch.tensor([t for r in readers for t in r.row_owner], dtype=torch.long, device=z.device)
     dy = dys[0] if len(dys) == 1 else torch.cat(dys, 1)
@@ -292,7 +397,7 @@ def representation_gradients(
                                 is_grads_batched=True)
     gz = grads[0] if grads[0] is not None else z.new_zeros((n_tasks, *z.shape))
     own = [None if g is None else g.sum(0) for g in grads[1:]]  # row t is task t's own gradient, zero elsewhere
-    add_to_gradients(flat, leaves.per_param(own))
+    leaves.add(own)
     return gz
 
 
@@ -335,15 +440,17 @@ def representation_step(
     representation: torch.Tensor,
     task_params: Sequence[Sequence[torch.Tensor]],
     out: torch.Tensor | None = None,
+    layout: TaskLayout | None = None,
 ) -> RepresentationGradients:
     """Per-task gradients of ``z`` for representation mode, factored when the heads allow it
     and that is cheaper.
 
     Each task's own parameters receive the gradient of that task's loss (as in
-    :func:`representation_gradients`, whose dense result is used otherwise).
+    :func:`representation_gradients`, whose dense result is used otherwise). ``layout``: the
+    task parameters already resolved (:class:`TaskLayout`).
     """
     z = representation
-    factors = head_factors(losses, z, task_params) if z.ndim == 2 else None
+    factors = head_factors(losses, z, task_params, layout) if z.ndim == 2 else None
     if factors is not None:
         factored, dense = factors.cost()
         return RepresentationGradients(z, factors=factors) if factored < dense else RepresentationGradients(z, dense=factors.dense())
@@ -504,5 +611,5 @@ def shared_gradients(
     grads = torch.autograd.grad(losses, inputs, grad_outputs=eye, retain_graph=True, allow_unused=True, is_grads_batched=True) if inputs else ()
     k = len(sites) + len(others)
     own = [None if g is None else g.sum(0) for g in grads[k:]]  # row t is task t's own gradient, zero elsewhere
-    add_to_gradients(flat_task, leaves.per_param(own))
+    leaves.add(own)
     return SharedGradients(n_tasks, shared, sites, list(grads[: len(sites)]), others, grads[len(sites) : k])

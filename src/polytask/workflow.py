@@ -28,6 +28,7 @@ from polytask.fitted import FittedModel
 from polytask.models import input_size
 from polytask.models.base import MultiTaskNetwork
 from polytask.models.spec import NetworkSpec
+from polytask.own_rows import assemble, starting_from
 from polytask.setups import RunPlan, Setup
 from polytask.tasks import TaskSource
 from polytask.training.callbacks import Callback
@@ -89,17 +90,28 @@ def train_model(
     the same seed gives the same model. ``name`` is the run's name (``"mtl"`` for the main run,
     which setups such as transfer act on; ``"stl"`` for the baseline). For the STL baseline pass
     the settings of :func:`polytask.setups.stl_settings`.
+
+    A network whose tasks share nothing (``independent_tasks``, the STL baseline) on data where
+    no row labels two tasks (the multi-input setting) is trained task by task, each task's
+    network on the rows that label it alone (:func:`_train_own_rows`).
     """
     plan = RunPlan(name, prepared, spec or NetworkSpec(), config or TrainConfig(), prepared.train, list(callbacks))
     for setup in setups:
         setup.configure(plan)
-    started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(plan.config.seed)
         network = _build(plan)
-        trainer = Trainer(network, plan.prepared.tasks, plan.prepared.encoders, plan.config,
-                          callbacks=plan.callbacks, shared_lr_scale=plan.shared_lr_scale)
-        result = trainer.fit(plan.train_data, plan.prepared.val, resume_from=plan.resume_from)
+        if network.independent_tasks and len(plan.prepared.tasks) > 1 and plan.train_data.labels_disjoint():
+            return _train_own_rows(plan, network, setups, callbacks)
+        return _with_metrics(_train_plan(plan, network), plan.prepared)
+
+
+def _train_plan(plan: RunPlan, network: MultiTaskNetwork) -> FittedModel:
+    """Train ``network`` as ``plan`` says (inside the caller's seeded RNG)."""
+    started = time.perf_counter()
+    trainer = Trainer(network, plan.prepared.tasks, plan.prepared.encoders, plan.config,
+                      callbacks=plan.callbacks, shared_lr_scale=plan.shared_lr_scale)
+    result = trainer.fit(plan.train_data, plan.prepared.val, resume_from=plan.resume_from)
     seconds = time.perf_counter() - started
     if result.snapshots:
         network.load_state_dict(result.snapshots[max(result.snapshots)])
@@ -114,8 +126,31 @@ def train_model(
         train_config=plan.config.to_dict(),
         summary=_summary(plan, trainer, result, seconds),
     )
-    model.summary["val_metrics"] = split_metrics(model, plan.prepared.val)
-    model.summary["test_metrics"] = split_metrics(model, plan.prepared.test)
+    return model
+
+
+def _train_own_rows(plan: RunPlan, network: MultiTaskNetwork, setups: Sequence[Setup],
+                    callbacks: Sequence[Callback]) -> FittedModel:
+    """Each task's network trained alone on the rows that label it, with the run's settings, from
+    its part of ``network``'s initial state (:mod:`polytask.own_rows`); each task's run is named
+    ``<run>/task<i>`` and shaped by the setups afresh (its own checkpoints, for instance)."""
+    init = {k: v.detach().clone() for k, v in network.state_dict().items()}
+    parts: dict[str, FittedModel] = {}
+    for i, task in enumerate(plan.prepared.tasks):
+        own = plan.prepared.only(task.name)
+        sub = RunPlan(f"{plan.name}/task{i}", own, plan.spec, plan.config, own.train, list(callbacks),
+                      network_builder=starting_from(plan, init))
+        for setup in setups:
+            setup.configure(sub)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sub.config.seed)
+            parts[task.name] = _train_plan(sub, _build(sub))
+    return _with_metrics(assemble(plan, network, parts), plan.prepared)
+
+
+def _with_metrics(model: FittedModel, prepared: Prepared) -> FittedModel:
+    model.summary["val_metrics"] = split_metrics(model, prepared.val)
+    model.summary["test_metrics"] = split_metrics(model, prepared.test)
     return model
 
 

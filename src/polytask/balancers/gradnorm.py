@@ -31,7 +31,7 @@ from torch import nn
 from polytask.balancers.base import Balancer, Remembers, StepContext
 from polytask.balancers.option_checks import real
 from polytask.errors import PolytaskError
-from polytask.gradients import per_task_gradients
+from polytask.gradients import TaskLayout, per_task_gradient_norms
 
 MIN_WEIGHT = 1e-4
 
@@ -53,6 +53,7 @@ class GradNorm(Remembers, Balancer):
         self.loss_weights: nn.Parameter | None
         self.register_parameter("loss_weights", None)
         self.initial_losses: torch.Tensor | None = None
+        self._layout: TaskLayout | None = None  # the task parameters, resolved once
 
     def setup(self, task_names: list[str]) -> None:
         super().setup(task_names)
@@ -84,7 +85,7 @@ class GradNorm(Remembers, Balancer):
         init = self.initial_losses.to(values)
         init = torch.where(torch.isnan(init) & present, values, init)  # L_t(0): the first present loss
         self.initial_losses = init.clone()
-        grad_norms = per_task_gradients(losses, params).norm(dim=1)  # ||grad_W L_t||
+        grad_norms = self._norms(ctx, params)  # ||grad_W L_t||
         grad_w = self._weight_gradient(w.to(grad_norms) * grad_norms, grad_norms, values / init, present & (init > 0))
         grad_w = torch.where(present, grad_w, torch.zeros_like(grad_w))
         param = self._w()
@@ -105,4 +106,10 @@ class GradNorm(Remembers, Balancer):
     def gradient_norms(self, ctx: StepContext) -> torch.Tensor:
         """``G_t = w_t ||grad_W L_t||`` at the current weights (for inspection and tests)."""
         params = list(ctx.last_shared_params) or list(ctx.shared_params)
-        return self._w().detach() * per_task_gradients(ctx.losses, params).norm(dim=1)
+        return self._w().detach() * self._norms(ctx, params)
+
+    def _norms(self, ctx: StepContext, params: list[torch.Tensor]) -> torch.Tensor:
+        """``||grad_W L_t||`` per task (factored through the heads where they allow it)."""
+        task_params = [list(ctx.task_params.get(t, [])) for t in ctx.task_names]
+        self._layout = TaskLayout.of(task_params, self._layout)
+        return per_task_gradient_norms(ctx.losses, params, ctx.representation, task_params, self._layout)

@@ -46,6 +46,15 @@ class Prepared:
     def output_dims(self) -> dict[str, int]:
         return {e.task.name: e.output_dim for e in self.encoders}
 
+    def only(self, task: str) -> "Prepared":
+        """The problem of ``task`` alone: its encoder, and in each split the rows that label it
+        (same split, same fitted preprocessing)."""
+        encoders = [e for e in self.encoders if e.task.name == task]
+        if not encoders:
+            raise PolytaskError(f"no task named '{task}'")
+        return Prepared(self.frame, [encoders[0].task], self.split, self.preprocessor, encoders,
+                        self.train.only(task), self.val.only(task), self.test.only(task))
+
 
 def resolve_tasks(frame: pd.DataFrame, tasks: TaskSource, origin: RowOrigin | None = None) -> list[tuple[Task, KindInference]]:
     """The tasks ``tasks`` describes on ``frame`` with how each kind was chosen (inferred for

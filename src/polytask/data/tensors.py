@@ -40,6 +40,22 @@ class TaskTensors:
             {k: v.to(device) for k, v in self.masks.items()},
         )
 
+    def labelled_rows(self, task: str) -> torch.Tensor:
+        """Indices of the rows with at least one observed label of ``task``."""
+        return self.masks[task].any(dim=1).nonzero().reshape(-1)
+
+    def only(self, task: str) -> "TaskTensors":
+        """The rows that label ``task``, with that task's targets alone."""
+        rows = self.labelled_rows(task)
+        return TaskTensors(self.x[rows], {task: self.targets[task][rows]}, {task: self.masks[task][rows]})
+
+    def labels_disjoint(self) -> bool:
+        """True when no row labels two tasks (the multi-input setting: each task has its own rows)."""
+        if not self.masks:
+            return False
+        per_row = sum(m.any(dim=1).to(torch.int32) for m in self.masks.values())
+        return bool((per_row <= 1).all())
+
     def label_counts(self) -> dict[str, int]:
         """Rows with at least one observed label, per task."""
         return {k: int(m.any(dim=1).sum()) for k, m in self.masks.items()}

@@ -25,6 +25,10 @@ class MultiTaskNetwork(nn.Module, ABC):
     #: What ``encode`` returns, in words (the representation that representation-mode balancers
     #: differentiate).
     representation: str = ""
+    #: True when no parameter is shared: each task's outputs depend on that task's parameters
+    #: alone, so each task may be trained by itself (on the rows that label it) with the same
+    #: meaning as the joint run.
+    independent_tasks: bool = False
 
     def __init__(self, task_names: list[str]) -> None:
         super().__init__()

@@ -32,6 +32,7 @@ class SingleTaskNetworks(BlockNetwork):
 
     arch = "stl"
     representation = "the input itself (nothing is shared)"
+    independent_tasks = True
     accepts = {"trunk_module": "each task's trunk (a builder called per task, or a module copied per task)",
                "expert_module": "each task's trunk when trunk_module is not given (one expert per task)",
                "head_module": HEADS}

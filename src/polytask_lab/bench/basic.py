@@ -61,7 +61,7 @@ class BasicSettings:
     rows: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     task_counts: tuple[int, ...] = (2, 10, 50)
     epochs: tuple[tuple[int, int], ...] = ((10_000, 10), (100_000, 2), (1_000_000, 1))
-    rounds: int = 4
+    rounds: int = 9
     cli_max_rows: int = 100_000
     seed: int = 0
 
@@ -221,6 +221,7 @@ def run_point(rows: int, n_tasks: int, settings: BasicSettings, workdir: Path,
         ratios = [v / m for v, m in zip(values, ref) if m > 0]
         out["candidates"][label] = {"cpu_s": values, "median_s": statistics.median(values),
                                     "vs_minimal": statistics.median(ratios) if ratios else None,
+                                    "vs_minimal_range": [min(ratios), max(ratios)] if ratios else None,
                                     "per_epoch_s": statistics.median(values) / epochs}
     return out
 

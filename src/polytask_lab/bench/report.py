@@ -80,11 +80,20 @@ def render_markdown(doc: dict[str, Any], notes: str | None = None) -> str:
 BASIC_COLUMNS = ("minimal (control)", "minimal, fused Adam", "pt.fit", "LibMTL step", "MLPRegressor", "CLI (polytask fit)")
 
 
+def _with_range(candidate: dict[str, Any] | None) -> str:
+    """``median [lowest, highest]`` of a candidate's per-round ratios to the minimal loop."""
+    if not candidate or candidate.get("vs_minimal") is None:
+        return "–"
+    low_high = candidate.get("vs_minimal_range")
+    spread = f" [{low_high[0]:.2f}, {low_high[1]:.2f}]" if low_high else ""
+    return f"{candidate['vs_minimal']:.2f}{spread}"
+
+
 def _basic(section: dict[str, Any] | None) -> dict[str, Any] | None:
     """Rows of the basic-path tables (None when the run had no basic-path section)."""
     if not section:
         return None
-    rows = [{"p": p, "cells": [(p["candidates"].get(c) or {}).get("vs_minimal") for c in BASIC_COLUMNS]} for p in section["points"]]
+    rows = [{"p": p, "cells": [_with_range(p["candidates"].get(c)) for c in BASIC_COLUMNS]} for p in section["points"]]
     counts = sorted({p["n_tasks"] for p in section["points"]})
     epochs = [{"rows": r, "cells": [next((p["candidates"]["pt.fit"]["per_epoch_s"] for p in section["points"]
                                           if p["rows"] == r and p["n_tasks"] == t), None) for t in counts],

@@ -109,6 +109,27 @@ def _load_json(from_json: str) -> dict[str, Any]:
     return doc
 
 
+def _basic(settings: BenchSettings, basic: dict[str, Any]) -> None:
+    """The basic-path options (``--basic-rows``, ``--basic-tasks``, ``--basic-rounds``,
+    ``--basic-cli-rows``, ``--no-basic``) applied to ``settings.basic``."""
+    from dataclasses import replace
+
+    if basic.get("off"):
+        settings.basic = None
+        return
+    if settings.basic is None:
+        return
+    changes: dict[str, Any] = {}
+    if basic.get("rows") is not None:
+        changes["rows"] = _ints(basic["rows"], "--basic-rows")
+    if basic.get("tasks") is not None:
+        changes["task_counts"] = _ints(basic["tasks"], "--basic-tasks")
+    for key in ("rounds", "cli_max_rows"):
+        if basic.get(key) is not None:
+            changes[key] = basic[key]
+    settings.basic = replace(settings.basic, **changes)
+
+
 def _settings(quick: bool, device: str, no_peers: bool, memory: str | None, lists: dict[str, str | None],
               repeats: int | None, warmup: int | None, batch_size: int | None, mlp_widths: str | None) -> BenchSettings:
     """The benchmark's settings from the command's options (``lists``: the comma-separated ones)."""
@@ -129,6 +150,8 @@ def _settings(quick: bool, device: str, no_peers: bool, memory: str | None, list
     for key, value in (("repeats", repeats), ("warmup", warmup)):
         if value is not None:
             changes[key] = value
+    if repeats is not None:  # an explicit count is the count
+        changes["min_repeats"] = repeats
     settings = BenchSettings.quick(**changes) if quick else BenchSettings(**changes)
     if batch_size is not None:
         if batch_size < 1:
@@ -163,7 +186,7 @@ def _measure(settings: BenchSettings, progress: Any) -> dict[str, Any]:
 @click.option("--tasks", "task_counts", default=None, metavar="TS", help="Task counts T (default 3,10,30; quick: 3).")
 @click.option("--methods", default=None, metavar="NAMES", help="Methods to measure (default: every registered one; ew always).")
 @click.option("--modes", default=None, metavar="MODES", help="Gradient modes (exact, representation; default both).")
-@click.option("--repeats", type=int, default=None, help="Timed rounds (median over them).")
+@click.option("--repeats", type=int, default=None, help="Timed rounds (median over them); exactly this many when given.")
 @click.option("--warmup", type=int, default=None, help="Warm-up rounds.")
 @click.option("--batch-size", type=int, default=None, help="Rows per step.")
 @click.option("--mlp-widths", default=None, metavar="WIDTHS", help="MLP input and trunk widths, e.g. 512,1024,1024.")
@@ -171,6 +194,11 @@ def _measure(settings: BenchSettings, progress: Any) -> dict[str, Any]:
               help="Peak memory of all candidates, of those judged by memory (EW and exact mode at T = 10, 30; "
                    "the default of full runs) or none. Quick runs measure all.")
 @click.option("--no-peers", is_flag=True, help="Measure polytask only (no loop / torchjd peers).")
+@click.option("--basic-rows", default=None, metavar="NS", help="Basic path: training-table sizes (default 10000,100000,1000000).")
+@click.option("--basic-tasks", default=None, metavar="TS", help="Basic path: task counts (default 2,10,50).")
+@click.option("--basic-rounds", type=int, default=None, help="Basic path: interleaved rounds per point.")
+@click.option("--basic-cli-rows", type=int, default=None, help="Basic path: time the CLI up to this many rows.")
+@click.option("--no-basic", is_flag=True, help="Skip the basic-path section.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--out", default=None, metavar="PATH", help="Write PATH.md (the report, plus PATH.json) or PATH.json.")
 @click.option("--notes", default=None, metavar="FILE", help="Hand-written analysis included in the .md report.")
@@ -178,6 +206,7 @@ def _measure(settings: BenchSettings, progress: Any) -> dict[str, Any]:
 @output_options
 def command(quick: bool, nets: str | None, task_counts: str | None, methods: str | None, modes: str | None,
             repeats: int | None, warmup: int | None, batch_size: int | None, mlp_widths: str | None, memory: str | None, no_peers: bool,
+            basic_rows: str | None, basic_tasks: str | None, basic_rounds: int | None, basic_cli_rows: int | None, no_basic: bool,
             device: str, out: str | None, notes: str | None, from_json: str | None, as_json: bool, quiet: bool) -> None:
     """Measure the step time and peak memory of equal weighting and every balancing method (both
     gradient modes) at several task counts on an MLP and a small conv net, side by side with the
@@ -196,6 +225,8 @@ def command(quick: bool, nets: str | None, task_counts: str | None, methods: str
         else:
             lists = {"nets": nets, "task_counts": task_counts, "methods": methods, "modes": modes}
             settings = _settings(quick, device, no_peers, memory, lists, repeats, warmup, batch_size, mlp_widths)
+            _basic(settings, {"rows": basic_rows, "tasks": basic_tasks, "rounds": basic_rounds,
+                              "cli_max_rows": basic_cli_rows, "off": no_basic})
             doc = _measure(settings, log_console(quiet or as_json).print)
         con.print(summary_table(doc))
         if out is not None:

@@ -41,7 +41,7 @@ import torch
 from polytask.autograd_graph import reaches_any
 from polytask.balancers.base import Balancer, StepContext, presence_mask
 from polytask.errors import PolytaskError
-from polytask.gradients import accumulate_own_task_gradients, representation_step, shared_gradients
+from polytask.gradients import TaskLayout, accumulate_own_task_gradients, representation_step, shared_gradients
 
 MODES = ("exact", "representation")
 
@@ -88,6 +88,7 @@ class GradientAggregator(Balancer):
         self.mode = mode
         self._separation: tuple[tuple[int, ...], bool] | None = None
         self._buffer: torch.Tensor | None = None  # per-task gradients of z, reused across steps
+        self._layout: TaskLayout | None = None  # the task parameters, resolved once
 
     # -- the method -------------------------------------------------------------------------
     @abstractmethod
@@ -133,7 +134,8 @@ class GradientAggregator(Balancer):
                     f"balancer '{self.name}' in representation mode needs every shared parameter to reach the losses "
                     "only through the shared representation; use mode=exact for this architecture"
                 )
-            info = representation_step(ctx.losses, z, task_params, out=self._buffer)
+            self._layout = TaskLayout.of(task_params, self._layout)
+            info = representation_step(ctx.losses, z, task_params, out=self._buffer, layout=self._layout)
             if info.dense is not None:
                 self._buffer = info.dense
             problem = Problem.of(info.gramian, present, z.numel())
