@@ -7,6 +7,9 @@ date without training anything.
     PYTHONPATH=src python benchmarks/experiments.py --take DIR NAME ..   # take fresh runs from DIR
                                                                          # (polytask experiment NAME --out DIR);
                                                                          # NAME=STEM keeps it as docs/experiments/STEM
+    PYTHONPATH=src python benchmarks/experiments.py --merge NAME DIR ..  # one record from runs that differ only in
+                                                                         # --seed (DIR/NAME.json each), e.g. run
+                                                                         # as parallel processes
 
 Records live in docs/experiments/ (NAME.json, NAME.md, NAME.png); the hand-written reading of
 each experiment in benchmarks/experiment_notes/NAME.md (words only: every number comes from the
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from polytask.serialization import atomic_write_text
 from polytask_lab.experiments.artifacts import write_saved
-from polytask_lab.experiments.common import reanalyse
+from polytask_lab.experiments.common import merge_runs, reanalyse
 from polytask_lab.experiments.document import experiments_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reanalyse", nargs="*", default=(), metavar="NAME")
     parser.add_argument("--take", nargs="+", default=None, metavar=("DIR", "NAME"))
+    parser.add_argument("--merge", nargs="+", default=None, metavar=("NAME", "DIR"))
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "EXPERIMENTS.md")
     args = parser.parse_args(argv)
     jobs = [(RECORDS, n, n) for n in args.reanalyse]  # (directory, file name, name to keep it under)
@@ -43,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         saved = reanalyse(json.loads((directory / f"{name}.json").read_text(encoding="utf-8")))
         write_saved(saved, RECORDS, stem)
         print(f"wrote {RECORDS / stem}.json, .md and .png")
+    if args.merge:
+        name, dirs = args.merge[0], [Path(d) for d in args.merge[1:]]
+        runs = [json.loads((d / f"{name}.json").read_text(encoding="utf-8")) for d in dirs]
+        write_saved(merge_runs(runs), RECORDS, name)
+        print(f"wrote {RECORDS / name}.json, .md and .png (merged from {len(runs)} runs)")
     atomic_write_text(args.docs, experiments_markdown(RECORDS, NOTES))
     print(f"wrote {args.docs}")
     return 0

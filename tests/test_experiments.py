@@ -77,3 +77,42 @@ def test_paired_test_against_scipy() -> None:
 def test_unknown_experiment_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "nope"]) == 2
     assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
+def _toy_run(seed: int, values: dict[str, list[float]]) -> dict:  # type: ignore[type-arg]
+    from polytask_lab.experiments.common import ExperimentResult
+
+    result = ExperimentResult(name="toy", metric="rmse", lower_is_better=True, protocol={"trials": 2, "seed": seed},
+                              comparisons=[("B", "A", "B vs A")], extra={"paper": {}})
+    for arm, v in values.items():
+        for x in v:
+            result.add(arm, x)
+    result.seconds, result.cpu_seconds = 2.0, 1.0
+    return json.loads(json.dumps(result.to_dict()))
+
+
+def test_merged_runs_are_the_runs_side_by_side() -> None:
+    from scipy import stats
+
+    from polytask_lab.experiments.common import merge_runs
+
+    one = _toy_run(0, {"A": [1.0, 2.0], "B": [0.5, 1.9]})
+    two = _toy_run(1, {"A": [3.0, 1.5], "B": [2.0, 1.2]})
+    merged = merge_runs([one, two])
+    assert merged["scores"] == {"A": [1.0, 2.0, 3.0, 1.5], "B": [0.5, 1.9, 2.0, 1.2]}
+    assert merged["protocol"]["trials"] == 4 and merged["protocol"]["seeds"] == [0, 1]
+    assert merged["seconds"] == 4.0 and merged["cpu_seconds"] == 2.0
+    (test,) = merged["paired_tests"]
+    assert test["n"] == 4 and test["t_p"] == pytest.approx(stats.ttest_rel([0.5, 1.9, 2.0, 1.2], [1.0, 2.0, 3.0, 1.5]).pvalue)
+
+
+def test_runs_that_differ_beyond_the_seed_are_not_merged() -> None:
+    from polytask_lab.experiments.common import merge_runs
+
+    one = _toy_run(0, {"A": [1.0, 2.0], "B": [0.5, 1.9]})
+    with pytest.raises(ValueError, match="repeat a base seed"):
+        merge_runs([one, one])
+    other = _toy_run(1, {"A": [3.0, 1.5], "B": [2.0, 1.2]})
+    other["protocol"]["epochs"] = 5
+    with pytest.raises(ValueError, match="differ in more than their seed"):
+        merge_runs([one, other])

@@ -87,6 +87,20 @@ def partition_score(a: np.ndarray, groups: Sequence[Sequence[int]]) -> float:
     return sum(task_score(a, g, j) for g in groups for j in g) / t
 
 
+def _bound_tables(a: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The branch and bound's tables: ``free_tail[d]``, the sum over tasks ``d..`` of the best
+    affinity each can receive (at least 0), and ``prefix[d][m, j]``, the sum of the ``m`` largest
+    affinities onto ``j`` from tasks ``d..`` (``m = 0 .. t - d``)."""
+    t = a.shape[0]
+    free_bound = np.array([max(0.0, float(np.max(np.delete(a[:, u], u)))) if t > 1 else 0.0 for u in range(t)])
+    free_tail = np.concatenate([np.cumsum(free_bound[::-1])[::-1], [0.0]])
+    prefix = []
+    for d in range(t + 1):
+        top = -np.sort(-a[d:, :], axis=0)
+        prefix.append(np.vstack([np.zeros((1, t)), np.cumsum(top, axis=0)]))
+    return free_tail, prefix
+
+
 def exact_partition(a: np.ndarray, max_groups: int, start: list[list[int]] | None = None) -> tuple[list[list[int]], float, int]:
     """The optimal partition (branch and bound), its score and the number of nodes explored.
 
@@ -95,13 +109,7 @@ def exact_partition(a: np.ndarray, max_groups: int, start: list[list[int]] | Non
     backtracking, so a bound costs a few vector operations.
     """
     t = a.shape[0]
-    free_bound = np.array([max(0.0, float(np.max(np.delete(a[:, u], u)))) if t > 1 else 0.0 for u in range(t)])
-    free_tail = np.concatenate([np.cumsum(free_bound[::-1])[::-1], [0.0]])
-    # prefix[d][m, j]: sum of the m largest affinities onto j from tasks d.. (m = 0 .. t - d)
-    prefix = []
-    for d in range(t + 1):
-        top = -np.sort(-a[d:, :], axis=0)
-        prefix.append(np.vstack([np.zeros((1, t)), np.cumsum(top, axis=0)]))
+    free_tail, prefix = _bound_tables(a)
     best_groups = start if start is not None else ([[j] for j in range(t)] if max_groups >= t else [list(range(t))])
     best = partition_score(a, best_groups)
     sums, counts = np.zeros(t), np.zeros(t)

@@ -20,8 +20,9 @@ from polytask_lab.cli import lab_imports
 def command(name: str | None, out: str, quick: bool, seed: int, trials: int | None, list_only: bool, as_json: bool, quiet: bool) -> None:
     """Run experiment NAME, print its table and write OUT/NAME.json, OUT/NAME.png and OUT/NAME.md.
 
-    Experiments: peaks, inputs-as-outputs, parity, amplification, attribute-selection,
-    eavesdropping, representation-bias, transfer. Each protocol is in docs/EXPERIMENTS.md.
+    Experiments: peaks, peaks-sharing, inputs-as-outputs, parity, amplification,
+    attribute-selection, eavesdropping, representation-bias, transfer, grouping, horizons
+    (--list prints them). Each protocol is in docs/EXPERIMENTS.md.
     """
     from polytask.errors import PolytaskError
 
