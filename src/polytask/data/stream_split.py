@@ -1,7 +1,8 @@
 """Train / validation / test membership decided row by row, without the whole table.
 
 Each row gets a key: the hash of its value in a row-id column the user names (``row_id``), or
-else of its address (the file's name and the row's position in that file). The key is mixed
+else of its address (the file's name without its suffix, and the row's position in that file, so
+a directory converted from CSV to Parquet keeps its split). The key is mixed
 with the seed by SplitMix64 and read as a number ``u`` in [0, 1): the row is a test row when
 ``u < test_fraction``, a validation row when ``u < test_fraction + val_fraction``, else a
 training row. The same seed, files and fractions give the same split on any machine and in any
@@ -55,7 +56,7 @@ class RowSplit:
             return f"split column '{self.split_column}'"
         if self.row_id:
             return f"hash of row id column '{self.row_id}'"
-        return "hash of the row's file name and position in the file"
+        return "hash of the row's file name (without suffix) and position in the file"
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "seed": self.seed, "val_fraction": self.val_fraction,
@@ -65,6 +66,7 @@ class RowSplit:
         """The split (``TRAIN``, ``VAL``, ``TEST`` as int8) of each row of a batch."""
         if self.split_column:
             return _named(frame[self.split_column], where, first_row)
+        file_name = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
         if self.row_id:
             ids = frame[self.row_id]
             if ids.isna().any():

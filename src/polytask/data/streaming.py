@@ -9,9 +9,12 @@ in-memory path's, so a model trained this way saves and predicts as any other.
 
 :class:`StreamDataset` is a torch ``IterableDataset`` over the record batches of one split: each
 batch is encoded (float32 features, per-task targets and masks) and, for training, rows are
-shuffled inside a buffer of ``shuffle_buffer`` rows (seeded by the seed and the epoch, see
-:meth:`StreamDataset.set_epoch`): the buffer is filled, permuted, its full batches emitted and
-the remainder kept for the next fill. Memory is the buffer plus one record batch, whatever the
+shuffled inside a buffer of ``shuffle_buffer`` rows: the buffer is filled, permuted, its full
+batches emitted and the remainder kept for the next fill. The permutations come from one
+generator seeded with the training seed and drawn on from epoch to epoch, as the trainer draws
+its batch order; so when the buffer holds every training row, the batches are exactly those of
+the in-memory path on the same rows and seed (in DataLoader workers the generator is seeded
+by the seed, the epoch and the worker instead). Memory is the buffer plus one record batch, whatever the
 number of rows. It yields :class:`~polytask.data.tensors.TaskTensors` batches, the batch format
 :meth:`polytask.training.Trainer.fit` takes from any ``DataLoader``. With several DataLoader
 workers, worker ``k`` of ``n`` reads record batches ``k, k + n, ...``.
@@ -188,11 +191,20 @@ class StreamDataset(IterableDataset):
         if batch_size < 1:
             raise PolytaskError(f"batch size must be at least 1, got {batch_size}")
         self.prepared, self.code, self.batch_size = prepared, code, int(batch_size)
-        self.seed, self.shuffle, self.epoch = int(seed), bool(shuffle), 0
+        self.seed, self.shuffle = int(seed), bool(shuffle)
+        self.order = torch.Generator().manual_seed(self.seed)
+        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """The epoch whose shuffle to draw (each epoch its own seeded order)."""
+        """The epoch about to run (the trainer calls it): seeds the shuffle of DataLoader workers,
+        whose copy of the dataset cannot carry the generator on from one epoch to the next."""
         self.epoch = int(epoch)
+
+    def _generator(self) -> torch.Generator:
+        info = torch.utils.data.get_worker_info()
+        if info is None:
+            return self.order
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_009 + info.id)
 
     def __len__(self) -> int:
         """Batches in an epoch (the last one may be smaller)."""
@@ -222,7 +234,7 @@ class StreamDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[TaskTensors]:
         capacity = max(self.batch_size, self.prepared.config.shuffle_buffer) if self.shuffle else self.batch_size
-        rng = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        rng = self._generator()
         held: list[TaskTensors] = []
         n_held = 0
         for chunk in self.encoded():

@@ -107,21 +107,25 @@ def train_epoch(trainer: "Trainer", loader: Iterable[Any], epoch: int) -> dict[s
 def stream_losses(trainer: "Trainer", loader: Iterable[Any]) -> tuple[dict[str, float], PackedTensors | None, torch.Tensor | None]:
     """Each task's loss over every batch of ``loader`` (see the module docstring), with the
     concatenated labels (a ``PackedTensors`` without features) and outputs."""
-    from polytask.training.trainer import predict_packed
-
     num = den = None
     ys, outs = [], []
     plan = None
-    for raw in loader:
-        batch = _packed(trainer, raw)
-        plan = batch.plan
-        outputs, _ = predict_packed(trainer.network, batch.x)
-        counts = plan.label_counts(batch.m)
-        part = plan(outputs, batch.y, batch.m) * counts.clamp(min=1.0)
-        num = part if num is None else num + part
-        den = counts if den is None else den + counts
-        ys.append(batch.ym)
-        outs.append(outputs)
+    network, was_training = trainer.network, trainer.network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            for raw in loader:
+                batch = _packed(trainer, raw)
+                plan = batch.plan
+                outputs, _ = network.decode_packed(network.encode(batch.x), batch.x)
+                counts = plan.label_counts(batch.m)
+                part = plan(outputs, batch.y, batch.m) * counts.clamp(min=1.0)
+                num = part if num is None else num + part
+                den = counts if den is None else den + counts
+                ys.append(batch.ym)
+                outs.append(outputs)
+    finally:
+        network.train(was_training)
     if num is None or plan is None:
         return {n: math.nan for n in trainer.task_names}, None, None
     values = (num / den.clamp(min=1.0)).tolist()
