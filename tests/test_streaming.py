@@ -330,3 +330,20 @@ def test_dataloader_workers_each_read_their_own_record_batches(parquet_dir: Path
     two = torch.cat([b.x for b in prepared.loader("train", 16, seed=0, num_workers=2)])
     key = lambda x: sorted(map(tuple, x.tolist()))  # noqa: E731
     assert len(two) == len(one) and key(two) == key(one)  # every training row once, none twice
+
+
+def test_class_labels_looked_up_as_numbers_match_their_text_keys() -> None:
+    from polytask.data.targets import TargetEncoder, class_keys
+
+    s = pd.Series([1.0, 0.0, np.nan, 2.5, 1.0, 0.0])
+    enc = TargetEncoder(Task("c", "multiclass", ("c",))).fit(s.to_frame("c"), np.arange(6))
+    y, m = enc.encode(s.to_frame("c"))
+    keys = pd.Index([str(c) for c in ("0", "1", "2.5")])
+    by_text = keys.get_indexer(class_keys(s).astype(object))
+    assert m[:, 0].tolist() == [True, True, False, True, True, True]
+    assert y[m[:, 0], 0].tolist() == by_text[m[:, 0]].tolist() == [1, 0, 2, 1, 0]
+    ints = pd.Series([3, 7, 7, 3], dtype=np.int8).to_frame("c")
+    enc = TargetEncoder(Task("c", "binary", ("c",))).fit(ints, np.arange(4))
+    assert enc.encode(ints)[0][:, 0].tolist() == [0, 1, 1, 0]
+    with pytest.raises(PolytaskError, match="class '5'"):
+        enc.encode(pd.Series([3, 5], dtype=np.int8).to_frame("c"))

@@ -46,9 +46,12 @@ class Moments:
         self.first: Any = None
         self.sample = np.empty(capacity, dtype=np.float64)
         self.rng = rng
+        self.dtype: np.dtype | None = None  # of the values added: the median is taken in it, as numpy's
 
     def add(self, x: np.ndarray) -> None:
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
+        self.dtype = x.dtype if self.dtype is None else np.result_type(self.dtype, x.dtype)
+        x = x.astype(np.float64, copy=False)
         nan = np.isnan(x)
         if nan.any():
             self.missing = True
@@ -81,7 +84,7 @@ class Moments:
 
     def stats(self, scaled: bool = True) -> dict[str, float]:
         """As :func:`polytask.data.preprocessing._stats` on the values seen."""
-        median = float(np.median(self.sample[: min(self.n, self.sample.size)]))
+        median = float(np.median(self.sample[: min(self.n, self.sample.size)].astype(self.dtype or np.float64)))
         if not scaled:
             return {"mean": 0.0, "std": 1.0, "median": median}
         std = math.sqrt(max(self.m2, 0.0) / self.n)

@@ -42,7 +42,7 @@ from polytask.data.stream_source import StreamSource, batch_frame
 from polytask.data.stream_split import TEST, TRAIN, VAL, RowSplit
 from polytask.data.stream_stats import StreamStats, _Rows
 from polytask.data.targets import KindInference, TargetEncoder, validate_targets
-from polytask.data.tensors import TaskTensors
+from polytask.data.tensors import TaskTensors, split_views
 from polytask.errors import PolytaskError
 from polytask.tasks import Task, TaskSet, TaskSource
 
@@ -241,18 +241,20 @@ class StreamDataset(IterableDataset):
             held.append(chunk)
             n_held += len(chunk)
             if n_held >= capacity:
-                buffer = _concat(held)
-                order = torch.randperm(len(buffer), generator=rng) if self.shuffle else torch.arange(len(buffer))
+                buffer = self._mixed(held, rng)
                 full = len(buffer) - len(buffer) % self.batch_size
-                for start in range(0, full, self.batch_size):
-                    yield buffer.subset(order[start : start + self.batch_size])
-                held = [buffer.subset(order[full:])] if full < len(buffer) else []
+                yield from split_views(buffer, [self.batch_size] * (full // self.batch_size))
+                held = [buffer.subset(torch.arange(full, len(buffer)))] if full < len(buffer) else []
                 n_held = len(buffer) - full
         if n_held:
-            buffer = _concat(held)
-            order = torch.randperm(len(buffer), generator=rng) if self.shuffle else torch.arange(len(buffer))
-            for start in range(0, len(buffer), self.batch_size):
-                yield buffer.subset(order[start : start + self.batch_size])
+            buffer = self._mixed(held, rng)
+            sizes = [self.batch_size] * (len(buffer) // self.batch_size)
+            yield from split_views(buffer, sizes + ([len(buffer) % self.batch_size] if len(buffer) % self.batch_size else []))
+
+    def _mixed(self, held: list[TaskTensors], rng: torch.Generator) -> TaskTensors:
+        """The held rows as one block, permuted when shuffling (one gather; batches are views)."""
+        buffer = _concat(held)
+        return buffer.subset(torch.randperm(len(buffer), generator=rng)) if self.shuffle else buffer
 
 
 def _concat(parts: list[TaskTensors]) -> TaskTensors:
