@@ -209,9 +209,11 @@ preprocessing statistics on the training rows (`polytask.data.stream_stats`: exa
 vocabularies; medians exact up to `--median-sample` values per column, a seeded reservoir sample's
 median beyond), each row's split comes from a hash of its file name and position (or of
 `--row-id`, or `--split-column`), and training reads the files again every epoch through a
-`DataLoader` whose rows are shuffled inside a seeded buffer of `--shuffle-buffer` rows.
-Validation streams too. Memory is the buffer, one record batch and the model, whatever the
-number of rows.
+`DataLoader` whose rows are shuffled inside a seeded buffer of `--shuffle-buffer` rows, the
+next record batches read and encoded by a background thread (`--prefetch`) while the network
+trains. Validation streams too. Memory is the buffer, a few record batches and the model, plus
+the outputs and labels of at most `--metric-rows` validation or test rows for the final metrics
+(never their features).
 
 Measured with `{command}`
 on {machine}: {features} float features and two targets (regression, binary), an MLP trunk
@@ -227,8 +229,11 @@ training rows per second of the epochs (validation included).
   streamed fit took {stream_total:.0f} s against the in-memory fit's {memory_total:.0f} s on the
   same rows: its one statistics pass costs less than reading and preparing the whole table.
 - Peak RSS of the streaming fit grows by a factor of **{rss_ratio:.2f}** from the small to the large
-  table (5x the rows): it does not depend on the row count. The in-memory path holds the table,
-  its float32 encoding and the split views.
+  table (5x the rows; target: under 1.5 GB). What grows is the outputs and labels held for the
+  final validation and test metrics (24 bytes per row here, and numpy's copies of them in the
+  metric functions), bounded by `--metric-rows` (1 000 000 per split by default): beyond that
+  the memory does not depend on the row count. The in-memory path holds the table, its float32
+  encoding and the split views.
 - The figures come from a machine shared with other jobs (load average often above the core
   count): the times vary by tens of percent between runs; the memory figures do not.
 """

@@ -347,3 +347,18 @@ def test_class_labels_looked_up_as_numbers_match_their_text_keys() -> None:
     assert enc.encode(ints)[0][:, 0].tolist() == [0, 1, 1, 0]
     with pytest.raises(PolytaskError, match="class '5'"):
         enc.encode(pd.Series([3, 5], dtype=np.int8).to_frame("c"))
+
+
+def test_prefetch_keeps_order_and_raises_the_producers_error() -> None:
+    from polytask.data.streaming import prefetch
+
+    assert list(prefetch(iter(range(50)), 2)) == list(range(50)) == list(prefetch(iter(range(50)), 0))
+
+    def broken():  # type: ignore[no-untyped-def]
+        yield 1
+        raise PolytaskError("file 'x' could not be read")
+
+    with pytest.raises(PolytaskError, match="file 'x'"):
+        list(prefetch(broken(), 2))
+    first = next(prefetch(iter(range(10**6)), 2))  # abandoned early: the producer thread stops
+    assert first == 0

@@ -4,7 +4,8 @@ for files read as a stream (``polytask fit DATA --stream``).
 The table is prepared in one pass (:func:`polytask.data.streaming.prepare_stream`), the network
 trains on a ``DataLoader`` over the shuffled training batches with early stopping on the
 streamed validation rows (:mod:`polytask.training.loader`), and the validation and test metrics
-are computed streaming the rows again. The result is a :class:`~polytask.fitted.FittedModel`
+are computed streaming the rows again (on the first ``StreamConfig.metric_rows`` rows of each
+split, so that memory stays bounded: every row of a smaller split). The result is a :class:`~polytask.fitted.FittedModel`
 like any other (same model directory, loaded by ``polytask predict`` unchanged); its summary
 records the split (``summary["split"]``: method, seed, fractions, rows per split, files).
 """
@@ -46,10 +47,12 @@ class StreamFit:
 
 
 def streamed_metrics(trainer: Trainer, prepared: StreamPrepared, split: str, batch_size: int) -> dict[str, dict[str, float]]:
-    """Per-task metrics of the trainer's network on the rows of ``split``, streamed."""
+    """Per-task metrics of the trainer's network on the first ``metric_rows`` rows of ``split``
+    (all of a smaller split), streamed: only their outputs and labels are held."""
     if prepared.rows[split] == 0:
         return {}
-    _, labels, outputs = stream_losses(trainer, prepared.loader(split, batch_size, shuffle=False))
+    loader = prepared.loader(split, batch_size, shuffle=False)
+    _, labels, outputs = stream_losses(trainer, loader, keep=prepared.config.metric_rows)
     if labels is None or outputs is None:
         return {}
     raw = trainer.loss_plan().layout.split(outputs)

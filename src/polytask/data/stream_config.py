@@ -28,16 +28,23 @@ class StreamConfig:
     shuffle_buffer: int = option(65536, in_sklearn=False,
                                  help="With --stream: rows shuffled together in the seeded buffer (1: file order).")
     read_rows: int = option(65536, in_sklearn=False, help="With --stream: rows per record batch read.")
+    prefetch: int = option(2, in_sklearn=False,
+                           help="With --stream: record batches read and encoded ahead by a background thread "
+                                "while the network trains (0: none).")
     median_sample: int = option(100_000, in_sklearn=False,
                                 help="With --stream: values kept per column for its median (exact up to this many).")
+    metric_rows: int = option(1_000_000, in_sklearn=False,
+                              help="With --stream: validation and test metrics on at most this many rows of each "
+                                   "split (file order; the outputs and labels are held for them).")
     role_rows: int = option(100_000, in_sklearn=False,
                             help="With --stream: first rows read to infer column roles and task kinds.")
 
     def __post_init__(self) -> None:
-        for name in ("shuffle_buffer", "read_rows", "median_sample", "role_rows"):
+        for name, least in (("shuffle_buffer", 1), ("read_rows", 1), ("median_sample", 1), ("role_rows", 1), ("metric_rows", 1),
+                            ("prefetch", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise PolytaskError(f"--{name.replace('_', '-')} must be a whole number of at least 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise PolytaskError(f"--{name.replace('_', '-')} must be a whole number of at least {least}, got {value!r}")
         if self.row_id and self.split_column:
             raise PolytaskError("give --row-id or --split-column, not both")
 

@@ -22,6 +22,8 @@ workers, worker ``k`` of ``n`` reads record batches ``k, k + n, ...``.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,7 +239,7 @@ class StreamDataset(IterableDataset):
         rng = self._generator()
         held: list[TaskTensors] = []
         n_held = 0
-        for chunk in self.encoded():
+        for chunk in prefetch(self.encoded(), self.prepared.config.prefetch):
             held.append(chunk)
             n_held += len(chunk)
             if n_held >= capacity:
@@ -255,6 +257,52 @@ class StreamDataset(IterableDataset):
         """The held rows as one block, permuted when shuffling (one gather; batches are views)."""
         buffer = _concat(held)
         return buffer.subset(torch.randperm(len(buffer), generator=rng)) if self.shuffle else buffer
+
+
+def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items`` produced by a background thread up to ``depth`` ahead (0: in this thread).
+
+    Reading Parquet and most of numpy's work release the GIL, so the next record batches are
+    read and encoded while the network trains on the current one; memory grows by ``depth``
+    encoded record batches. An exception in the producer is raised here."""
+    if depth < 1:
+        yield from items
+        return
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            box.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="polytask-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                box.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
 
 
 def _concat(parts: list[TaskTensors]) -> TaskTensors:

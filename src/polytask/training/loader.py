@@ -19,8 +19,8 @@ Each epoch trains on the loader's batches in its order (``set_epoch(epoch)`` is 
 dataset or sampler that has it, as PyTorch's samplers expect), then streams the validation
 loader: the loss of task ``t`` is ``sum_b L_t,b c_t,b / sum_b c_t,b`` with ``c_t,b`` its labelled
 entries in batch ``b`` (the mean over every labelled entry, equal to the loss on the whole
-validation set at once); metrics are computed on the concatenated outputs and targets (only
-outputs and labels are held, never the features). Early stopping, callbacks and the history are
+validation set at once); metrics, when ``val_metrics`` asks for them, are computed on the
+concatenated outputs and targets (only outputs and labels are held, never the features). Early stopping, callbacks and the history are
 the trainer's own. Resuming from a checkpoint needs the tensors themselves and is refused.
 """
 
@@ -104,11 +104,16 @@ def train_epoch(trainer: "Trainer", loader: Iterable[Any], epoch: int) -> dict[s
             "weights": dict(zip(trainer.task_names, (weight_sum / steps).tolist()))}
 
 
-def stream_losses(trainer: "Trainer", loader: Iterable[Any]) -> tuple[dict[str, float], PackedTensors | None, torch.Tensor | None]:
+def stream_losses(trainer: "Trainer", loader: Iterable[Any],
+                  keep: int | None = None) -> tuple[dict[str, float], PackedTensors | None, torch.Tensor | None]:
     """Each task's loss over every batch of ``loader`` (see the module docstring), with the
-    concatenated labels (a ``PackedTensors`` without features) and outputs."""
+    labels (a ``PackedTensors`` without features) and outputs of the first ``keep`` rows
+    (None: all; 0: none, and None returned for both). A task whose loss is not finite although
+    it has labels raises :class:`NonFiniteLossError`."""
     num = den = None
-    ys, outs = [], []
+    ys: list[torch.Tensor] = []
+    outs: list[torch.Tensor] = []
+    kept = 0
     plan = None
     network, was_training = trainer.network, trainer.network.training
     network.eval()
@@ -122,14 +127,22 @@ def stream_losses(trainer: "Trainer", loader: Iterable[Any]) -> tuple[dict[str, 
                 part = plan(outputs, batch.y, batch.m) * counts.clamp(min=1.0)
                 num = part if num is None else num + part
                 den = counts if den is None else den + counts
-                ys.append(batch.ym)
-                outs.append(outputs)
+                room = len(outputs) if keep is None else min(len(outputs), keep - kept)
+                if room > 0:
+                    ys.append(batch.ym[:room])
+                    outs.append(outputs[:room])
+                    kept += room
     finally:
         network.train(was_training)
     if num is None or plan is None:
         return {n: math.nan for n in trainer.task_names}, None, None
     values = (num / den.clamp(min=1.0)).tolist()
     losses = {n: (float(v) if c > 0 else math.nan) for n, v, c in zip(trainer.task_names, values, den.tolist())}
+    bad = [n for n, v, c in zip(trainer.task_names, values, den.tolist()) if c > 0 and not math.isfinite(v)]
+    if bad:
+        raise NonFiniteLossError(bad[0], trainer.epoch, losses[bad[0]])
+    if not ys:
+        return losses, None, None
     labels = PackedTensors(torch.empty(sum(len(y) for y in ys), 0), torch.cat(ys), plan)
     return losses, labels, torch.cat(outs)
 
@@ -161,14 +174,11 @@ def _run_epoch(trainer: "Trainer", train: Iterable[Any], val: Iterable[Any] | No
     logs = train_epoch(trainer, train, epoch)
     val_loss = {n: math.nan for n in trainer.task_names}
     if val is not None:
-        val_loss, labels, outputs = stream_losses(trainer, val)
+        metrics = trainer.encoders is not None and bool(trainer.config.val_metrics)
+        val_loss, labels, outputs = stream_losses(trainer, val, keep=None if metrics else 0)
+        logs["val_loss"] = val_loss
         if labels is not None and outputs is not None:
-            for name, value in val_loss.items():
-                if not math.isfinite(value) and bool(labels.masks[name].any()):
-                    raise NonFiniteLossError(name, epoch, value)
-            logs["val_loss"] = val_loss
-            layout = trainer.loss_plan().layout
-            logs["val_metrics"] = trainer._val_metrics(layout.split(outputs), labels)
+            logs["val_metrics"] = trainer._val_metrics(trainer.loss_plan().layout.split(outputs), labels)
     logs["improved"] = trainer.stopping.update(epoch, val_loss, trainer.network)
     trainer.history.append(logs)
     trainer.epoch = epoch + 1
