@@ -179,12 +179,7 @@ def _run_epoch(trainer: "Trainer", train: Iterable[Any], val: Iterable[Any] | No
         logs["val_loss"] = val_loss
         if labels is not None and outputs is not None:
             logs["val_metrics"] = trainer._val_metrics(trainer.loss_plan().layout.split(outputs), labels)
-    logs["improved"] = trainer.stopping.update(epoch, val_loss, trainer.network)
-    trainer.history.append(logs)
-    trainer.epoch = epoch + 1
-    trainer.finished = trainer.stopping.should_stop
-    for cb in trainer.callbacks:
-        cb.on_epoch_end(trainer, epoch, logs)
+    trainer.end_epoch(epoch, val_loss, logs)
 
 
 __all__ = ["as_task_batch", "fit_loaders", "stream_losses", "train_epoch"]

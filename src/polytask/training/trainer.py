@@ -332,14 +332,17 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_epoch_start(self, epoch)
         logs = self._train_epoch(train, epoch)
-        val_loss = self._validate(val, epoch, logs)
+        self.end_epoch(epoch, self._validate(val, epoch, logs), logs)
+        return logs
+
+    def end_epoch(self, epoch: int, val_loss: dict[str, float], logs: dict[str, Any]) -> None:
+        """After an epoch's training and validation: early stopping, the history, the epoch hooks."""
         logs["improved"] = self.stopping.update(epoch, val_loss, self.network)
         self.history.append(logs)
         self.epoch = epoch + 1
         self.finished = self.stopping.should_stop
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, logs)
-        return logs
 
     def _packed_losses(self, outputs: torch.Tensor, data: PackedTensors) -> dict[str, float]:
         """Masked loss of each task (NaN for a task with no label in ``data``)."""
