@@ -21,7 +21,7 @@ from polytask.version import __version__
 from polytask.errors import PolytaskError
 
 #: Modules of ``polytask.cli`` that hold helpers rather than a command.
-HELPER_MODULES: frozenset[str] = frozenset({"common", "options"})
+HELPER_MODULES: frozenset[str] = frozenset({"common", "options", "stream_fit"})
 
 #: The entry-point group of commands that other packages (the lab) add to ``polytask``.
 PLUGIN_GROUP = "polytask.commands"

@@ -9,15 +9,19 @@ import click
 
 from polytask.cli.common import console, emit_json, output_options, print_warnings
 from polytask.cli.options import (
-    aux_options, aux_schedule, data_config, data_options, load_problem, network_options, network_spec, train_config,
-    training_options,
+    aux_options, aux_schedule, data_config, data_options, load_problem, network_options, network_spec, options_of,
+    train_config, training_options,
 )
+from polytask.data.stream_config import StreamConfig
 from polytask.errors import PolytaskError
+
+stream_options = options_of(StreamConfig)
 
 
 @click.command("fit")
-@click.argument("data", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path())
 @data_options
+@stream_options
 @network_options
 @training_options
 @aux_options
@@ -45,6 +49,9 @@ def command(
 ) -> None:
     """Train a multi-task network on DATA (CSV or Parquet) and save it to --out.
 
+    With --stream, DATA may also be a directory of Parquet (or CSV) files; it is read in record
+    batches, never whole, and the split is decided per row (--row-id, --split-column).
+
     The model directory holds the MTL model (and, with --stl, the STL baseline in OUT/stl) plus
     history.csv and report.json with validation and test metrics. OUT must be new, empty or a
     polytask model directory (checked before training); files of yours in it are kept. A failed
@@ -67,6 +74,13 @@ def command(
     callbacks = {run: ([ProgressCallback(run.upper())] if show else []) + [logger_from_spec(s, run) for s in specs]
                  for run in ("mtl", "stl")}
     _check_outputs(out_dir, stl, checkpoint_dir, [*callbacks["mtl"], *(callbacks["stl"] if stl else [])])
+    if o["stream"]:
+        from polytask.cli.stream_fit import stream_command
+
+        return stream_command(data, out_dir, callbacks["mtl"], as_json, quiet,
+                              {**o, "stl": stl, "checkpoint_dir": checkpoint_dir, "resume": resume})
+    if Path(data).is_dir():
+        raise PolytaskError(f"'{data}' is a directory: give --stream to train on a directory of Parquet files")
     problem = load_problem(data, o)
     config, spec, data_settings = train_config(o), network_spec(o), data_config(o)
     setups = _setups(o, problem.aux, checkpoint_dir, resume, stl, match_params)

@@ -250,14 +250,7 @@ def load_problem(data: str, o: dict[str, Any]) -> Problem:
     from polytask.data import from_task_column, read_table
 
     frame = read_table(data)
-    targets, aux = list(o["targets"]), list(o["aux"])
-    kinds = {k: str(v) for k, v in parse_assignments(o["kinds"], "--kind").items()}
-    weights = {}
-    for k, v in parse_assignments(o["weights"], "--weight").items():
-        try:
-            weights[k] = float(v)
-        except (TypeError, ValueError):
-            raise PolytaskError(f"--weight {k} expects a number, got {v!r}") from None
+    targets, aux, kinds, weights = _task_options(o)
     if o.get("task_column"):
         if len(targets) != 1:
             raise PolytaskError("--task-column takes exactly one --target (the label column)")
@@ -266,3 +259,21 @@ def load_problem(data: str, o: dict[str, Any]) -> Problem:
         if kind:
             kinds.update({t: kind for t in targets})
     return Problem(frame, Targets(tuple(targets), tuple(aux), kinds, weights))
+
+
+def task_targets(o: dict[str, Any]) -> Targets:
+    """The ``Targets`` the task options name (``--target``, ``--aux``, ``--kind``, ``--weight``)."""
+    targets, aux, kinds, weights = _task_options(o)
+    return Targets(tuple(targets), tuple(aux), kinds, weights)
+
+
+def _task_options(o: dict[str, Any]) -> tuple[list[str], list[str], dict[str, str], dict[str, float]]:
+    targets, aux = list(o["targets"]), list(o["aux"])
+    kinds = {k: str(v) for k, v in parse_assignments(o["kinds"], "--kind").items()}
+    weights = {}
+    for k, v in parse_assignments(o["weights"], "--weight").items():
+        try:
+            weights[k] = float(v)
+        except (TypeError, ValueError):
+            raise PolytaskError(f"--weight {k} expects a number, got {v!r}") from None
+    return targets, aux, kinds, weights

@@ -186,7 +186,11 @@ class FeaturePreprocessor:
 
     def _fit_categories(self, col: str, s: pd.Series) -> str | None:
         miss = missing_cells(s)
-        counts = category_text(s[~miss]).value_counts()
+        return self.fit_vocabulary(col, category_text(s[~miss]).value_counts(), bool(miss.any()))
+
+    def fit_vocabulary(self, col: str, counts: pd.Series, any_missing: bool) -> str | None:
+        """Fit categorical column ``col`` from its training ``counts`` (``{category text: rows}``):
+        the ``max_categories`` rule; the reason it is constant, or None."""
         if len(counts) == 0:
             return "no value in the training rows"
         if len(counts) <= self.max_categories:
@@ -196,7 +200,7 @@ class FeaturePreprocessor:
             self.categorical_[col] = sorted(k for k, _ in ranked[: self.max_categories - 1])
             rare = sorted(k for k, _ in ranked[self.max_categories - 1 :])
             self.other_[col] = {"values": rare[:_RARE_STORED], "complete": len(rare) <= _RARE_STORED, "count": len(rare)}
-        if len(counts) == 1 and not miss.any():
+        if len(counts) == 1 and not any_missing:
             return f"always {counts.index[0]!r} in the training rows"
         return None
 

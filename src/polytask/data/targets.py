@@ -309,8 +309,7 @@ class TargetEncoder:
             col = self.task.columns[0]
             s = frame[col]
             miss = _missing(s)
-            keys = pd.Index([str(_plain(c)) for c in self.classes_], dtype=object)
-            codes = keys.get_indexer(class_keys(s).astype(object))
+            codes = self._class_codes(s)
             unknown = (codes < 0) & ~miss
             if unknown.any():
                 pos = int(np.flatnonzero(unknown)[0])
@@ -324,6 +323,18 @@ class TargetEncoder:
         if kind == "regression":
             y = (y - np.asarray(self.mean_)) / np.asarray(self.std_)
         return np.where(m, y, 0.0).astype(np.float32), m
+
+    def _class_codes(self, s: pd.Series) -> np.ndarray:
+        """Each cell's class index (-1 for a missing or unknown label). Numbers are looked up as
+        numbers when every class is one (as their text keys would match them, without writing
+        every cell as text); anything else by its text key (:func:`class_keys`)."""
+        numbers = [c for c in self.classes_ if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        numeric = (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+                   and len(numbers) == len(self.classes_) and len({float(c) for c in numbers}) == len(numbers))
+        if numeric:
+            return pd.Index(np.asarray(numbers, dtype=np.float64)).get_indexer(s.to_numpy(dtype=np.float64, na_value=np.nan))
+        keys = pd.Index([str(_plain(c)) for c in self.classes_], dtype=object)
+        return keys.get_indexer(class_keys(s).astype(object))
 
     def decode(self, output: np.ndarray) -> dict[str, np.ndarray]:
         """Map raw network outputs (logits or standardized values) to user-facing predictions.

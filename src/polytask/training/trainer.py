@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -332,14 +332,17 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_epoch_start(self, epoch)
         logs = self._train_epoch(train, epoch)
-        val_loss = self._validate(val, epoch, logs)
+        self.end_epoch(epoch, self._validate(val, epoch, logs), logs)
+        return logs
+
+    def end_epoch(self, epoch: int, val_loss: dict[str, float], logs: dict[str, Any]) -> None:
+        """After an epoch's training and validation: early stopping, the history, the epoch hooks."""
         logs["improved"] = self.stopping.update(epoch, val_loss, self.network)
         self.history.append(logs)
         self.epoch = epoch + 1
         self.finished = self.stopping.should_stop
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, logs)
-        return logs
 
     def _packed_losses(self, outputs: torch.Tensor, data: PackedTensors) -> dict[str, float]:
         """Masked loss of each task (NaN for a task with no label in ``data``)."""
@@ -367,12 +370,17 @@ class Trainer:
         }
 
     # -- the run -----------------------------------------------------------------------------
-    def fit(self, train: TaskTensors, val: TaskTensors | None = None, resume_from: str | Path | None = None) -> TrainResult:
+    def fit(self, train: TaskTensors | Iterable[Any], val: TaskTensors | Iterable[Any] | None = None,
+            resume_from: str | Path | None = None) -> TrainResult:
         """Train; validation data drives early stopping (without it, the last epoch is kept).
 
+        ``train`` and ``val`` are tensors, or any iterables of batches such as a ``DataLoader``
+        (the batch format is in :mod:`polytask.training.loader`).
         ``resume_from``: a checkpoint directory; training continues from its state, exactly
         as the uninterrupted run would have (a run that had stopped early stays stopped).
         """
+        if not isinstance(train, TaskTensors):
+            return self._fit_loaders(train, val, resume_from)
         if len(train) == 0:
             raise PolytaskError("no training rows")
         train = train.to(self.device)
@@ -398,6 +406,17 @@ class Trainer:
                 for cb in self.callbacks:
                     cb.on_fit_end(self)
         return self.result()
+
+    def _fit_loaders(self, train: Iterable[Any], val: Any, resume_from: str | Path | None) -> TrainResult:
+        from polytask.training.loader import fit_loaders
+
+        if resume_from is not None:
+            raise PolytaskError("resuming from a checkpoint needs the training tensors, not a loader")
+        if isinstance(val, TaskTensors):
+            val = [val] if len(val) else None
+        threads = self.config.threads if self.config.threads is not None else default_threads(self.network)
+        with torch_threads(threads if self.device.type == "cpu" else None):
+            return fit_loaders(self, train, val)
 
     def result(self) -> TrainResult:
         return TrainResult(

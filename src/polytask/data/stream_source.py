@@ -1,0 +1,176 @@
+"""A table too large for memory, read as Arrow record batches: one Parquet file, a directory of
+Parquet files, or CSV files (pyarrow's streaming CSV reader, more slowly).
+
+:meth:`StreamSource.batches` yields ``(file index, first row's position in the file, batch)``,
+so every row has a stable address (file name, row in file) that a split can hash. The files of
+a directory are read in name order and must share one schema (names and types), checked from
+their metadata before any data is read; CSV files are read with the types of the first file's
+first block. Each batch is converted to pandas as :func:`polytask.data.reading.read_parquet`
+does (floats as float32 unless beyond float32's range), so the encoders see the same values as
+on the in-memory path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from polytask.errors import PolytaskError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """The files of one table and their common schema (``names``, ``schema``)."""
+
+    root: Path
+    files: tuple[Path, ...]
+    kind: str  # parquet or csv
+    schema: pa.Schema
+
+    @classmethod
+    def open(cls, path: str | Path) -> "StreamSource":
+        """The files at ``path`` (a file or a directory), their schema checked to agree."""
+        root = Path(path)
+        if not root.exists():
+            raise PolytaskError(f"'{root}' does not exist")
+        files = _listing(root)
+        kind = "parquet" if files[0].suffix.lower() in PARQUET_SUFFIXES else "csv"
+        schema = _parquet_schema(files) if kind == "parquet" else _csv_schema(files[0])
+        return cls(root, tuple(files), kind, schema)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.schema.names)
+
+    def where(self, file_index: int) -> str:
+        return f"file '{self.files[file_index]}'"
+
+    def count_rows(self) -> int | None:
+        """Rows in all files from the Parquet metadata (None for CSV)."""
+        if self.kind != "parquet":
+            return None
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
+
+    def check_columns(self, columns: Sequence[str], what: str) -> None:
+        """Refuse a named column the files do not have, naming the first file."""
+        absent = [c for c in columns if c not in self.schema.names]
+        if absent:
+            raise PolytaskError(f"{what} column '{absent[0]}' is not in {self.where(0)}")
+
+    def batches(self, columns: Sequence[str], rows: int) -> Iterator[tuple[int, int, pa.RecordBatch]]:
+        """``(file index, position of the batch's first row in its file, batch)`` of ``columns``."""
+        for i, path in enumerate(self.files):
+            offset = 0
+            try:
+                for batch in self._file_batches(path, list(columns), rows):
+                    if batch.num_rows:
+                        yield i, offset, batch
+                        offset += batch.num_rows
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise PolytaskError(f"{self.where(i)} could not be read as {self.kind}: {_first_line(exc)}") from None
+
+    def _file_batches(self, path: Path, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+        if self.kind == "parquet":
+            yield from pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns, use_pandas_metadata=False)
+            return
+        convert = pacsv.ConvertOptions(column_types=self.schema, include_columns=columns)
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22),
+                                parse_options=pacsv.ParseOptions(delimiter=_delimiter(path)), convert_options=convert)
+        for batch in reader:
+            for start in range(0, batch.num_rows, rows):
+                yield batch.slice(start, rows)
+
+
+def _listing(root: Path) -> list[Path]:
+    if root.is_file():
+        suffix = root.suffix.lower()
+        if suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
+            raise PolytaskError(f"file '{root}': unsupported format '{suffix}' for --stream (use .parquet or .csv)")
+        return [root]
+    entries = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+    parquet = [p for p in entries if p.suffix.lower() in PARQUET_SUFFIXES]
+    csv = [p for p in entries if p.suffix.lower() in CSV_SUFFIXES]
+    if parquet and csv:
+        raise PolytaskError(f"directory '{root}' holds both Parquet and CSV files ('{parquet[0].name}', "
+                            f"'{csv[0].name}'); keep one format")
+    if not parquet and not csv:
+        raise PolytaskError(f"directory '{root}' holds no Parquet or CSV files")
+    return parquet or csv
+
+
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema without pandas' metadata and index columns."""
+    meta = schema.pandas_metadata or {}
+    index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+    return pa.schema([f for f in schema if f.name not in index])
+
+
+def _parquet_schema(files: list[Path]) -> pa.Schema:
+    first: pa.Schema | None = None
+    for path in files:
+        try:
+            schema = _plain_schema(pq.read_schema(path))
+        except (pa.ArrowException, OSError) as exc:
+            raise PolytaskError(f"file '{path}' could not be read as parquet: {_first_line(exc)}") from None
+        if first is None:
+            first = schema
+            continue
+        if schema.names != first.names:
+            extra = sorted(set(schema.names) ^ set(first.names))
+            which = f"column '{extra[0]}'" if extra else "the column order"
+            raise PolytaskError(f"file '{path}' has other columns than '{files[0]}' ({which} differs); "
+                                "every file of a directory must have the same columns")
+        for a, b in zip(schema, first):
+            if not a.type.equals(b.type):
+                raise PolytaskError(f"file '{path}': column '{a.name}' is {a.type}, but {b.type} in '{files[0]}'; "
+                                    "every file of a directory must have the same column types")
+    assert first is not None
+    if len(first.names) == 0:
+        raise PolytaskError(f"file '{files[0]}' has no columns")
+    return first
+
+
+def _delimiter(path: Path) -> str:
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def _csv_schema(path: Path) -> pa.Schema:
+    """The column types pyarrow infers from the first block of the first CSV file."""
+    try:
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22),
+                                parse_options=pacsv.ParseOptions(delimiter=_delimiter(path)))
+        return reader.schema
+    except (pa.ArrowException, OSError) as exc:
+        raise PolytaskError(f"file '{path}' could not be read as csv: {_first_line(exc)}") from None
+
+
+def batch_frame(batch: pa.RecordBatch) -> pd.DataFrame:
+    """A record batch as pandas, floats as float32 where they fit (as the in-memory reader)."""
+    frame = batch.to_pandas(date_as_object=False, self_destruct=False)
+    for name in frame.columns:
+        s = frame[name]
+        if s.dtype == np.float64:
+            x = s.to_numpy()
+            finite = x[np.isfinite(x)]
+            if finite.size == 0 or float(np.abs(finite).max()) <= _FLOAT32_MAX:
+                frame[name] = x.astype(np.float32)
+    return frame
+
+
+__all__ = ["StreamSource", "batch_frame"]
