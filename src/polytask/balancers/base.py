@@ -23,6 +23,41 @@ import torch
 from torch import nn
 
 
+class Reducer:
+    """Collective operations across the processes of a data-parallel run, for the methods that
+    need global quantities; this base class is the single process (every operation the identity).
+
+    Under data parallelism each process holds a shard of the global batch, and ``ctx.losses``
+    carries the *global* loss values with gradients that reach only this process's rows: a
+    local backward pass gives this process's *contribution* to a gradient, and the trainer adds
+    the contributions of the parameters' ``.grad`` over processes after the balancer. A method
+    that needs a global per-task quantity (a Jacobian, a Gramian, a gradient norm) adds it with
+    :meth:`sum`; one that computes a global update vector itself contributes :meth:`share` of it.
+    """
+
+    #: Number of processes and this process's index.
+    world_size: int = 1
+    rank: int = 0
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The element-wise sum of ``tensor`` over processes (the same on every process)."""
+        return tensor
+
+    def gather(self, tensor: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, slice]:
+        """Every process's ``tensor`` concatenated along ``dim`` in rank order (sizes along
+        ``dim`` may differ), and the slice of that dimension that is this process's own."""
+        return tensor, slice(0, tensor.shape[dim])
+
+    def share(self, tensor: torch.Tensor) -> torch.Tensor:
+        """This process's contribution to a global update known on every process (its sum over
+        processes is ``tensor``)."""
+        return tensor if self.world_size == 1 else tensor / self.world_size
+
+
+#: The single-process reducer.
+LOCAL = Reducer()
+
+
 @dataclass
 class StepContext:
     """What a balancer may use at one step.
@@ -35,6 +70,7 @@ class StepContext:
         representation: the shared representation ``z`` (attached to the graph), or None.
         last_shared_params: the last shared layer (GradNorm's reference layer).
         step: global step index (0-based); epoch: epoch index (0-based).
+        reducer: collective operations across data-parallel processes (:class:`Reducer`).
     """
 
     losses: torch.Tensor
@@ -45,6 +81,7 @@ class StepContext:
     last_shared_params: list[nn.Parameter] = field(default_factory=list)
     step: int = 0
     epoch: int = 0
+    reducer: Reducer = LOCAL
 
 
 class Balancer(ABC):

@@ -70,9 +70,9 @@ class DualBalancing(Balancer):
         task_params = [p for t in ctx.task_names for p in ctx.task_params.get(t, [])]
         n_tasks = log_losses.shape[0]
         if shared:
-            grads = per_task_gradients(log_losses, shared, retain_graph=bool(task_params))
+            grads = ctx.reducer.sum(per_task_gradients(log_losses, shared, retain_graph=bool(task_params)))
             combined, alpha = self.combine(grads)
-            accumulate_flat_gradient(shared, combined)
+            accumulate_flat_gradient(shared, ctx.reducer.share(combined))
         else:
             alpha = torch.ones(n_tasks, dtype=log_losses.dtype, device=log_losses.device)
         if task_params:

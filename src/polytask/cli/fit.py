@@ -51,6 +51,7 @@ def command(
     from polytask.io import check_output_directory
     from polytask.models.capacity import capacity_report
     from polytask.training.callbacks import ProgressCallback
+    from polytask.training.distributed import is_main_process
     from polytask.training.tracking import logger_from_spec
 
     from polytask.workflow import fit
@@ -62,11 +63,13 @@ def command(
     problem = load_problem(data, o)
     config, spec, data_settings = train_config(o), network_spec(o), data_config(o)
     setups = _setups(o, problem.aux, checkpoint_dir, resume, stl, match_params)
-    show = not (quiet or as_json)
+    show = not (quiet or as_json) and is_main_process()
     specs = [*logs, *([f"jsonl:{log_file}"] if log_file else [])]
     callbacks = {run: ([ProgressCallback(run.upper())] if show else []) + [logger_from_spec(s, run) for s in specs]
                  for run in ("mtl", "stl")}
     report = fit(problem.frame, problem.targets, spec, config, data_config=data_settings, setups=setups, callbacks=callbacks)
+    if not is_main_process():  # data parallel (torchrun): the first process writes and reports
+        return
     summary = report.to_dict()
     summary["controls"] = report.mtl.summary["controls"]
     stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from polytask.balancers import Balancer, StepContext, get as get_balancer
+from polytask.balancers.base import LOCAL
 from polytask.data.targets import TargetEncoder
 from polytask.data.tensors import TaskTensors
 from polytask.errors import DivergedLossError, NonFiniteLossError, PolytaskError
@@ -39,6 +40,7 @@ from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task
 from polytask.training.callbacks import Callback
 from polytask.training.checkpoint import fingerprint, load_checkpoint
+from polytask.training import distributed
 from polytask.training.config import TrainConfig
 from polytask.training.early_stopping import EarlyStopping
 from polytask.training.optim import make_optimizer, make_scheduler
@@ -139,8 +141,12 @@ class Trainer:
         shared_lr_scale: float = 1.0,
     ) -> None:
         self.config = config or TrainConfig()
-        self.device = resolve_device(self.config.device)
+        self.device = distributed.process_device(resolve_device(self.config.device))
         self.network = network.to(self.device)
+        #: The data-parallel group (training/distributed.py), or None in a single process.
+        self.parallel = distributed.join(self.device)
+        if self.parallel is not None:
+            self.parallel.broadcast(self.network)
         self.tasks = list(tasks)
         self.task_names = [t.name for t in self.tasks]
         missing = [n for n in self.task_names if n not in network.task_names]
@@ -151,7 +157,8 @@ class Trainer:
         self.balancer.setup(self.task_names)
         for p in self.balancer.parameters():
             p.data = p.data.to(self.device)
-        self.callbacks = list(callbacks)
+        main = self.parallel is None or self.parallel.rank == 0
+        self.callbacks = [cb for cb in callbacks if main or not cb.main_process_only]
         self.shared_lr_scale = float(shared_lr_scale)
         self.alphas = torch.tensor([t.weight for t in self.tasks], device=self.device)
         self.step = 0  # optimizer steps taken
@@ -170,6 +177,7 @@ class Trainer:
         )
         # what every step hands the balancer, built once
         self._decay = [p for _, p in self.network.named_parameters() if p.ndim > 1]
+        self._params = list(self.network.parameters())
         self._shared = list(self.network.shared_parameters())
         self._task_params = {t: list(self.network.task_parameters(t)) for t in self.task_names}
         self._last_shared = list(self.network.last_shared_parameters())
@@ -223,7 +231,8 @@ class Trainer:
         plan = self.loss_plan(x)
         if layout is not plan.layout and layout != plan.layout:
             raise PolytaskError("the network's output layout changed during training")
-        raw = plan(outputs, y, m)
+        # data parallel: global loss values, gradients through this shard (training/distributed.py)
+        raw = plan(outputs, y, m) if self.parallel is None else self.parallel.losses(*plan.sums(outputs, y, m))[0]
         ctx = StepContext(
             losses=raw * self.alphas,
             task_names=self.task_names,
@@ -233,6 +242,7 @@ class Trainer:
             last_shared_params=self._last_shared,
             step=self.step,
             epoch=epoch,
+            reducer=self.parallel or LOCAL,
         )
         return ctx, raw
 
@@ -259,6 +269,8 @@ class Trainer:
             cb.on_before_backward(self, ctx)
         self.optimizer.zero_grad(set_to_none=True)
         weights = self.balancer.backward(ctx)
+        if self.parallel is not None:
+            self.parallel.reduce_gradients(self._params)
         self._add_regularisers()
         self.optimizer.step()
         if self.scheduler is not None and self.config.scheduler_step == "step":
@@ -288,11 +300,16 @@ class Trainer:
         """This epoch's row indices, batch by batch (a last batch of one row is dropped when
         batch normalization cannot train on it)."""
         order = torch.randperm(n_rows, generator=self.batch_order)
-        size = self.config.batch_size
+        size = self.config.batch_size * self.world_size  # --batch-size is per process
         batches = list(order.split(size))
-        if self._batchnorm and n_rows >= 2 and len(batches[-1]) < 2:
+        if self._batchnorm and n_rows >= 2 and len(batches[-1]) < 2 * self.world_size:
             batches.pop()
-        return batches
+        return batches if self.parallel is None else [self.parallel.shard(b) for b in batches]
+
+    @property
+    def world_size(self) -> int:
+        """How many processes train this network together (1 without data parallelism)."""
+        return 1 if self.parallel is None else self.parallel.world_size
 
     def _train_epoch(self, train: PackedTensors, epoch: int) -> dict[str, Any]:
         self.network.train()
@@ -315,7 +332,7 @@ class Trainer:
     def _validate(self, val: PackedTensors | None, epoch: int, logs: dict[str, Any]) -> dict[str, float]:
         if val is None:
             return {n: math.nan for n in self.task_names}
-        outputs, layout = predict_packed(self.network, val.x)
+        outputs, layout = self._predict_all(val.x)
         val_loss = self._packed_losses(outputs, val)
         for name, value in val_loss.items():
             if not math.isfinite(value) and val.masks[name].any():
@@ -324,11 +341,22 @@ class Trainer:
         logs["val_metrics"] = self._val_metrics(layout.split(outputs), val)
         return val_loss
 
+    def _predict_all(self, x: torch.Tensor) -> tuple[torch.Tensor, OutputLayout]:
+        """Packed outputs of every row of ``x`` (data parallel: each process predicts its shard
+        and the outputs are gathered)."""
+        if self.parallel is None:
+            return predict_packed(self.network, x)
+        rows = self.parallel.shard(torch.arange(x.shape[0], device=x.device))
+        local, layout = predict_packed(self.network, x.index_select(0, rows))
+        return self.parallel.gather(local)[0], layout
+
     def run_epoch(self, train: TaskTensors | PackedTensors, val: TaskTensors | PackedTensors | None) -> dict[str, Any]:
         """Train one epoch, validate, update early stopping and call the epoch hooks."""
         train = train if isinstance(train, PackedTensors) else self.pack(train)
         val = val if val is None or isinstance(val, PackedTensors) else self.pack(val)
         epoch = self.epoch
+        if self.parallel is not None:
+            self.parallel.seed_epoch(self.config.seed, epoch)
         for cb in self.callbacks:
             cb.on_epoch_start(self, epoch)
         logs = self._train_epoch(train, epoch)
@@ -468,6 +496,7 @@ class Trainer:
             "network": {"arch": self.network.arch, "config": self.network.config()},
             "tasks": self.task_names,
             "data": self._fingerprint,
+            "processes": self.world_size,
         }
 
     def resume(self, directory: str | Path) -> None:
@@ -490,5 +519,7 @@ def check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: st
     if saved.get("network") != current["network"]:
         raise PolytaskError(f"{where}: it was made with another network ({saved.get('network', {}).get('arch')} "
                             f"{saved.get('network', {}).get('config')})")
+    if saved.get("processes", 1) != current.get("processes", 1):
+        raise PolytaskError(f"{where}: it was made by {saved.get('processes', 1)} processes, this run has {current.get('processes', 1)}")
     if saved.get("data") is not None and saved.get("data") != current["data"]:
         raise PolytaskError(f"{where}: it was made on other training data (another file, split or seed)")

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import torch
 
 from polytask.autograd_graph import reaches_any
+from polytask.balancers.aggregation import collective
 from polytask.balancers.base import Balancer, StepContext
 from polytask.errors import PolytaskError
 from polytask.gradients import accumulate_own_task_gradients, representation_step, shared_gradients
@@ -91,6 +92,8 @@ class GradientAggregator(Balancer):
                     f"balancer '{self.name}' in representation mode needs every shared parameter to reach the losses "
                     "only through the shared representation; use mode=exact for this architecture"
                 )
+            if ctx.reducer.world_size > 1:  # data parallel: global Gramian (collective.py)
+                return collective.representation_backward(self, ctx, task_params)
             info = representation_step(ctx.losses, z, task_params, out=self._buffer)
             if info.dense is not None:
                 self._buffer = info.dense
@@ -99,6 +102,8 @@ class GradientAggregator(Balancer):
             z.backward(direction.detach())
             return w.detach().float()
         separates = self._separates(ctx) if ctx.representation is not None and ctx.representation.grad_fn is not None else None
+        if ctx.reducer.world_size > 1:  # data parallel: global Jacobian (collective.py)
+            return collective.exact_backward(self, ctx, task_params, separates)
         info = shared_gradients(ctx.losses, ctx.shared_params, task_params, ctx.representation, separates)
         jac = info.jacobian() if self.needs_jacobian else None
         w, vector = self.combine(jac, info.gramian)
@@ -124,7 +129,7 @@ class GradientAggregator(Balancer):
         shared = list(ctx.shared_params)
         if shared:
             grads = torch.autograd.grad((w * ctx.losses).sum(), shared, retain_graph=True, allow_unused=True)
-            norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None) or torch.zeros((), dtype=torch.float64)))
+            norm = collective.global_norm(grads, ctx)
             factor = self.clip_factor(norm)
             for p, g in zip(shared, grads):
                 if g is not None:

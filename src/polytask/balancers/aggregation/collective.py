@@ -1,0 +1,68 @@
+"""Gradient aggregation across the processes of a data-parallel run, exact for the global batch.
+
+Each process holds a shard of the global batch; the loss vector carries the global values with
+gradients through this process's rows only (see :class:`polytask.balancers.base.Reducer`), so
+a per-task gradient computed here is this process's *contribution* ``J^r`` and the global
+``J = sum_r J^r``. What each mode adds over processes before the weights are computed:
+
+- ``exact``: ``J`` itself (T x P floats): the Gramian of a sum is not the sum of the Gramians.
+  Every process then has the same ``G = J J^T`` and so the same weights; it contributes
+  ``(J^r)^T w`` (factored, as in one process) or, for a method that returns its own direction
+  ``d`` from ``J``, ``d / world_size``.
+- ``representation``: the rows of ``z`` are split over processes, so ``G = sum_r Z^r (Z^r)^T``
+  (T x T floats); a method that needs ``Z`` itself gathers its rows (T x N x k floats) and each
+  process back-propagates its own rows of the direction.
+
+The trainer then adds the parameters' gradients over processes (P floats, as
+``DistributedDataParallel`` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from polytask.balancers.base import StepContext
+from polytask.gradients import representation_step, shared_gradients
+
+
+def representation_backward(agg: Any, ctx: StepContext, task_params: list[list[torch.nn.Parameter]]) -> torch.Tensor:
+    """One step of ``agg`` in representation mode over the processes of ``ctx.reducer``."""
+    z, reducer = ctx.representation, ctx.reducer
+    assert z is not None
+    info = representation_step(ctx.losses, z, task_params)
+    n_tasks = ctx.losses.shape[0]
+    if agg.needs_jacobian:  # the rows of every process: this process backs its own rows
+        full, mine = reducer.gather(info.jacobian().reshape(n_tasks, z.shape[0], -1), dim=1)
+        w, vector = agg.combine(full.reshape(n_tasks, -1), full.new_zeros((0, 0)))
+        direction = vector.reshape(full.shape[1], -1)[mine].reshape(z.shape)
+    else:
+        w, _ = agg.combine(None, reducer.sum(info.gramian))
+        direction = info.direction(w)
+    z.backward(direction.detach())
+    return w.detach().float()
+
+
+def exact_backward(agg: Any, ctx: StepContext, task_params: list[list[torch.nn.Parameter]],
+                   separates: bool | None) -> torch.Tensor:
+    """One step of ``agg`` in exact mode over the processes of ``ctx.reducer``."""
+    reducer = ctx.reducer
+    info = shared_gradients(ctx.losses, ctx.shared_params, task_params, ctx.representation, separates)
+    jacobian = reducer.sum(info.jacobian())
+    w, vector = agg.combine(jacobian if agg.needs_jacobian else None, jacobian @ jacobian.T)
+    if vector is not None:
+        info.apply_vector(reducer.share(vector))
+    else:
+        info.apply(w)
+    return w.detach().float()
+
+
+def global_norm(grads: Sequence[torch.Tensor | None], ctx: StepContext) -> float:
+    """``||sum_r g^r||`` of per-process gradient contributions ``grads``, in float64."""
+    parts = [g.detach().reshape(-1).double() for g in grads if g is not None]
+    if not parts:
+        return 0.0
+    flat = ctx.reducer.sum(torch.cat(parts)) if ctx.reducer.world_size > 1 else torch.cat(parts)
+    return float(flat.norm())
