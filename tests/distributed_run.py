@@ -9,6 +9,7 @@ spec of :data:`SPECS` in one process group and saves its results in ``OUT/rank{r
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import torch
 from polytask.data.tensors import TaskTensors
 from polytask.models import HardSharing
 from polytask.tasks import Task
-from polytask.training import Trainer
+from polytask.training import CheckpointCallback, Trainer
+from polytask.training.callbacks import Callback
 from polytask.training.config import TrainConfig
 
 #: (balancer, options) pairs: the issue's list, the seeded methods, and the methods that ask
@@ -47,14 +49,15 @@ def problem(n: int, seed: int) -> TaskTensors:
     return TaskTensors(x, targets, masks)
 
 
-def train(name: str, options: dict[str, Any], batch_size: int, epochs: int = 3) -> dict[str, Any]:
+def train(name: str, options: dict[str, Any], batch_size: int, epochs: int = 3, dropout: float = 0.0,
+          callbacks: Sequence[Callback] = (), resume_from: Path | None = None) -> dict[str, Any]:
     """Train from the same start; the network's parameters and the history."""
     torch.manual_seed(0)
-    net = HardSharing(5, {"a": 1, "b": 1, "c": 1}, trunk=(8, 6), head_hidden=(4,)).double()
+    net = HardSharing(5, {"a": 1, "b": 1, "c": 1}, trunk=(8, 6), head_hidden=(4,), dropout=dropout).double()
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=0.02, seed=3, balancer=name, balancer_options=options,
                          early_stopping="joint", patience=5, val_metrics=False)
-    trainer = Trainer(net, TASKS, config=config)
-    result = trainer.fit(problem(150, 1), problem(41, 2))
+    trainer = Trainer(net, TASKS, config=config, callbacks=callbacks)
+    result = trainer.fit(problem(150, 1), problem(41, 2), resume_from=resume_from)
     return {
         "params": {k: v.detach().clone() for k, v in net.state_dict().items()},
         "train_loss": [h["train_loss"] for h in result.history],
@@ -69,6 +72,12 @@ def main(out: str) -> None:
 
     torch.set_num_threads(1)
     results = {key(n, o): train(n, o, batch_size=32) for n, o in SPECS}
+    # resume: 2 epochs with a checkpoint (rank 0 writes it), then on to 4, against 4 at once
+    ckpt = Path(out) / "checkpoint"
+    results["uninterrupted"] = train("famo", {}, 32, epochs=4, dropout=0.2)
+    train("famo", {}, 32, epochs=2, dropout=0.2, callbacks=[CheckpointCallback(ckpt)])
+    dist.barrier()
+    results["resumed"] = train("famo", {}, 32, epochs=4, dropout=0.2, resume_from=ckpt)
     torch.save(results, Path(out) / f"rank{dist.get_rank()}.pt")
     dist.destroy_process_group()
 

@@ -129,7 +129,8 @@ class FAMO(LossWeighting):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         assert self.logits is not None, "setup() was not called"
-        self.logits = state["logits"].detach().clone().to(self.logits.dtype).requires_grad_(True)
+        # the saved dtype (that of the losses it trained with), so a float64 run resumes exactly
+        self.logits = state["logits"].detach().clone().to(self.logits.device).requires_grad_(True)
         self.optimizer = torch.optim.Adam([self.logits], lr=self.lr, weight_decay=self.weight_decay)
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         prev = state.get("previous_losses")

@@ -51,7 +51,7 @@ def command(
     from polytask.io import check_output_directory
     from polytask.models.capacity import capacity_report
     from polytask.training.callbacks import ProgressCallback
-    from polytask.training.distributed import is_main_process
+    from polytask.training.distributed import close, is_main_process
     from polytask.training.tracking import logger_from_spec
 
     from polytask.workflow import fit
@@ -69,6 +69,7 @@ def command(
                  for run in ("mtl", "stl")}
     report = fit(problem.frame, problem.targets, spec, config, data_config=data_settings, setups=setups, callbacks=callbacks)
     if not is_main_process():  # data parallel (torchrun): the first process writes and reports
+        close()
         return
     summary = report.to_dict()
     summary["controls"] = report.mtl.summary["controls"]
@@ -80,6 +81,7 @@ def command(
     con.print(f"saved to {out_dir}")
     if as_json:
         emit_json({"model_dir": str(out_dir), **summary})
+    close()
 
 
 def _setups(o: dict[str, Any], aux: list[str], checkpoint_dir: str | None, resume: bool, stl: bool,
