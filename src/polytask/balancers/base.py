@@ -71,6 +71,10 @@ class StepContext:
         last_shared_params: the last shared layer (GradNorm's reference layer).
         step: global step index (0-based); epoch: epoch index (0-based).
         reducer: collective operations across data-parallel processes (:class:`Reducer`).
+        grad_scale: the factor ``S`` that gradients flowing back from the outputs carry (fp16
+            gradient scaling; 1 otherwise): methods that read gradients divide by it.
+        compiled: the network runs compiled, its autograd graph opaque: gradient information
+            comes from one plain backward pass per task.
     """
 
     losses: torch.Tensor
@@ -82,6 +86,8 @@ class StepContext:
     step: int = 0
     epoch: int = 0
     reducer: Reducer = LOCAL
+    grad_scale: float = 1.0
+    compiled: bool = False
 
 
 class Balancer(ABC):

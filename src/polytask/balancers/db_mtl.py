@@ -24,8 +24,9 @@ from typing import Any
 import torch
 
 from polytask.balancers.base import Balancer, StepContext
+from polytask.balancers.gradient_paths import task_jacobian
 from polytask.balancers.option_checks import real
-from polytask.gradients import accumulate_flat_gradient, accumulate_own_task_gradients, per_task_gradients
+from polytask.gradients import accumulate_flat_gradient, accumulate_own_task_gradients
 
 EPS = 1e-8
 
@@ -70,9 +71,9 @@ class DualBalancing(Balancer):
         task_params = [p for t in ctx.task_names for p in ctx.task_params.get(t, [])]
         n_tasks = log_losses.shape[0]
         if shared:
-            grads = ctx.reducer.sum(per_task_gradients(log_losses, shared, retain_graph=bool(task_params)))
+            grads = ctx.reducer.sum(task_jacobian(ctx, log_losses, shared, retain_graph=bool(task_params)))
             combined, alpha = self.combine(grads)
-            accumulate_flat_gradient(shared, ctx.reducer.share(combined))
+            accumulate_flat_gradient(shared, ctx.reducer.share(combined) * ctx.grad_scale)
         else:
             alpha = torch.ones(n_tasks, dtype=log_losses.dtype, device=log_losses.device)
         if task_params:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from polytask.balancers.base import Balancer, StepContext
+from polytask.balancers.gradient_paths import task_jacobian
 from polytask.balancers.option_checks import real
 from polytask.errors import PolytaskError
 from polytask.gradients import per_task_gradients
@@ -80,7 +81,7 @@ class GradNorm(Balancer):
         init = self.initial_losses.to(values)
         init = torch.where(init > 0, init, values)  # a task first seen with no label starts later
         self.initial_losses = init.clone()
-        grad_norms = ctx.reducer.sum(per_task_gradients(losses, params)).norm(dim=1)  # ||grad_W L_t||, global batch
+        grad_norms = ctx.reducer.sum(task_jacobian(ctx, losses, params)).norm(dim=1)  # ||grad_W L_t||, global batch
         G = w * grad_norms
         ratio = torch.where(init > 0, values / torch.where(init > 0, init, torch.ones_like(init)), torch.ones_like(values))
         relative = ratio / ratio.mean().clamp_min(1e-12)

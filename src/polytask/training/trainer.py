@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +46,11 @@ from polytask.training.config import TrainConfig
 from polytask.training.early_stopping import EarlyStopping
 from polytask.training.optim import make_optimizer, make_scheduler
 from polytask.training.packed import PackedTensors
+from polytask.training.precision import ScaleGradient, autocast, check_precision, compiled, gradient_scaler, widen
 from polytask.training.threads import default_threads, torch_threads
 
 #: Settings that may differ between a checkpoint and the run that resumes it.
-RESUMABLE_CHANGES = ("epochs", "device", "val_metrics", "threads")
+RESUMABLE_CHANGES = ("epochs", "device", "val_metrics", "threads", "compile")
 #: A training loss above this many times its first value (or 1, if larger) means divergence.
 DIVERGENCE_FACTOR = 1e4
 
@@ -171,6 +173,15 @@ class Trainer:
         self._fingerprint: str | None = None
         self.batch_order = torch.Generator().manual_seed(self.config.seed)
         self.optimizer = make_optimizer(self.config, self._parameter_groups())
+        # precision and compilation (training/precision.py)
+        check_precision(self.config.precision, self.device)
+        self.scaler = gradient_scaler(self.config.precision, self.device)
+        self._encode, self._decode = self.network.encode, self.network.decode_packed
+        if self.config.compile:
+            self._encode, self._decode = compiled(self._encode), compiled(self._decode)
+            if self.balancer.requires != "losses":
+                warnings.warn(f"--compile: the gradient engine cannot read a compiled graph; balancer '{self.config.balancer}' "
+                              "takes the exact generic path (one backward pass per task)", stacklevel=2)
         self.scheduler: Any = None
         self.stopping = EarlyStopping(
             self.task_names, [t.name for t in self.tasks if not t.auxiliary], self.config.early_stopping, self.config.patience
@@ -226,8 +237,12 @@ class Trainer:
 
     def packed_context(self, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, epoch: int) -> tuple[StepContext, torch.Tensor]:
         """Forward pass of one batch with packed targets ``y`` and masks ``m``."""
-        z = self.network.encode(x)
-        outputs, layout = self.network.decode_packed(z, x)
+        with autocast(self.config.precision, self.device):
+            z = self._encode(x)
+            outputs, layout = self._decode(z, x)
+        outputs = widen(outputs)
+        if self.scaler is not None:
+            outputs = ScaleGradient.apply(outputs, self.scaler.get_scale())
         plan = self.loss_plan(x)
         if layout is not plan.layout and layout != plan.layout:
             raise PolytaskError("the network's output layout changed during training")
@@ -243,6 +258,8 @@ class Trainer:
             step=self.step,
             epoch=epoch,
             reducer=self.parallel or LOCAL,
+            grad_scale=1.0 if self.scaler is None else float(self.scaler.get_scale()),
+            compiled=self.config.compile,
         )
         return ctx, raw
 
@@ -269,10 +286,20 @@ class Trainer:
             cb.on_before_backward(self, ctx)
         self.optimizer.zero_grad(set_to_none=True)
         weights = self.balancer.backward(ctx)
+        if self.scaler is not None:  # the balancer's own gradients are true ones: unscaling must leave them
+            for p in self.balancer.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(ctx.grad_scale)
         if self.parallel is not None:
             self.parallel.reduce_gradients(self._params)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         self._add_regularisers()
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         if self.scheduler is not None and self.config.scheduler_step == "step":
             self.scheduler.step()
         for cb in self.callbacks:
@@ -453,6 +480,7 @@ class Trainer:
             "progress": {"epoch": self.epoch, "step": self.step, "finished": self.finished},
             "alphas": self.alphas,
             "loss_scale": self._loss_scale,
+            "grad_scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "history": self.history,
             "rng": rng,
             "callbacks": {k: cb.state_dict() for k, cb in zip(callback_keys(self.callbacks), self.callbacks)},
@@ -474,6 +502,8 @@ class Trainer:
         self.alphas = state["alphas"].to(self.device)
         scale = state.get("loss_scale")
         self._loss_scale = None if scale is None else scale.to(self.device)
+        if self.scaler is not None and state.get("grad_scaler") is not None:
+            self.scaler.load_state_dict(state["grad_scaler"])
         self.history = list(state["history"])
         self.batch_order.set_state(state["rng"]["batch_order"])
         torch.set_rng_state(state["rng"]["torch"])

@@ -28,10 +28,11 @@ from typing import Any, ClassVar
 import torch
 
 from polytask.autograd_graph import reaches_any
+from polytask.balancers import gradient_paths
 from polytask.balancers.aggregation import collective
 from polytask.balancers.base import Balancer, StepContext
 from polytask.errors import PolytaskError
-from polytask.gradients import accumulate_own_task_gradients, representation_step, shared_gradients
+from polytask.gradients import accumulate_own_task_gradients
 
 MODES = ("exact", "representation")
 
@@ -94,19 +95,19 @@ class GradientAggregator(Balancer):
                 )
             if ctx.reducer.world_size > 1:  # data parallel: global Gramian (collective.py)
                 return collective.representation_backward(self, ctx, task_params)
-            info = representation_step(ctx.losses, z, task_params, out=self._buffer)
+            info = gradient_paths.representation_info(ctx, task_params, out=self._buffer)
             if info.dense is not None:
                 self._buffer = info.dense
-            w, vector = self.combine(info.jacobian() if self.needs_jacobian else None, info.gramian)
+            w, vector = gradient_paths.combine(self, ctx, info.jacobian() if self.needs_jacobian else None, info.gramian)
             direction = vector.view_as(z) if vector is not None else info.direction(w)
             z.backward(direction.detach())
             return w.detach().float()
         separates = self._separates(ctx) if ctx.representation is not None and ctx.representation.grad_fn is not None else None
         if ctx.reducer.world_size > 1:  # data parallel: global Jacobian (collective.py)
             return collective.exact_backward(self, ctx, task_params, separates)
-        info = shared_gradients(ctx.losses, ctx.shared_params, task_params, ctx.representation, separates)
+        info = gradient_paths.shared_info(ctx, task_params, separates)
         jac = info.jacobian() if self.needs_jacobian else None
-        w, vector = self.combine(jac, info.gramian)
+        w, vector = gradient_paths.combine(self, ctx, jac, info.gramian)
         if vector is not None:
             info.apply_vector(vector)
         else:
@@ -129,7 +130,7 @@ class GradientAggregator(Balancer):
         shared = list(ctx.shared_params)
         if shared:
             grads = torch.autograd.grad((w * ctx.losses).sum(), shared, retain_graph=True, allow_unused=True)
-            norm = collective.global_norm(grads, ctx)
+            norm = collective.global_norm(grads, ctx) / ctx.grad_scale
             factor = self.clip_factor(norm)
             for p, g in zip(shared, grads):
                 if g is not None:

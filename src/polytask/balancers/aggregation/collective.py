@@ -24,22 +24,23 @@ from typing import Any
 
 import torch
 
+from polytask.balancers import gradient_paths
 from polytask.balancers.base import StepContext
-from polytask.gradients import representation_step, shared_gradients
 
 
 def representation_backward(agg: Any, ctx: StepContext, task_params: list[list[torch.nn.Parameter]]) -> torch.Tensor:
     """One step of ``agg`` in representation mode over the processes of ``ctx.reducer``."""
     z, reducer = ctx.representation, ctx.reducer
     assert z is not None
-    info = representation_step(ctx.losses, z, task_params)
+    info = gradient_paths.representation_info(ctx, task_params)
     n_tasks = ctx.losses.shape[0]
     if agg.needs_jacobian:  # the rows of every process: this process backs its own rows
         full, mine = reducer.gather(info.jacobian().reshape(n_tasks, z.shape[0], -1), dim=1)
-        w, vector = agg.combine(full.reshape(n_tasks, -1), full.new_zeros((0, 0)))
+        w, vector = gradient_paths.combine(agg, ctx, full.reshape(n_tasks, -1), full.new_zeros((0, 0)))
+        assert vector is not None
         direction = vector.reshape(full.shape[1], -1)[mine].reshape(z.shape)
     else:
-        w, _ = agg.combine(None, reducer.sum(info.gramian))
+        w, _ = gradient_paths.combine(agg, ctx, None, reducer.sum(info.gramian))
         direction = info.direction(w)
     z.backward(direction.detach())
     return w.detach().float()
@@ -49,9 +50,9 @@ def exact_backward(agg: Any, ctx: StepContext, task_params: list[list[torch.nn.P
                    separates: bool | None) -> torch.Tensor:
     """One step of ``agg`` in exact mode over the processes of ``ctx.reducer``."""
     reducer = ctx.reducer
-    info = shared_gradients(ctx.losses, ctx.shared_params, task_params, ctx.representation, separates)
+    info = gradient_paths.shared_info(ctx, task_params, separates)
     jacobian = reducer.sum(info.jacobian())
-    w, vector = agg.combine(jacobian if agg.needs_jacobian else None, jacobian @ jacobian.T)
+    w, vector = gradient_paths.combine(agg, ctx, jacobian if agg.needs_jacobian else None, jacobian @ jacobian.T)
     if vector is not None:
         info.apply_vector(reducer.share(vector))
     else:
