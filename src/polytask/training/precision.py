@@ -56,13 +56,13 @@ class ScaleGradient(torch.autograd.Function):
     """Identity forward; the gradient multiplied by ``scale`` backward."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.scale = scale
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        return grad * ctx.scale, None
+        return grad * ctx.scale.to(grad.dtype), None
 
 
 def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -241,8 +241,10 @@ class Trainer:
             z = self._encode(x)
             outputs, layout = self._decode(z, x)
         outputs = widen(outputs)
-        if self.scaler is not None:
-            outputs = ScaleGradient.apply(outputs, self.scaler.get_scale())
+        scale = 1.0
+        if self.scaler is not None:  # fp16: the outputs' gradients carry the scaler's factor
+            factor = self.scaler.scale(torch.ones((), device=self.device))
+            outputs, scale = ScaleGradient.apply(outputs, factor), float(factor)
         plan = self.loss_plan(x)
         if layout is not plan.layout and layout != plan.layout:
             raise PolytaskError("the network's output layout changed during training")
@@ -258,7 +260,7 @@ class Trainer:
             step=self.step,
             epoch=epoch,
             reducer=self.parallel or LOCAL,
-            grad_scale=1.0 if self.scaler is None else float(self.scaler.get_scale()),
+            grad_scale=scale,
             compiled=self.config.compile,
         )
         return ctx, raw
