@@ -66,5 +66,13 @@ class ScaleGradient(torch.autograd.Function):
 
 
 def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``torch.compile(fn)``."""
+    """``torch.compile(fn)``, with AOTAutograd's donated buffers turned off for the process.
+
+    By default a compiled backward may free ("donate") its saved tensors, which forbids
+    ``retain_graph=True``; the engine's generic path runs one backward pass per task over the
+    same graph. The setting is torch's own and process-wide (a recompilation, e.g. for a new
+    batch shape, does not see a setting scoped to the call), and it only gives up a memory
+    optimisation of compiled backward passes.
+    """
+    torch._functorch.config.donated_buffer = False
     return torch.compile(fn)
