@@ -22,7 +22,9 @@ from click.testing import CliRunner
 
 from distributed_run import SPECS, key, train
 from polytask.cli import app as cli_main
+from polytask.errors import PolytaskError
 from polytask.training.checkpoint import load_checkpoint
+from polytask.training.trainer import check_same_run
 
 HERE = Path(__file__).parent
 TIMEOUT = 600  # seconds for one torchrun launch (2 processes, on 2 shared cores)
@@ -81,6 +83,14 @@ def test_a_resumed_two_process_run_equals_the_uninterrupted_one(ranks: Any) -> N
     assert max_difference(results[0]["resumed"]["params"], results[1]["resumed"]["params"]) == 0.0
     header, _ = load_checkpoint(out / "checkpoint")
     assert header["processes"] == 2 and header["epoch"] == 1
+
+
+def test_a_checkpoint_of_two_processes_is_not_resumed_by_one(ranks: Any) -> None:
+    _, out = ranks
+    header, _ = load_checkpoint(out / "checkpoint")
+    with pytest.raises(PolytaskError, match="made by 2 processes, this run has 1"):
+        check_same_run(header, {**header, "processes": 1}, out / "checkpoint")
+    check_same_run(header, dict(header), out / "checkpoint")  # the same run resumes
 
 
 def _frame(n: int = 160) -> pd.DataFrame:

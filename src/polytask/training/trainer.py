@@ -39,9 +39,9 @@ from polytask.evaluate import task_metrics
 from polytask.losses import LossPlan, OutputLayout
 from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task
+from polytask.training import distributed
 from polytask.training.callbacks import Callback
 from polytask.training.checkpoint import fingerprint, load_checkpoint
-from polytask.training import distributed
 from polytask.training.config import TrainConfig
 from polytask.training.early_stopping import EarlyStopping
 from polytask.training.optim import make_optimizer, make_scheduler
@@ -288,17 +288,10 @@ class Trainer:
             cb.on_before_backward(self, ctx)
         self.optimizer.zero_grad(set_to_none=True)
         weights = self.balancer.backward(ctx)
-        if self.scaler is not None:  # the balancer's own gradients are true ones: unscaling must leave them
-            for p in self.balancer.parameters():
-                if p.grad is not None:
-                    p.grad.mul_(ctx.grad_scale)
-        if self.parallel is not None:
-            self.parallel.reduce_gradients(self._params)
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
+        self._combine_gradients(ctx)
         self._add_regularisers()
         if self.scaler is not None:
-            self.scaler.step(self.optimizer)
+            self.scaler.step(self.optimizer)  # skipped when the gradients overflowed
             self.scaler.update()
         else:
             self.optimizer.step()
@@ -308,6 +301,19 @@ class Trainer:
             cb.on_step_end(self, ctx, weights)
         self.step += 1
         return values, torch.as_tensor(weights).detach()
+
+    def _combine_gradients(self, ctx: StepContext) -> None:
+        """After the balancer: the processes' gradients added up (data parallel) and the fp16
+        scale taken out (the balancer's own gradients are true ones: they are scaled first so
+        that unscaling leaves them as they are)."""
+        if self.scaler is not None:
+            for p in self.balancer.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(ctx.grad_scale)
+        if self.parallel is not None:
+            self.parallel.reduce_gradients(self._params)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
 
     def _add_regularisers(self) -> None:
         """The architecture's penalty, the L2 term and gradient clipping, after the balancer."""
