@@ -20,7 +20,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from distributed_run import SPECS, key, train
+from distributed_run import EMPTY_SHARD_SPECS, SPECS, key, train
 from polytask.cli import app as cli_main
 from polytask.errors import PolytaskError
 from polytask.training.checkpoint import load_checkpoint
@@ -65,6 +65,25 @@ def test_two_processes_equal_one_process_on_the_union_of_batches(ranks: Any, nam
             assert all(abs(got[t] - want[t]) < 1e-5 for t in got)
     # every process holds the very same model
     assert all(torch.equal(results[0][k]["params"][p], results[1][k]["params"][p]) for p in one["params"])
+
+
+@pytest.mark.parametrize(("name", "options"), EMPTY_SHARD_SPECS, ids=[key(n, o) for n, o in EMPTY_SHARD_SPECS])
+def test_a_process_with_an_empty_shard_takes_part(ranks: Any, name: str, options: dict[str, Any]) -> None:
+    """129 rows: the last global batch of each epoch has one row, and rank 1 none."""
+    results, _ = ranks
+    one = train(name, options, batch_size=64, rows=129)
+    for r in results:
+        assert max_difference(r["129-" + key(name, options)]["params"], one["params"]) < 1e-5
+
+
+def test_fused_heads_take_a_batch_of_no_rows() -> None:
+    """An empty shard runs the network on zero rows (hidden fused heads reshaped with -1 failed)."""
+    from polytask.models import HardSharing
+
+    net = HardSharing(5, {"a": 1, "b": 3}, trunk=(8,), head_hidden=(4, 2))
+    x = torch.zeros(0, 5)
+    out, layout = net.decode_packed(net.encode(x), x)
+    assert out.shape == (0, 4) and layout.width == 4
 
 
 def test_the_batch_size_is_per_process(ranks: Any) -> None:

@@ -19,6 +19,7 @@ The trainer then adds the parameters' gradients over processes (P floats, as
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,10 +36,11 @@ def representation_backward(agg: Any, ctx: StepContext, task_params: list[list[t
     info = gradient_paths.representation_info(ctx, task_params)
     n_tasks = ctx.losses.shape[0]
     if agg.needs_jacobian:  # the rows of every process: this process backs its own rows
-        full, mine = reducer.gather(info.jacobian().reshape(n_tasks, z.shape[0], -1), dim=1)
+        width = math.prod(z.shape[1:])  # named, not -1: this process's shard may have no rows
+        full, mine = reducer.gather(info.jacobian().reshape(n_tasks, z.shape[0], width), dim=1)
         w, vector = gradient_paths.combine(agg, ctx, full.reshape(n_tasks, -1), full.new_zeros((0, 0)))
         assert vector is not None
-        direction = vector.reshape(full.shape[1], -1)[mine].reshape(z.shape)
+        direction = vector.reshape(full.shape[1], width)[mine].reshape(z.shape)
     else:
         w, _ = gradient_paths.combine(agg, ctx, None, reducer.sum(info.gramian))
         direction = info.direction(w)
