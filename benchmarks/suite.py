@@ -3,15 +3,15 @@
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/suite.py quick
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/suite.py full --jobs 2
     # or as separate processes, then merged:
-    python benchmarks/suite.py full --only qm9 & python benchmarks/suite.py full --only yeast exam & ...
+    python benchmarks/suite.py full --only adult & python benchmarks/suite.py full --only yeast exam & ...
     python benchmarks/suite.py full --render-only
 
 With --jobs N, N data sets train at once, each in its own single-threaded process (set
 OMP_NUM_THREADS=1 so that they do not fight over cores).
 
-Per-data-set reports (JSON, Markdown, PNG, HTML) go to --out (default benchmark-results/<suite>);
-the document and its figures go to --docs (default docs/BENCHMARKS.md, figures in
-docs/benchmarks/).
+Per-data-set reports (JSON, Markdown, PNG, HTML per point) go to --out (default
+benchmark-results/<suite>); the document goes to --docs (default docs/BENCHMARKS.md), its
+figures and the per-seed values (benchmarks/results.json) beside it, in docs/benchmarks/.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Train nothing: rebuild the document from the results saved under --out "
                              "(merges data sets run as separate --only processes).")
     parser.add_argument("--notes", type=Path, default=None,
-                        help="Markdown placed after the overview table (hand-written reading of the figures); "
+                        help="Markdown placed after the recommendations (hand-written reading of the figures); "
                              "default benchmarks/suite_notes_<suite>.md when it exists.")
     parser.add_argument("--jobs", type=int, default=1, help="Data sets trained at once, one process each.")
     parser.add_argument("--how", default="", help="A sentence on how and where it was run, for the document.")
@@ -52,11 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     notes = notes_file.read_text() if notes_file.is_file() else ""
     if args.render_only:
         result = render_suite_docs(args.suite, out, args.docs, command, args.how, notes)
-        console.print(f"wrote {args.docs} from {len(result['summaries'])} saved data sets")
+        console.print(f"wrote {args.docs} from {len(result['results'])} saved data sets")
         return 0
+
+    def done(name: str, record: dict) -> None:  # type: ignore[type-arg]
+        for label, summary in record["points"].items():
+            console.print(f"{name}, {label} (before the suite-wide adjustment): {summary['recommendation']['text']}", markup=False)
+
     result = run_suite(args.suite, out, args.docs, command, args.only, console, not args.no_progress,
-                       on_done=lambda name, s: console.print(f"{name}: {s['verdict'][0]}", markup=False),
-                       jobs=args.jobs, how=args.how, notes=notes)
+                       on_done=done, jobs=args.jobs, how=args.how, notes=notes)
     for name, why in result["skipped"].items():
         console.print(f"{name}: not run ({why})", markup=False)
     console.print(f"suite '{args.suite}' done in {result['seconds'] / 60:.1f} min; wrote {args.docs}")

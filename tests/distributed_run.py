@@ -35,6 +35,10 @@ SPECS: list[tuple[str, dict[str, Any]]] = [
 #: has an empty shard.
 EMPTY_SHARD_SPECS = [("ew", {}), ("upgrad", {"mode": "exact"}), ("upgrad", {"mode": "representation"}),
                      ("graddrop", {"mode": "representation"}), ("gradnorm", {})]
+#: Trained with task ``c`` labelled on three rows only: in most batches it is absent, and in
+#: a batch with one of them it is present on one process's shard alone (global presence).
+PRESENCE_SPECS = [("mgda", {}), ("famo", {}), ("gradnorm", {}), ("db_mtl", {}), ("upgrad", {"mode": "representation"})]
+SPARSE_ROWS = (5, 70, 140)
 TASKS = [Task("a"), Task("b"), Task("c", kind="binary")]
 
 
@@ -42,26 +46,30 @@ def key(name: str, options: dict[str, Any]) -> str:
     return name + "".join(f"-{v}" for v in options.values())
 
 
-def problem(n: int, seed: int) -> TaskTensors:
-    """Three related tasks on five features, about a fifth of the labels missing."""
+def problem(n: int, seed: int, sparse: bool = False) -> TaskTensors:
+    """Three related tasks on five features, about a fifth of the labels missing (``sparse``:
+    task ``c`` labelled on the rows :data:`SPARSE_ROWS` only)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 5, generator=g, dtype=torch.float64)
     w = torch.randn(5, 3, generator=g, dtype=torch.float64)
     y = x @ w + 0.1 * torch.randn(n, 3, generator=g, dtype=torch.float64)
     targets = {"a": y[:, :1], "b": y[:, 1:2], "c": (y[:, 2:] > 0).double()}
     masks = {t: torch.rand(n, 1, generator=g) > 0.2 for t in targets}
+    if sparse:
+        masks["c"] = torch.zeros(n, 1, dtype=torch.bool)
+        masks["c"][list(SPARSE_ROWS)] = True
     return TaskTensors(x, targets, masks)
 
 
 def train(name: str, options: dict[str, Any], batch_size: int, epochs: int = 3, dropout: float = 0.0,
-          callbacks: Sequence[Callback] = (), resume_from: Path | None = None, rows: int = 150) -> dict[str, Any]:
+          callbacks: Sequence[Callback] = (), resume_from: Path | None = None, rows: int = 150, sparse: bool = False) -> dict[str, Any]:
     """Train from the same start; the network's parameters and the history."""
     torch.manual_seed(0)
     net = HardSharing(5, {"a": 1, "b": 1, "c": 1}, trunk=(8, 6), head_hidden=(4,), dropout=dropout).double()
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=0.02, seed=3, balancer=name, balancer_options=options,
                          early_stopping="joint", patience=5, val_metrics=False)
     trainer = Trainer(net, TASKS, config=config, callbacks=callbacks)
-    result = trainer.fit(problem(rows, 1), problem(41, 2), resume_from=resume_from)
+    result = trainer.fit(problem(rows, 1, sparse), problem(41, 2), resume_from=resume_from)
     return {
         "params": {k: v.detach().clone() for k, v in net.state_dict().items()},
         "train_loss": [h["train_loss"] for h in result.history],
@@ -77,6 +85,7 @@ def main(out: str) -> None:
     torch.set_num_threads(1)
     results = {key(n, o): train(n, o, batch_size=32) for n, o in SPECS}
     results.update({"129-" + key(n, o): train(n, o, batch_size=32, rows=129) for n, o in EMPTY_SHARD_SPECS})
+    results.update({"sparse-" + key(n, o): train(n, o, batch_size=32, sparse=True) for n, o in PRESENCE_SPECS})
     # resume: 2 epochs with a checkpoint (rank 0 writes it), then on to 4, against 4 at once
     ckpt = Path(out) / "checkpoint"
     results["uninterrupted"] = train("famo", {}, 32, epochs=4, dropout=0.2)

@@ -3,6 +3,10 @@
 Jacobians (float64): random; strongly conflicting (two groups pulling in opposite directions);
 rank-deficient (rank T/2); with a zero row; T = 2, 3, 5, 10 and 30. Agreement is to 1e-5
 (relative to the largest entry of the reference) unless a test says why not.
+
+A zero row is a present task with a zero gradient, as in the papers and in torchjd; a task
+without labels is declared with ``present=`` and then left out, so the answer must equal
+torchjd's on the present rows alone.
 """
 
 from __future__ import annotations
@@ -53,6 +57,14 @@ def close(ours: torch.Tensor, ref: torch.Tensor, tol: float = TOL) -> None:
     assert float((ours - ref).abs().max()) <= tol * scale, f"max diff {float((ours - ref).abs().max()):.3g}"
 
 
+def exactly_opposite(J: torch.Tensor) -> bool:
+    """Two rows with cosine -1 to rounding (the rank-1 draw with T = 2 is such a pair)."""
+    if J.shape[0] != 2 or not bool((J.norm(dim=1) > 0).all()):
+        return False
+    cos = float(J[0] @ J[1]) / float(J[0].norm() * J[1].norm())
+    return cos < -1 + 1e-12
+
+
 # Same definition and defaults as torchjd: deterministic, stateless.
 SAME = {
     "mean": ({}, lambda T: tja.Mean()),
@@ -75,11 +87,35 @@ def test_same_definition_agrees_with_torchjd(name: str) -> None:
     for kind, n_tasks in cases():
         J = jacobian(kind, n_tasks)
         present = J.norm(dim=1) > 0
-        if getattr(method, "drops_absent_tasks", False) and not bool(present.all()):
-            # a zero row is a task without labels: left out by design, so torchjd sees the others
-            close(method.aggregate(J), make(int(present.sum()))(J[present]))
-        else:
-            close(method.aggregate(J), make(n_tasks)(J))
+        if name == "config" and exactly_opposite(J):
+            # ConFIG of g and -c g is 0 by definition (1 is orthogonal to the range of U); torchjd's
+            # pseudo-inverse keeps rounding noise there, so its answer (and the old polytask one, of
+            # norm ~6 on some machines) depends on the BLAS: the paper decides, not torchjd
+            assert float(method.aggregate(J).norm()) <= 1e-9 * float(J.norm())
+            continue
+        close(method.aggregate(J), make(n_tasks)(J))
+
+
+STATELESS = {**SAME, "cagrad": ({"c": 0.4}, lambda T: tja.CAGrad(c=0.4))}
+
+
+@pytest.mark.parametrize("name", list(STATELESS))
+def test_absent_tasks_declared_by_the_mask_are_left_out_as_torchjd_on_the_present_rows(name: str) -> None:
+    """``present=`` marks tasks without labels: the update is torchjd's on the present rows,
+    the absent tasks' rows (zero or not: they are not looked at) change nothing."""
+    options, make = STATELESS[name]
+    tol = 1e-3 if name == "cagrad" else TOL  # torchjd's Clarabel at default tolerances (see below)
+    for kind, n_tasks in cases():
+        if n_tasks < 3:
+            continue
+        J = jacobian(kind, n_tasks)
+        present = torch.ones(n_tasks, dtype=torch.bool)
+        present[[0, n_tasks // 2]] = False
+        noisy = J.clone()
+        noisy[~present] = 7.0  # whatever an absent row holds, it is ignored
+        close(balancers.get(name, **options).aggregate(noisy, present=present), make(int(present.sum()))(J[present]), tol)
+        w = balancers.get(name, **options).weights(noisy @ noisy.T, present=present)
+        assert bool((w[~present] == 0).all())
 
 
 @pytest.mark.parametrize("name", ["aligned_mtl"])
@@ -96,8 +132,7 @@ def test_mgda_exact_solver_reaches_the_min_norm_point_frank_wolfe_approaches() -
     than ours. That it is the min-norm point is checked against cvxpy in the property tests."""
     for kind, n_tasks in cases():
         J = jacobian(kind, n_tasks)
-        present = J.norm(dim=1) > 0  # a zero row (task without labels) is left out by design
-        ours, ref = balancers.get("mgda").aggregate(J), tja.MGDA()(J[present])
+        ours, ref = balancers.get("mgda").aggregate(J), tja.MGDA()(J)
         assert float(ours.norm()) <= float(ref.norm()) + 1e-7 * float(J.norm())
 
 
@@ -117,9 +152,7 @@ def test_cagrad_agrees_with_torchjd_and_a_tight_conic_solve() -> None:
     with torchjd to 1e-3, and with a tight Clarabel solve of the same problem to 1e-5."""
     c = 0.4
     for kind, n_tasks in cases():
-        full = jacobian(kind, n_tasks)
-        present = full.norm(dim=1) > 0  # a zero row (task without labels) is left out by design
-        J = full[present]
+        J = full = jacobian(kind, n_tasks)
         ours = balancers.get("cagrad", c=c).aggregate(full)
         close(ours, tja.CAGrad(c=c)(J), tol=1e-3)
         gram = (J @ J.T).numpy()
@@ -136,15 +169,15 @@ def test_cagrad_agrees_with_torchjd_and_a_tight_conic_solve() -> None:
         wv = np.clip(w.value, 0, None)
         gw = np.sqrt(max(wv @ g @ wv, 0.0))
         ref_weights = u + sqrt_phi / gw * wv if gw >= 1e-4 else np.zeros(m)
-        ours_weights = balancers.get("cagrad", c=c).weights(full @ full.T)[present]
+        ours_weights = balancers.get("cagrad", c=c).weights(full @ full.T)
         assert cagrad_objective(gram, ours_weights.numpy(), c) <= cagrad_objective(gram, ref_weights, c) + 1e-9
         close(ours, torch.as_tensor(ref_weights) @ J, tol=1e-4)
 
 
 def nash_residual(J: torch.Tensor, weights: torch.Tensor) -> float:
+    """Relative residual of Nash-MTL's condition ``G a = 1/a`` on the raw Gramian."""
     gram = J @ J.T
-    g = gram / torch.linalg.norm(gram)
-    return float((g @ weights - 1.0 / weights).abs().max())
+    return float((weights * (gram @ weights) - 1.0).abs().max())
 
 
 def bargaining_gap(J: torch.Tensor, weights: torch.Tensor) -> float:
@@ -177,6 +210,10 @@ def test_nash_mtl_agrees_with_torchjd_where_the_bargaining_solution_exists() -> 
         ref_direction = ref(J)
         if float((ours - ref_direction).abs().max()) <= TOL:
             agreed += 1
+            # the weights themselves, unclipped: both on the raw Gramian (a_t (G a)_t = 1), to
+            # torchjd's stopping residual of 1e-3 (ours used to be sqrt(||G||_F) times longer)
+            unclipped = tja.NashMTL(n_tasks=n_tasks, max_norm=0.0).weighting(J)
+            assert float(((raw - unclipped).abs() / unclipped.abs()).max()) <= 2e-3
         else:
             ref_weights = tja.NashMTL(n_tasks=n_tasks).weighting(J)
             assert bargaining_gap(J, ref_weights) > 1e-3, f"{kind} T={n_tasks}: both converged but differ"
@@ -222,11 +259,16 @@ def test_seeded_random_methods_are_reproducible(name: str) -> None:
     torch.testing.assert_close(a.aggregate(J), b.aggregate(J))
 
 
-@pytest.mark.parametrize("steps", [1, 4])
-def test_excess_mtl_agrees_with_torchjd_over_steps(steps: int) -> None:
+@pytest.mark.parametrize("warmup", [0, 1, 3])
+def test_excess_mtl_agrees_with_torchjd_measuring_at_least_one_step(warmup: int) -> None:
+    """torchjd 0.18 with ``n_warmup_steps=0`` reweights at the first step with the raw excess
+    risks, a scale-dependent step that neither the paper nor the authors' code takes (they
+    measure first: ``test_excess_mtl_follows_the_authors_algorithm``), so agreeing with it
+    there would pin a bug. With at least one measuring step torchjd is the paper's algorithm:
+    ours with ``n_warmup_steps = w`` equals torchjd's with ``max(1, w)``."""
     for kind, n_tasks in cases():
-        ours, ref = balancers.get("excess_mtl", n_warmup_steps=steps - 1), tja.ExcessMTL(n_warmup_steps=steps - 1)
-        for step in range(steps + 2):
+        ours, ref = balancers.get("excess_mtl", n_warmup_steps=warmup), tja.ExcessMTL(n_warmup_steps=max(1, warmup))
+        for step in range(max(1, warmup) + 3):
             J = jacobian(kind, n_tasks, seed=step) * (1 + step)
             close(ours.aggregate(J), ref(J))
 

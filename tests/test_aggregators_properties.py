@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import cvxpy as cp
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -97,10 +98,24 @@ def test_cagrad_update_stays_on_the_ball_around_the_mean_gradient(J: torch.Tenso
 @FAST
 @given(jacobians(max_tasks=6, full_rank=True))
 def test_nash_mtl_weights_solve_the_bargaining_condition(J: torch.Tensor) -> None:
+    """Navon et al. (2022), Eq. 3: ``G a = 1/a`` on the raw Gramian, so every task gets
+    ``a_t g_t^T d = 1`` and ``||d||^2 = T``. (The weights used to solve it on ``G / ||G||_F``:
+    ``sqrt(||G||_F)`` times too long.)"""
     G = J @ J.T
     a = balancers.get("nash_mtl", max_norm=0.0).weights(G)
-    Gn = G / torch.linalg.norm(G)
-    torch.testing.assert_close(a * (Gn @ a), torch.ones_like(a), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(a * (G @ a), torch.ones_like(a), rtol=1e-6, atol=1e-6)
+    d = a @ J
+    torch.testing.assert_close(d @ d, torch.tensor(float(J.shape[0]), dtype=J.dtype), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("max_norm", [0.0, 1.0])
+def test_nash_mtl_update_does_not_depend_on_the_scale_of_the_losses(max_norm: float) -> None:
+    """Scaling every loss by c scales G by c^2 and the bargaining weights by 1/c: the update is
+    unchanged, clipped or not (it used to be about 21x shorter with losses x0.01)."""
+    J = torch.randn(3, 40, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ref = balancers.get("nash_mtl", max_norm=max_norm).aggregate(J)
+    for c in (0.01, 30.0):
+        torch.testing.assert_close(balancers.get("nash_mtl", max_norm=max_norm).aggregate(c * J), ref, rtol=1e-7, atol=1e-10)
 
 
 @FAST
@@ -141,6 +156,53 @@ def test_gradient_methods_are_scale_consistent(J: torch.Tensor) -> None:
         torch.testing.assert_close(b, 7.0 * a, rtol=1e-5, atol=1e-7 * float(J.norm()) * 7), name
 
 
+def authors_excess_mtl(jacobians: list[torch.Tensor], eta: float) -> list[torch.Tensor]:
+    """He et al. (2024), Algorithm 1 as their code runs it: weights start at 1 (summing to T),
+    the first step only measures (its excess risks are the baseline), later steps multiply the
+    weights by ``exp(eta E / E^0)`` and renormalise to sum T. Returns the updates."""
+    n_tasks = jacobians[0].shape[0]
+    weights, sq_sum, baseline, out = torch.ones(n_tasks, dtype=torch.float64), 0.0, None, []
+    for J in jacobians:
+        sq_sum = sq_sum + J * J
+        excess = (J * J / torch.sqrt(sq_sum + 1e-7)).sum(dim=1)
+        if baseline is None:
+            baseline = excess
+        else:
+            weights = weights * torch.exp(eta * excess / baseline)
+            weights = weights / weights.sum() * n_tasks
+        out.append(weights @ J)
+    return out
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_excess_mtl_follows_the_authors_algorithm(scale: float) -> None:
+    """Against the paper's algorithm (not torchjd 0.18, which reweights at the first step with
+    raw, scale-dependent excess risks). Our weights live on the simplex, the authors' sum to T:
+    our update is theirs divided by T."""
+    g = torch.Generator().manual_seed(3)
+    jacobians = [scale * torch.randn(3, 200, generator=g, dtype=torch.float64) * torch.tensor([[1.0], [5.0], [0.2]], dtype=torch.float64)
+                 for _ in range(6)]
+    method = balancers.get("excess_mtl", robust_step_size=0.5)
+    for J, expected in zip(jacobians, authors_excess_mtl(jacobians, 0.5)):
+        torch.testing.assert_close(method.aggregate(J) * 3, expected, rtol=1e-9, atol=1e-12 * scale)
+
+
+def test_excess_mtl_first_step_is_uniform_and_later_weights_do_not_depend_on_the_gradient_scale() -> None:
+    """Step 1 only measures (uniform weights); afterwards excess risks are divided by their
+    baseline, so scaling every gradient by 1000 leaves the weights unchanged. (With the raw
+    excess risk at step 1, a 3 x 200 Jacobian sent the weights to one-hot.)"""
+    g = torch.Generator().manual_seed(4)
+    jacobians = [torch.randn(3, 200, generator=g, dtype=torch.float64) for _ in range(4)]
+    small, large = balancers.get("excess_mtl"), balancers.get("excess_mtl")
+    torch.testing.assert_close(small.aggregate(jacobians[0]), jacobians[0].mean(dim=0))
+    large.aggregate(1000 * jacobians[0])
+    for J in jacobians[1:]:
+        small.aggregate(J)
+        large.aggregate(1000 * J)
+        torch.testing.assert_close(small.w, large.w, rtol=1e-5, atol=0)  # type: ignore[attr-defined]  (the 1e-7 in sqrt(S + 1e-7))
+        assert float(small.w.max()) < 0.9  # type: ignore[attr-defined]
+
+
 def test_gradvac_raises_similarity_towards_its_target() -> None:
     """With target phi_hat = 0 after one step of two opposed gradients (cos = -1 < 0 target),
     GradVac adds enough of g_j that the corrected g_i is orthogonal to g_j (the paper's rule for
@@ -148,7 +210,9 @@ def test_gradvac_raises_similarity_towards_its_target() -> None:
     J = torch.tensor([[1.0, 0.2], [-1.0, 0.5]], dtype=torch.float64)
     method = balancers.get("gradvac", beta=1.0)
     method.aggregate(J)  # phi_hat <- observed cosines (beta = 1)
-    method.load_state_dict({**method.state_dict(), "phi_hat": torch.zeros(2, 2, dtype=torch.float64)})
+    state = method.state_dict()
+    state["_extra_state"] = {**state["_extra_state"], "phi_hat": torch.zeros(2, 2, dtype=torch.float64)}
+    method.load_state_dict(state)
     w = method.weights(J @ J.T)
     d = w @ J
     pcgrad = balancers.get("pcgrad").aggregate(J)
@@ -187,20 +251,100 @@ def test_moco_tracking_averages_noisy_gradients() -> None:
     assert float((method.tracked - mean).norm()) < 0.5 * single  # type: ignore[attr-defined]
 
 
-DROPPING = ["mgda", "imtl_g", "config", "cagrad", "fairgrad"]
+GRADIENT_METHODS = [n for n in balancers.names() if balancers.modes(n)]
 
 
 @FAST
-@given(jacobians(min_tasks=2, max_tasks=5), st.integers(0, 4), st.sampled_from(DROPPING))
+@given(jacobians(min_tasks=2, max_tasks=5), st.integers(0, 4), st.sampled_from(GRADIENT_METHODS))
 def test_a_task_without_labels_is_left_out_of_the_aggregation(J: torch.Tensor, where: int, name: str) -> None:
-    """A zero gradient row (no label for that task in the batch) gets weight 0, and the others
-    get exactly the weights the method gives on the present tasks alone (MGDA would otherwise
-    return the zero vector, and normalising methods would divide by zero)."""
+    """A task declared absent (``present`` False: no label in the batch) gets weight 0, and the
+    update is exactly the method's on the present tasks alone, whatever the absent row holds
+    (every method, stateful ones at their first step)."""
     where = where % (J.shape[0] + 1)
-    with_absent = torch.cat([J[:where], torch.zeros(1, J.shape[1], dtype=J.dtype), J[where:]])
-    w = balancers.get(name).weights(with_absent @ with_absent.T)
-    alone = balancers.get(name).weights(J @ J.T)
-    assert float(w[where]) == 0.0
-    torch.testing.assert_close(torch.cat([w[:where], w[where + 1 :]]), alone)
-    assert torch.isfinite(w).all()
-    assert float((w @ with_absent).norm()) > 0 or float((alone @ J).norm()) == 0
+    junk = torch.full((1, J.shape[1]), 3.0, dtype=J.dtype)
+    with_absent = torch.cat([J[:where], junk, J[where:]])
+    present = torch.ones(J.shape[0] + 1, dtype=torch.bool)
+    present[where] = False
+    d = balancers.get(name).aggregate(with_absent, present=present)
+    torch.testing.assert_close(d, balancers.get(name).aggregate(J))
+    if not balancers.get(name).needs_jacobian:  # type: ignore[attr-defined]
+        w = balancers.get(name).weights(with_absent @ with_absent.T, present=present)
+        assert float(w[where]) == 0.0 and torch.isfinite(w).all()
+
+
+# what each stateful method keeps per task: (field, index of task t in it)
+PER_TASK_STATE = {
+    "nash_mtl": [("alpha", lambda t: t)],
+    "gradvac": [("phi_hat", lambda t: t), ("phi_hat", lambda t: (slice(None), t))],
+    "sdmgrad": [("w", lambda t: t)],
+    "moco": [("tracked", lambda t: t), ("lam", lambda t: t)],
+    "excess_mtl": [("w", lambda t: t), ("sq_sum", lambda t: t), ("baseline_sum", lambda t: t), ("seen", lambda t: t)],
+}
+
+
+@pytest.mark.parametrize("name", list(PER_TASK_STATE))
+def test_an_absent_task_keeps_its_state(name: str) -> None:
+    """While a task is absent its share of the method's state is left as it was (each
+    docstring says so); the others' state moves, and simplex weights keep summing to 1."""
+    g = torch.Generator().manual_seed(7)
+    method = balancers.get(name)
+    for _ in range(2):
+        method.aggregate(torch.randn(4, 9, generator=g, dtype=torch.float64))
+    before = {k: v.clone() for k, v in method.get_extra_state().items() if isinstance(v, torch.Tensor)}
+    present = torch.tensor([True, False, True, True])
+    method.aggregate(torch.randn(4, 9, generator=g, dtype=torch.float64), present=present)
+    after = method.get_extra_state()
+    for field, index in PER_TASK_STATE[name]:
+        torch.testing.assert_close(after[field][index(1)], before[field][index(1)])
+    assert any(not torch.equal(after[f], before[f]) for f, _ in PER_TASK_STATE[name])  # the present tasks' moved
+    simplex = {"sdmgrad": "w", "moco": "lam", "excess_mtl": "w"}.get(name)
+    if simplex is not None:
+        assert abs(float(after[simplex].sum()) - 1.0) < 1e-12
+
+
+@FAST
+@given(jacobians(min_tasks=2, max_tasks=5), st.integers(0, 4))
+def test_mgda_with_a_present_zero_gradient_returns_zero(J: torch.Tensor, where: int) -> None:
+    """Without a mask every row is a present task: a zero gradient makes 0 the min-norm point of
+    the convex hull (Sener and Koltun's definition), so MGDA stops instead of ignoring it."""
+    where = where % (J.shape[0] + 1)
+    with_zero = torch.cat([J[:where], torch.zeros(1, J.shape[1], dtype=J.dtype), J[where:]])
+    assert float(balancers.get("mgda").aggregate(with_zero).norm()) <= 1e-6 * float(J.norm())
+
+
+def opposite_pairs(count: int, dtype: torch.dtype = torch.float64, seed: int = 0):  # type: ignore[no-untyped-def]
+    """``count`` seeded pairs ``(g, -c g)``: random length P, scale of g and ratio c."""
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(count):
+        n_params = int(torch.randint(2, 80, (1,), generator=gen))
+        scale = 10 ** float(torch.empty(1).uniform_(-3, 3, generator=gen))
+        ratio = 10 ** float(torch.empty(1).uniform_(-2, 2, generator=gen))
+        g = torch.randn(n_params, generator=gen, dtype=torch.float64) * scale
+        pair = torch.stack([g, -ratio * g]) if bool(torch.rand(1, generator=gen) < 0.5) else torch.stack([-ratio * g, g])
+        yield pair.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_config_returns_zero_for_exactly_opposite_gradients(dtype: torch.dtype) -> None:
+    """For ``g`` and ``-c g`` the vector 1 is orthogonal to the range of the unit gradients
+    ``U``, so ``U^+ 1 = 0`` and ConFIG's update is 0 (Liu et al. 2025, Eq. 2). A pseudo-inverse
+    that keeps a rounding-level eigenvalue or component returned a full-length update along one
+    gradient (raising the other task's loss) for about 40 % of such pairs."""
+    method = balancers.get("config")
+    for J in opposite_pairs(300, dtype):
+        d = method.aggregate(J)
+        assert torch.isfinite(d).all()
+        assert float(d.norm()) <= 1e-9 * float(J.norm()), f"update of norm {float(d.norm()):.3g}"
+
+
+def test_config_nearly_opposite_gradients_still_get_the_equal_cosine_bisector() -> None:
+    """The rank decision only removes rounding noise: gradients that are 1e-4 (relative) away
+    from opposite keep ConFIG's nonzero update with equal positive cosines."""
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        g, h = torch.randn(2, 30, generator=gen, dtype=torch.float64)
+        J = torch.stack([g, -2.5 * g + 1e-4 * float(g.norm()) * h / float(h.norm())])
+        d = balancers.get("config").aggregate(J)
+        cos = (J @ d) / (J.norm(dim=1) * d.norm())
+        assert float(cos.min()) > 0
+        torch.testing.assert_close(cos[0], cos[1], rtol=1e-5, atol=0)

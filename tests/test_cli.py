@@ -12,9 +12,12 @@ import pandas as pd
 import pytest
 
 from polytask.cli import main
+from polytask.io import weights_path
 from polytask.training.checkpoint import checkpoint_epoch
 
 FAST = ["--epochs", "4", "--trunk", "16", "--quiet"]
+#: A previous model directory's model.json (the format marker is what makes it one).
+PREVIOUS = json.dumps({"format": "polytask-model", "format_version": 2, "note": "previous good model"})
 
 
 @pytest.fixture
@@ -94,11 +97,11 @@ def test_bad_fit_inputs(mixed_frame: pd.DataFrame, tmp_path: Path, label: str, a
     frame.to_csv(data, index=False)
     out_dir = tmp_path / "model"
     out_dir.mkdir()
-    (out_dir / "model.json").write_text("previous good model")
+    (out_dir / "model.json").write_text(PREVIOUS)
     code, _, err = run(["fit", data, *args, "--out", out_dir, *FAST], capsys)
     assert code == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
-    assert (out_dir / "model.json").read_text() == "previous good model"
+    assert (out_dir / "model.json").read_text() == PREVIOUS
 
 
 def test_infinite_feature_is_rejected(mixed_frame: pd.DataFrame, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -141,7 +144,7 @@ def test_predict_time_errors_leave_existing_output_alone(mixed_frame: pd.DataFra
     mixed_frame.drop(columns=["x2"]).to_csv(other, index=False)
     code, _, err = run(["predict", model, other, "--out", preds], capsys)
     assert code == 2 and "feature column 'x2' used in training is missing" in err
-    (model / "weights.safetensors").write_bytes(b"broken")
+    weights_path(model).write_bytes(b"broken")
     code, _, err = run(["predict", model, data, "--out", preds], capsys)
     assert code == 2 and "is corrupted" in err
     code, _, err = run(["evaluate", tmp_path / "nowhere", data], capsys)
@@ -163,12 +166,22 @@ def test_usage_errors_exit_2(capsys) -> None:  # type: ignore[no-untyped-def]
     assert code == 2 and "Missing argument" in err
 
 
+def test_a_negative_seed_is_one_line_before_any_work(small_frame: pd.DataFrame, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18: ``--seed -1`` ended in numpy's traceback after the data was read."""
+    data = tmp_path / "d.csv"
+    small_frame.to_csv(data, index=False)
+    for option, value, name in (("--seed", "-1", "seed"), ("--seed", str(2**32), "seed"), ("--split-seed", "-3", "split seed")):
+        code, _, err = run(["fit", data, "-t", "task0", option, value, "--out", tmp_path / "m"], capsys)
+        assert code == 2 and err.count("\n") == 1 and f"{name} must be a whole number from 0 to 2**32 - 1, got {value}" in err
+    assert not (tmp_path / "m").exists()
+
+
 def test_divergence_stops_naming_task_and_epoch_and_keeps_last_good_checkpoint(small_frame: pd.DataFrame, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     data = tmp_path / "d.csv"
     small_frame.to_csv(data, index=False)
     out_dir, ckpt = tmp_path / "model", tmp_path / "ckpt"
     out_dir.mkdir()
-    (out_dir / "model.json").write_text("previous good model")
+    (out_dir / "model.json").write_text(PREVIOUS)
     # plain SGD at lr 1 diverges during epoch 1: the loss grows by orders of magnitude (before
     # overflowing), which stops training with a message naming the task and asking for a lower lr
     code, _, err = run(["fit", data, "-t", "task0", "-t", "task1", "--optimizer", "sgd", "--lr", "1", "--epochs", "30",
@@ -176,7 +189,7 @@ def test_divergence_stops_naming_task_and_epoch_and_keeps_last_good_checkpoint(s
     assert code == 2 and err.count("\n") == 1
     assert "training diverged" in err and "task 'task0'" in err and "at epoch 1" in err and "lower learning rate" in err
     assert checkpoint_epoch(ckpt / "mtl") == 0
-    assert (out_dir / "model.json").read_text() == "previous good model"
+    assert (out_dir / "model.json").read_text() == PREVIOUS
 
 
 def test_checkpoints_and_resume_from_the_command_line(small_frame: pd.DataFrame, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

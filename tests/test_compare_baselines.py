@@ -67,3 +67,32 @@ def test_multi_output_mlp_runs_only_where_the_tasks_allow(prepared_with_gaps) ->
     (out,), params = bl.mlp_outputs(q.encoders, tr, va, [te], seed=0, hidden=(8,), max_iter=50)
     assert set(out) == set(names) and out["task0"].shape == (len(te.x), 1)
     assert params == (4 * 8 + 8) + (8 * 2 + 2)
+
+
+def test_mlp_baseline_runs_on_missing_labels_and_mixed_kinds(prepared_with_gaps) -> None:  # type: ignore[no-untyped-def]
+    """Where one multi-output MLP cannot (mixed kinds, a missing label), the ``mlp`` baseline is
+    one scikit-learn MLP per task on that task's labelled rows (before: skipped)."""
+    from sklearn.neural_network import MLPRegressor
+
+    from polytask.evaluate import task_metrics
+
+    p = prepared_with_gaps
+    train, val, test = (bl.Arrays.of(d) for d in (p.train, p.val, p.test))
+    assert bl.mlp_unsupported_reason(p.encoders, train, val) is not None
+    (out,), params = bl.mlp_baseline_outputs(p.encoders, train, val, [test], seed=0, hidden=(8,), max_iter=60)
+    assert set(out) == {e.task.name for e in p.encoders} and params is not None and params > 0
+    for e in p.encoders:
+        metrics = task_metrics(e, out[e.task.name], test.targets[e.task.name], test.masks[e.task.name])
+        assert all(np.isfinite(v) for v in metrics.values())
+    # the masked task's MLP is scikit-learn's, fitted on the labelled rows with the alpha that
+    # minimizes the validation error; masked labels never reach it
+    m, mv = train.masks["task1"][:, 0], val.masks["task1"][:, 0]
+    fits = {a: MLPRegressor(hidden_layer_sizes=(8,), alpha=a, max_iter=60, random_state=0).fit(
+        train.x[m], train.targets["task1"][m, 0]) for a in bl.MLP_ALPHAS}
+    errors = {a: np.mean((f.predict(val.x[mv]) - val.targets["task1"][mv, 0]) ** 2) for a, f in fits.items()}
+    expected = fits[min(errors, key=errors.get)].predict(test.x)
+    np.testing.assert_allclose(out["task1"][:, 0], expected, rtol=1e-6)
+    poisoned = bl.Arrays(train.x, {k: v.copy() for k, v in train.targets.items()}, train.masks)
+    poisoned.targets["task1"][~train.masks["task1"]] = 1e6
+    (dirty,), _ = bl.mlp_baseline_outputs(p.encoders, poisoned, val, [test], seed=0, hidden=(8,), max_iter=60)
+    np.testing.assert_allclose(dirty["task1"], out["task1"])

@@ -41,8 +41,9 @@ def test_compare_writes_every_output(csv_with_gaps: Path, tmp_path: Path, capsys
     mtl = summary["candidates"]["mtl:hps+ew"]
     assert len(mtl["delta_m"]["values"]) == 2 and set(mtl["paired_tests"]) == {"task0", "task1", "task2"}
     assert mtl["parameters"] > 0 and mtl["seconds"]["mean"] > 0
-    # mixed kinds: the multi-output MLP says why it did not run
-    assert "multi-output MLP needs" in summary["candidates"]["mlp"]["note"]
+    # mixed kinds and a missing label: the mlp baseline runs (one MLP per task) instead of being skipped
+    assert summary["candidates"]["mlp"]["note"] == "" and "delta_m" in summary["candidates"]["mlp"]
+    assert set(summary["candidates"]["mlp"]["tasks"]) == {"task0", "task1", "task2"}
     assert summary["verdict"][0].split(":")[0] in {"MTL WINS", "MTL LOSES", "NO SIGNIFICANT DIFFERENCE"}
     md = (out / "report.md").read_text()
     assert "| task0 (rmse, lower is better) |" in md and "delta-m vs STL" in md and "![per task](per_task.png)" in md

@@ -1,7 +1,8 @@
 """Data-parallel training on torch.distributed (gloo, 2 processes started here by torchrun):
 2 processes with batch size 32 train the same model, to 1e-5 in float64 after 9 steps, as one
 process with batch size 64 on the union of their batches, for loss weighting, aggregation in
-both modes, seeded methods and the methods that reduce gradients themselves; a resumed
+both modes, seeded methods and the methods that reduce gradients themselves, also when a task
+is labelled on one process's shard only (presence is global); a resumed
 2-process run equals the uninterrupted one; under ``torchrun -m polytask fit`` rank 0 alone
 writes the model directory, which records 2 processes and which ``polytask predict`` loads."""
 
@@ -20,7 +21,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from distributed_run import EMPTY_SHARD_SPECS, SPECS, key, train
+from distributed_run import EMPTY_SHARD_SPECS, PRESENCE_SPECS, SPECS, key, train
 from polytask.cli import app as cli_main
 from polytask.errors import PolytaskError
 from polytask.training.checkpoint import load_checkpoint
@@ -74,6 +75,21 @@ def test_a_process_with_an_empty_shard_takes_part(ranks: Any, name: str, options
     one = train(name, options, batch_size=64, rows=129)
     for r in results:
         assert max_difference(r["129-" + key(name, options)]["params"], one["params"]) < 1e-5
+
+
+@pytest.mark.parametrize(("name", "options"), PRESENCE_SPECS, ids=[key(n, o) for n, o in PRESENCE_SPECS])
+def test_a_task_labelled_on_one_process_only_is_present_on_both(ranks: Any, name: str, options: dict[str, Any]) -> None:
+    """Task c has three labels: a batch holding one has it on one shard only. It is present on
+    every process (the label counts are added over processes), so the weights and the model are
+    those of one process; a mask from the local counts left c out on one process and failed."""
+    results, _ = ranks
+    one = train(name, options, batch_size=64, sparse=True)
+    k = "sparse-" + key(name, options)
+    for r in results:
+        assert max_difference(r[k]["params"], one["params"]) < 1e-5
+        for got, want in zip(r[k]["weights"], one["weights"]):
+            assert all(abs(got[t] - want[t]) < 1e-5 for t in got)
+    assert all(torch.equal(results[0][k]["params"][p], results[1][k]["params"][p]) for p in one["params"])
 
 
 def test_fused_heads_take_a_batch_of_no_rows() -> None:

@@ -35,7 +35,7 @@ def test_experiment_tables_re_render_from_their_json(saved: Path) -> None:
 
 def test_every_template_is_package_data() -> None:
     shipped = {p.name for p in files("polytask_lab").joinpath("templates").iterdir()}
-    assert {"performance.md.j2", "benchmarks.md.j2", "experiment.md.j2", "_tables.md.j2"} <= shipped
+    assert {"performance.md.j2", "benchmarks.md.j2", "experiment.md.j2", "experiments.md.j2", "_tables.md.j2"} <= shipped
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'polytask_lab = ["templates/*.md.j2"]' in pyproject  # what puts them into a wheel
 

@@ -35,10 +35,11 @@ F64 = torch.float64
 OPTIONS = {"stch": {"warmup_epochs": 1}}  # so a short run reaches STCH proper
 
 
-def loss_ctx(values: torch.Tensor, epoch: int = 0, step: int = 0) -> StepContext:
+def loss_ctx(values: torch.Tensor, epoch: int = 0, step: int = 0, present: torch.Tensor | None = None) -> StepContext:
     """A context whose losses are leaves (no network): enough for the loss-only methods."""
     names = [f"t{i}" for i in range(values.numel())]
-    return StepContext(losses=values, task_names=names, shared_params=[], task_params={n: [] for n in names}, step=step, epoch=epoch)
+    return StepContext(losses=values, task_names=names, shared_params=[], task_params={n: [] for n in names}, step=step,
+                       epoch=epoch, present=present)
 
 
 def built(name: str, n_tasks: int, **options) -> balancers.Balancer:  # type: ignore[no-untyped-def]
@@ -47,10 +48,11 @@ def built(name: str, n_tasks: int, **options) -> balancers.Balancer:  # type: ig
     return b
 
 
-def applied(b: balancers.Balancer, values: torch.Tensor, epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def applied(b: balancers.Balancer, values: torch.Tensor, epoch: int = 0,
+            present: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``b.backward`` on leaf losses; return (reported weights, d objective / d losses)."""
     leaf = values.clone().requires_grad_(True)
-    w = b.backward(loss_ctx(leaf, epoch))
+    w = b.backward(loss_ctx(leaf, epoch, present=present))
     assert leaf.grad is not None
     return w, leaf.grad
 
@@ -271,16 +273,27 @@ def test_gls_gradient_is_the_gradient_of_the_geometric_mean(seed: int, scale: fl
 
 
 def test_gls_leaves_a_task_without_labels_out_of_the_geometric_mean() -> None:
-    """Loss exactly 0 (no label in the batch): the others follow the geometric mean of the
-    present tasks, as torchjd's GeometricMean computes on them alone; the absent task gets 0."""
-    L = torch.tensor([0.0, 0.8, 2.5], dtype=F64)
-    w, grad = applied(built("gls", 3), L)
-    _, expected = oracle_weights(tjs.GeometricMean(), L[1:])
-    torch.testing.assert_close(w[1:], expected)
-    torch.testing.assert_close(grad, w)
-    assert float(w[0]) == 0.0
-    w_none, _ = applied(built("gls", 2), torch.zeros(2, dtype=F64))
+    """A task declared absent (no label in the batch): the others follow the geometric mean of
+    the present tasks, as torchjd's GeometricMean computes on them alone; the absent task gets 0.
+    Whatever its loss value (0 for a masked loss), it is not read."""
+    for absent_value in (0.0, 3.0):
+        L = torch.tensor([absent_value, 0.8, 2.5], dtype=F64)
+        w, grad = applied(built("gls", 3), L, present=torch.tensor([False, True, True]))
+        _, expected = oracle_weights(tjs.GeometricMean(), L[1:])
+        torch.testing.assert_close(w[1:], expected)
+        torch.testing.assert_close(grad, w)
+        assert float(w[0]) == 0.0
+    w_none, _ = applied(built("gls", 2), torch.ones(2, dtype=F64), present=torch.zeros(2, dtype=torch.bool))
     assert torch.equal(w_none, torch.zeros(2, dtype=F64))
+
+
+def test_gls_without_a_mask_keeps_a_zero_loss_in_the_product() -> None:
+    """Without a mask every task is present: a loss of exactly 0 is a loss of 0 (floored at
+    1e-12), not an absent task, as the definition ``(prod L_t)^(1/T)`` says."""
+    L = torch.tensor([0.0, 0.8, 2.5], dtype=F64)
+    w, _ = applied(built("gls", 3), L)
+    value = (1e-12 * 0.8 * 2.5) ** (1 / 3)
+    torch.testing.assert_close(w, value / (3 * L.clamp_min(1e-12)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -325,7 +338,7 @@ def test_famo_shifts_weight_to_the_task_whose_loss_decreases_slower(fast: float,
 def test_famo_update_ignores_a_task_without_labels_in_a_batch() -> None:
     b = built("famo", 2)
     applied(b, torch.tensor([1.0, 1.0]))
-    w, _ = applied(b, torch.tensor([0.0, 0.9]))
+    w, _ = applied(b, torch.tensor([0.0, 0.9]), present=torch.tensor([False, True]))
     assert torch.isfinite(w).all()
     z = b.task_weights(torch.zeros(2))  # type: ignore[attr-defined]
     assert z[0] > z[1]  # only task 1's decrease counted: weight moves to task 0
@@ -337,7 +350,7 @@ def test_famo_gives_an_absent_task_weight_zero_and_keeps_the_others_scale() -> N
     b = built("famo", 3)
     applied(b, torch.tensor([1.0, 2.0, 0.5], dtype=F64))
     L = torch.tensor([0.0, 1.5, 0.25], dtype=F64)
-    w, grad = applied(b, L)
+    w, grad = applied(b, L, present=torch.tensor([False, True, True]))
     z = b.task_weights(torch.zeros(3, dtype=F64))  # type: ignore[attr-defined]
     expected = torch.tensor([0.0, float(z[1] / 1.5), float(z[2] / 0.25)], dtype=F64)
     torch.testing.assert_close(w, expected / expected.sum())
@@ -499,18 +512,60 @@ def test_db_mtl_matches_a_per_task_loop_and_balances_gradient_magnitudes() -> No
 
 @pytest.mark.parametrize("name", OURS)
 def test_a_task_without_labels_in_the_batch_gives_finite_weights_and_gradients(name: str) -> None:
-    """A masked loss with no labelled row is exactly 0 (with zero gradient); log-based methods
-    must not turn it into NaN."""
-    toy = Toy(5, scales=(1.0, 2.0))
-    b = built(name, 2, **OPTIONS.get(name, {}))
-    for epoch in range(3):
-        ctx = toy.ctx(epoch)
-        ctx.losses = ctx.losses * torch.tensor([1.0, 0.0 if epoch == 1 else 1.0], dtype=F64)
-        toy.zero_grad()
-        w = b.backward(ctx)
-        assert torch.isfinite(w).all()
-        for p in [*toy.trunk.parameters(), *toy.heads.parameters()]:
-            assert p.grad is None or torch.isfinite(p.grad).all()
+    """A masked loss with no labelled row is exactly 0 (with zero gradient): declared absent or
+    not (a present task whose loss is 0), log-based methods must not turn it into NaN, and a
+    declared absent task gets no weight where the method reports simplex weights."""
+    for declared in (True, False):
+        toy = Toy(5, scales=(1.0, 2.0))
+        b = built(name, 2, **OPTIONS.get(name, {}))
+        for epoch in range(3):
+            ctx = toy.ctx(epoch)
+            ctx.losses = ctx.losses * torch.tensor([1.0, 0.0 if epoch == 1 else 1.0], dtype=F64)
+            if declared:
+                ctx.present = torch.tensor([True, epoch != 1])
+            toy.zero_grad()
+            w = b.backward(ctx)
+            assert torch.isfinite(w).all()
+            if declared and epoch == 1 and name in ("gls", "famo", "stch", "db_mtl"):
+                assert float(w[1]) == 0.0
+            for p in [*toy.trunk.parameters(), *toy.heads.parameters()]:
+                assert p.grad is None or torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize("name", ["uw", "imtl_l", "gradnorm"])
+def test_an_absent_tasks_learnable_weight_gets_no_gradient(name: str) -> None:
+    """UW's and IMTL-L's terms and GradNorm's L_grad leave an absent task out, so its learnable
+    quantity is not pulled by a loss of 0 (UW's ``1/2 s_t`` would drag ``s_t`` down)."""
+    toy = Toy(6, scales=(1.0, 2.0, 0.5))
+    b = built(name, 3)
+    ctx = toy.ctx()
+    ctx.losses = ctx.losses * torch.tensor([1.0, 0.0, 1.0], dtype=F64)
+    ctx.present = torch.tensor([True, False, True])
+    b.backward(ctx)
+    grad = next(iter(b.parameters())).grad
+    assert grad is not None and float(grad[1]) == 0.0 and float(grad[0]) != 0.0
+
+
+def test_dwa_averages_each_task_over_the_batches_where_it_is_present() -> None:
+    b = built("dwa", 2)
+    applied(b, torch.tensor([1.0, 4.0], dtype=F64), epoch=0)
+    applied(b, torch.tensor([3.0, 0.0], dtype=F64), epoch=0, present=torch.tensor([True, False]))
+    applied(b, torch.tensor([1.0, 1.0], dtype=F64), epoch=1)
+    averages = b.get_extra_state()["_averages"]  # type: ignore[attr-defined]
+    torch.testing.assert_close(averages[0], torch.tensor([2.0, 4.0], dtype=F64))  # not (4 + 0) / 2 for task 1
+
+
+def test_db_mtl_freezes_an_absent_tasks_gradient_average() -> None:
+    toy = Toy(7, scales=(1.0, 3.0))
+    b = built("db_mtl", 2)
+    b.backward(toy.ctx())
+    ema = b.buffer.clone()  # type: ignore[union-attr]
+    ctx = toy.ctx()
+    ctx.present = torch.tensor([True, False])
+    toy.zero_grad()
+    alpha = b.backward(ctx)
+    torch.testing.assert_close(b.buffer[1], ema[1])  # type: ignore[index]
+    assert not torch.equal(b.buffer[0], ema[0]) and float(alpha[1]) == 0.0  # type: ignore[index]
 
 
 def test_gradnorm_without_shared_parameters_is_a_clear_error() -> None:
@@ -591,7 +646,7 @@ def test_checkpoint_resume_restores_state_and_matches_an_uninterrupted_run(frame
     resumed = Trainer(net(), p.tasks, p.encoders, cfg)
     resumed.fit(p.train, p.val, resume_from=str(tmp_path))
     for a, b in zip(full.network.parameters(), resumed.network.parameters()):
-        torch.testing.assert_close(a, b)
+        assert torch.equal(a, b)  # bit-identical to the uninterrupted run
     assert_same_state(full.balancer.state_dict(), resumed.balancer.state_dict())
     for a, b in zip(full.balancer.parameters(), resumed.balancer.parameters()):
         torch.testing.assert_close(a, b)
@@ -625,14 +680,12 @@ def test_state_survives_a_checkpoint_round_trip_and_continues_identically(tmp_pa
     a = built(name, 3)
     for k, L in enumerate(seq[:4]):
         applied(a, L, epoch=k // 2)
-    tensors, tree = flatten_state({"state": a.state_dict(), "params": [q.detach() for q in a.parameters()]})
+    tensors, tree = flatten_state({"state": a.state_dict()})  # parameters and extra state
     save_tensors(tmp_path / "s.safetensors", tensors)
     (tmp_path / "s.json").write_text(json.dumps(tree))
     restored = unflatten_state(json.loads((tmp_path / "s.json").read_text()), load_tensors(tmp_path / "s.safetensors"))
     b = built(name, 3)
     b.load_state_dict(restored["state"])
-    for q, saved in zip(b.parameters(), restored["params"]):
-        q.data.copy_(saved)
     for k, L in enumerate(seq[4:], start=4):
         wa, _ = applied(a, L, epoch=k // 2)
         wb, _ = applied(b, L, epoch=k // 2)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from polytask import PolytaskError, datasets
+from polytask import PolytaskError, balancers, datasets
 from polytask.models import ARCHITECTURES, build_network
 from polytask.registry import Registry, accepted_options, check_options, normal_name
 from polytask_lab.experiments.registry import EXPERIMENTS
@@ -29,6 +29,7 @@ def test_names_are_normalised_and_order_is_kept() -> None:
     lambda: ARCHITECTURES["no-such"],
     lambda: datasets.load("no-such"),
     lambda: EXPERIMENTS["no-such"],
+    lambda: balancers.get("no-such"),
 ])
 def test_an_unknown_name_has_one_wording_for_every_kind(lookup) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(PolytaskError) as err:
@@ -47,3 +48,6 @@ def test_options_are_checked_against_the_signature_with_one_wording() -> None:
         datasets.load("QM9", speed=1)
     with pytest.raises(PolytaskError, match=r"^architecture 'mmoe' takes no option 'speed' \(options: "):
         build_network("MMoE", 4, {"a": 1}, speed=1)
+    with pytest.raises(PolytaskError, match=r"^balancer 'upgrad' takes no option 'speed' \(options: .*mode\)$"):
+        balancers.get("UPGrad", speed=1)
+    assert balancers.get("Nash-MTL").name == "nash_mtl" and balancers.modes("PCGrad") == ("exact", "representation")

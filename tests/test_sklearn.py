@@ -20,7 +20,7 @@ from polytask.synthetic import related_tasks
 
 #: A small configuration keeps the ~110 estimator checks fast; at 5 epochs the network is not
 #: yet accurate, so the two checks that assert a minimum training score are exempted here and
-#: run again below with the default settings (100 epochs), where they must pass.
+#: run again below with the default settings (docs/DEFAULTS.md), where they must pass.
 QUICK = dict(epochs=5, trunk=(16,))
 SCORE_CHECKS = {
     "check_regressors_train": "score threshold needs a trained network; run with default settings in test_training_score_checks_pass_with_default_settings",

@@ -8,6 +8,7 @@ import pytest
 
 from polytask import PolytaskError, Task
 from polytask.data import (
+    DataWarning,
     FeaturePreprocessor,
     TargetEncoder,
     from_task_column,
@@ -46,7 +47,8 @@ def test_preprocessing_is_fitted_on_training_rows_only() -> None:
     pre = FeaturePreprocessor().fit(train)
     assert pre.numeric_["a"]["mean"] == pytest.approx(1.5)
     assert pre.numeric_["a"]["std"] == pytest.approx(np.std([0, 1, 2, 3]))
-    out = pre.transform(test)
+    with pytest.warns(DataWarning, match=r"'c' 1 rows \('z' x1\)"):  # counted, not silent
+        out = pre.transform(test)
     np.testing.assert_allclose(out[:, 0], (np.array([100.0, 200.0]) - 1.5) / np.std([0, 1, 2, 3]), rtol=1e-6)
     np.testing.assert_array_equal(out[:, 1:], [[0, 0], [1, 0]])  # unseen 'z' is all zeros
 

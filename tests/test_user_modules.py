@@ -19,6 +19,7 @@ import polytask as pt
 from polytask import balancers
 from polytask.data.tensors import TaskTensors
 from polytask.errors import PolytaskError
+from polytask.io import weights_path
 from polytask.models import ARCHITECTURES, HardSharing, LayerOptions, NetworkSpec, build_network, network_from_config
 from polytask.models.layers import ACTIVATIONS, NORMS
 from polytask.settings import declared_options, option_info
@@ -192,7 +193,7 @@ def test_a_trunk_module_instance_trains_through_fit_and_loads_into_a_fresh_insta
     model = report.mtl
     assert model.network.trunk is trunk and not torch.equal(trunk.scale.detach(), start)  # used as is, and trained
     d = model.save(tmp_path / "m")
-    assert sorted(p.name for p in d.iterdir()) == ["model.json", "weights.safetensors"]
+    assert sorted(p.name for p in d.iterdir()) == ["model.json", weights_path(d).name]
     assert json.loads((d / "model.json").read_text())["network"]["user_modules"]["trunk_module"] == name_of(Scaled)
     loaded = pt.load(d, trunk_module=Scaled(5), head_module=make_head)
     pd.testing.assert_frame_equal(loaded.predict(frame), model.predict(frame))

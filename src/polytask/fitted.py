@@ -17,13 +17,14 @@ import pandas as pd
 import torch
 
 from polytask.data.preprocessing import FeaturePreprocessor
-from polytask.data.tables import TableLike, as_frame
+from polytask.data.columns import missing_cells
+from polytask.data.tables import TableLike, as_frame, with_kept_columns
 from polytask.data.targets import TargetEncoder, validate_targets
 from polytask.data.tensors import to_tensors
 from polytask.errors import PolytaskError
 from polytask.evaluate import task_metrics
-from polytask.io import META_FILE, WEIGHTS_FILE, read_model_files, save_model_files, write_model_files
-from polytask.models import network_from_config
+from polytask.io import read_model_files, save_model_files
+from polytask.model_meta import model_parts
 from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task
 from polytask.training.trainer import predict_raw
@@ -80,17 +81,21 @@ class FittedModel:
         return outputs
 
     def predict_outputs(self, data: TableLike, include_auxiliary: bool = False) -> dict[str, dict[str, np.ndarray]]:
-        """Decoded predictions per task: ``{"value"}`` or ``{"proba", "label"}``."""
+        """Decoded predictions per task: ``{"value"}`` or ``{"proba", "label"}``; a task whose
+        network output is not finite in some rows is a PolytaskError naming it and the count."""
         raw = self.raw_outputs(data)
-        return {
-            enc.task.name: enc.decode(raw[enc.task.name])
-            for enc in self.encoders
-            if include_auxiliary or not enc.task.auxiliary
-        }
+        decoded = {}
+        for enc in self.encoders:
+            if include_auxiliary or not enc.task.auxiliary:
+                decoded[enc.task.name] = enc.decode(raw[enc.task.name])
+                check_finite_outputs(enc.task.name, raw[enc.task.name], *decoded[enc.task.name].values())
+        return decoded
 
     def predict(self, data: TableLike, include_auxiliary: bool = False) -> pd.DataFrame:
-        """A DataFrame of predictions, one block of columns per (main) task."""
-        decoded = self.predict_outputs(data, include_auxiliary)
+        """A DataFrame of predictions, one block of columns per (main) task, after the columns
+        the model keeps (``DataConfig.keep``) copied from ``data``."""
+        frame = as_frame(data)
+        decoded = self.predict_outputs(frame, include_auxiliary)
         columns: dict[str, Any] = {}
         for enc in self.encoders:
             task = enc.task
@@ -108,23 +113,23 @@ class FittedModel:
                 columns[task.name] = d["label"]
                 for j, cls in enumerate(enc.classes_):
                     columns[f"{task.name}:proba_{cls}"] = d["proba"][:, j]
-        return pd.DataFrame(columns)
+        return with_kept_columns(frame, pd.DataFrame(columns), self.preprocessor.keep_)
 
     def evaluate(self, data: TableLike, include_auxiliary: bool = False) -> dict[str, dict[str, float]]:
         """Per-task metrics on labelled ``data`` (missing labels are ignored)."""
-        frame = as_frame(data)
+        frame = self.preprocessor.missing_as_nan(as_frame(data))
         tasks = [t for t in self.tasks if include_auxiliary or not t.auxiliary]
         validate_columns = [t for t in tasks if all(c in frame.columns for c in t.columns)]
         missing = [t for t in tasks if t not in validate_columns]
         if missing:
             raise PolytaskError(f"target column '{missing[0].columns[0]}' of task '{missing[0].name}' is not in the data")
         encs = [e for e in self.encoders if e.task in tasks]
-        labelled = [e for e in encs if frame[list(e.task.columns)].notna().any().any()]
+        labelled = [e for e in encs if any((~missing_cells(frame[c])).any() for c in e.task.columns)]
         if not labelled:
             raise PolytaskError("the data holds no label for any task")
         validate_targets(frame, [e.task for e in labelled if e.task.kind in ("regression", "multilabel")])
         tensors = to_tensors(frame, self.preprocessor, labelled)
-        raw = self.raw_outputs(frame)
+        raw = self.raw_outputs_from_features(tensors.x)
         return {
             e.task.name: task_metrics(
                 e, raw[e.task.name], tensors.targets[e.task.name].numpy(), tensors.masks[e.task.name].numpy()
@@ -156,32 +161,13 @@ class FittedModel:
     @classmethod
     def from_files(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor], modules: dict[str, Any],
                    source: str) -> "FittedModel":
-        """The model :meth:`to_files` described (``modules``: the user modules it needs; ``source``
-        names the directory in errors)."""
-        absent = [k for k in REQUIRED_META if k not in meta]
-        if absent:
-            raise PolytaskError(f"{source} is corrupted: '{META_FILE}' lacks '{absent[0]}'")
-        try:
-            tasks = [Task.from_dict(d) for d in meta["tasks"]]
-            encoders = [TargetEncoder.from_dict(t, meta["encoders"][t.name]) for t in tasks]
-            preprocessor = FeaturePreprocessor.from_dict(meta["preprocessing"])
-            config = dict(meta["network"])
-            best_epoch = {k: int(v) for k, v in meta["best_epoch"].items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise PolytaskError(f"{source} is corrupted: bad entry in '{META_FILE}' ({exc})") from None
-        network = network_from_config(meta["arch"], config, modules, source=source)
-        snapshots = _snapshots(tensors, set(network.state_dict()), set(best_epoch.values()), source)
-        network.load_state_dict(snapshots[max(set(best_epoch.values()))])
-        network.eval()
-        return cls(network, tasks, encoders, preprocessor, snapshots, best_epoch,
-                   meta.get("train_config", {}), meta.get("summary", {}))
-
-    def write_files(self, directory: Path) -> None:
-        """Write this model's files into the existing (staging) ``directory``."""
-        write_model_files(directory, *self.to_files())
+        """The model :meth:`to_files` described, every entry checked first
+        (:func:`polytask.model_meta.model_parts`; ``modules``: the user modules it needs;
+        ``source`` names the directory in errors)."""
+        return cls(**model_parts(meta, tensors, modules, source))
 
     def save(self, directory: str | Path) -> Path:
-        """Write the model directory atomically (safetensors + JSON, never a pickle)."""
+        """Write the model directory (safetensors + JSON, never a pickle; see :mod:`polytask.io`)."""
         return save_model_files(directory, *self.to_files())
 
     @classmethod
@@ -189,27 +175,17 @@ class FittedModel:
         return load_model(directory, **modules)
 
 
-#: Entries of ``model.json`` a model cannot be rebuilt without.
-REQUIRED_META = ("arch", "network", "tasks", "encoders", "preprocessing", "best_epoch")
-
-
-def _snapshots(flat: dict[str, torch.Tensor], expected: set[str], epochs: set[int], source: str) -> dict[int, dict[str, torch.Tensor]]:
-    """``{epoch: state}`` from ``"epoch{e}/{name}"`` tensors, checking every best epoch is whole."""
-    snapshots: dict[int, dict[str, torch.Tensor]] = {}
-    for key, tensor in flat.items():
-        head, _, name = key.partition("/")
-        try:
-            epoch = int(head.removeprefix("epoch"))
-        except ValueError:
-            raise PolytaskError(f"{source} is corrupted: unexpected tensor '{key}' in '{WEIGHTS_FILE}'") from None
-        snapshots.setdefault(epoch, {})[name] = tensor
-    for epoch in epochs:
-        if epoch not in snapshots:
-            raise PolytaskError(f"{source} is incomplete: weights of epoch {epoch} are missing")
-        absent = expected - set(snapshots[epoch])
-        if absent:
-            raise PolytaskError(f"{source} is incomplete: tensor '{sorted(absent)[0]}' is missing")
-    return snapshots
+def check_finite_outputs(task: str, *outputs: np.ndarray) -> None:
+    """Refuse non-finite predictions (of a diverged or damaged model): one line naming the task
+    and in how many rows (``outputs``: arrays with a row per data row; labels are skipped)."""
+    rows = len(outputs[0])
+    bad = np.zeros(rows, dtype=bool)
+    for out in outputs:
+        if np.issubdtype(out.dtype, np.floating):
+            bad |= ~np.isfinite(out.reshape(rows, -1)).all(axis=1)
+    if bad.any():
+        raise PolytaskError(f"the prediction for task '{task}' is not finite (NaN or infinite) in {int(bad.sum())} of "
+                            f"{rows} rows: the model is damaged or diverged in training")
 
 
 def load_model(directory: str | Path, **modules: Any) -> FittedModel:

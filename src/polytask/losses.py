@@ -11,6 +11,10 @@ by a :class:`LossPlan`. Tasks with the same loss and the same output width form 
 whose losses are one expression: element-wise losses (``mse``, ``l1``, ``huber``, ``bce``) on the
 group's ``(n, G d)`` block, cross-entropy on ``(n, C, G)`` logits, each followed by one masked
 mean per task. So a step costs a few operations whatever the number of tasks.
+
+A regression task with a sigmoid output (``Task.output == "sigmoid"``) is scored on
+``sigmoid(f_t(x))``: the head's raw output stays linear and the loss applies the link (tasks
+with a sigmoid output form their own groups).
 """
 
 from __future__ import annotations
@@ -72,13 +76,13 @@ def _elementwise(name: str, output: torch.Tensor, target: torch.Tensor) -> torch
 
 
 class _Group:
-    """Tasks of one loss and one output width: task indices, where their outputs are, where
-    their packed targets are (per task ``target_width`` columns: the output width for
-    element-wise losses, 1, the class index, for cross-entropy)."""
+    """Tasks of one loss, one output width and one output link: task indices, where their
+    outputs are, where their packed targets are (per task ``target_width`` columns: the output
+    width for element-wise losses, 1, the class index, for cross-entropy)."""
 
     def __init__(self, loss: str, width: int, tasks: tuple[int, ...], out_columns: tuple[int, ...], target_start: int,
-                 target_width: int, total_width: int) -> None:
-        self.loss, self.width, self.tasks = loss, width, tasks
+                 target_width: int, total_width: int, sigmoid: bool = False) -> None:
+        self.loss, self.width, self.tasks, self.sigmoid = loss, width, tasks, sigmoid
         self.target_start, self.target_width = target_start, target_width
         first = out_columns[0]
         contiguous = out_columns == tuple(range(first, first + len(out_columns)))
@@ -99,6 +103,8 @@ class _Group:
         end = self.target_start + g * self.target_width
         y, m = targets[:, self.target_start : end], masks[:, self.target_start : end]
         out = self.outputs(packed)
+        if self.sigmoid:
+            out = torch.sigmoid(out)
         if self.loss == "cross_entropy":
             logits = out.reshape(out.shape[0], g, self.width).transpose(1, 2)  # (n, C, G)
             per = F.cross_entropy(logits, y.long(), reduction="none")  # (n, G)
@@ -121,16 +127,17 @@ class LossPlan:
     def __init__(self, tasks: Sequence[Task], layout: OutputLayout) -> None:
         self.tasks = list(tasks)
         self.layout = layout
-        keys: dict[tuple[str, int], list[int]] = {}
+        keys: dict[tuple[str, int, bool], list[int]] = {}
         for i, t in enumerate(self.tasks):
-            keys.setdefault((t.loss_name, layout.widths[layout.names.index(t.name)]), []).append(i)
+            key = (t.loss_name, layout.widths[layout.names.index(t.name)], t.output == "sigmoid")
+            keys.setdefault(key, []).append(i)
         self.groups: list[_Group] = []
         start = 0
         owner: list[int] = []
-        for (loss, width), members in keys.items():
+        for (loss, width, sigmoid), members in keys.items():
             cols = tuple(c for i in members for c in range(*layout.columns(self.tasks[i].name).indices(layout.width)))
             tw = 1 if loss == "cross_entropy" else width
-            self.groups.append(_Group(loss, width, tuple(members), cols, start, tw, layout.width))
+            self.groups.append(_Group(loss, width, tuple(members), cols, start, tw, layout.width, sigmoid))
             start += tw * len(members)
             owner += [i for i in members for _ in range(tw)]
         self.target_width = start

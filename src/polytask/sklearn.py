@@ -100,7 +100,7 @@ class _MultiTaskEstimator(BaseEstimator):
     ``trunk``, ``head_hidden``, ``activation``, ``dropout``, ``norm``, ``arch_options``),
     :class:`~polytask.TrainConfig` (``epochs``, ``batch_size``, ``optimizer``, ``lr``, ...,
     ``balancer``, ``balancer_options``, ``random_state``) and :class:`~polytask.DataConfig`
-    (``validation_fraction``, ``missing``), with the same defaults, plus ``task_weights`` and
+    (``validation_fraction``, ``missing``, ``standardize_inputs``, ``standardize_targets``), with the same defaults, plus ``task_weights`` and
     ``verbose``.
     """
 

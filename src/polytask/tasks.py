@@ -14,6 +14,10 @@ from polytask.errors import PolytaskError
 
 TaskKind = Literal["regression", "binary", "multiclass", "multilabel"]
 TASK_KINDS: tuple[str, ...] = get_args(TaskKind)
+#: How a regression head's raw output ``r`` becomes a prediction (in encoded units): ``linear``
+#: (``r`` itself) or ``sigmoid`` (``1 / (1 + exp(-r))``, bounded to (0, 1)).
+OutputLink = Literal["linear", "sigmoid"]
+OUTPUT_LINKS: tuple[str, ...] = get_args(OutputLink)
 
 #: Loss used when a task does not name one.
 DEFAULT_LOSS: dict[str, str] = {
@@ -51,6 +55,10 @@ class Task:
         metrics: metric names, or None for the kind's defaults.
         weight: ``alpha_t`` in the joint loss.
         auxiliary: trained as an extra output only; never predicted or reported as a main result.
+        output: for a regression task, ``linear`` (default) or ``sigmoid``: the prediction is
+            ``sigmoid(r)`` of the head's raw output ``r``, bounded to (0, 1), and the loss
+            compares ``sigmoid(r)`` with the target (the classic backprop output unit). The
+            targets of a sigmoid task must lie in [0, 1] and are never standardized.
     """
 
     name: str
@@ -60,6 +68,7 @@ class Task:
     metrics: tuple[str, ...] | None = None
     weight: float = 1.0
     auxiliary: bool = False
+    output: OutputLink = "linear"
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -79,6 +88,10 @@ class Task:
             )
         if self.metrics is not None:
             object.__setattr__(self, "metrics", tuple(self.metrics))
+        if self.output not in OUTPUT_LINKS:
+            raise PolytaskError(f"task '{self.name}': unknown output '{self.output}' (choose from {', '.join(OUTPUT_LINKS)})")
+        if self.output != "linear" and self.kind != "regression":
+            raise PolytaskError(f"task '{self.name}': a {self.output} output is for regression tasks, not {self.kind}")
         if not (self.weight >= 0.0):
             raise PolytaskError(f"task '{self.name}': weight must be >= 0, got {self.weight}")
 
@@ -103,6 +116,7 @@ class Task:
             "metrics": list(self.metrics) if self.metrics is not None else None,
             "weight": self.weight,
             "auxiliary": self.auxiliary,
+            "output": self.output,
         }
 
     @classmethod
@@ -115,6 +129,7 @@ class Task:
             metrics=tuple(d["metrics"]) if d.get("metrics") is not None else None,
             weight=float(d.get("weight", 1.0)),
             auxiliary=bool(d.get("auxiliary", False)),
+            output=d.get("output", "linear"),
         )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from polytask.errors import PolytaskError
+from polytask.registry import Registry, check_options
 from polytask.setups import RunPlan, Setup
 from polytask.tasks import Task
 from polytask.training.callbacks import Callback
@@ -53,12 +54,12 @@ def _step(final: float = 0.0, at: float = 0.5) -> Factor:
     return lambda epoch, n_epochs: 1.0 if epoch < at * n_epochs else final
 
 
-SCHEDULES: dict[str, Callable[..., Factor]] = {
+SCHEDULES: Registry[Callable[..., Factor]] = Registry("aux weight schedule", {
     "constant": _constant,
     "linear_decay": _linear,
     "cosine_decay": _cosine,
     "step": _step,
-}
+})
 _OPTIONS: dict[str, tuple[str, ...]] = {
     "constant": (),
     "linear_decay": ("final",),
@@ -75,12 +76,8 @@ class AuxWeightSchedule(Setup, Callback):
     """
 
     def __init__(self, name: str, **options: Any) -> None:
-        if name not in SCHEDULES:
-            raise PolytaskError(f"unknown aux weight schedule '{name}' (choose from {', '.join(SCHEDULES)})")
-        unknown = sorted(set(options) - set(_OPTIONS[name]))
-        if unknown:
-            allowed = ", ".join(_OPTIONS[name]) or "none"
-            raise PolytaskError(f"aux weight schedule '{name}' has no option '{unknown[0]}' (options: {allowed})")
+        name = SCHEDULES.key(name)
+        options = check_options("aux weight schedule", name, list(_OPTIONS[name]), options)
         try:
             values = {k: float(v) for k, v in options.items()}
         except (TypeError, ValueError):

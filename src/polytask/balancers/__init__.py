@@ -6,7 +6,6 @@ lists the valid choices.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from polytask.balancers.base import Balancer, LossWeighting, StepContext
@@ -20,16 +19,16 @@ from polytask.balancers.imtl_l import ImpartialLossWeighting
 from polytask.balancers.rlw import RandomLossWeighting
 from polytask.balancers.stch import SmoothTchebycheff
 from polytask.balancers.uncertainty import UncertaintyWeighting
-from polytask.errors import PolytaskError
+from polytask.registry import Registry, accepted_options, check_options
 
-REGISTRY: dict[str, type[Balancer]] = {}
+REGISTRY: Registry[type[Balancer]] = Registry("balancer")
 
 
 def register(cls: type[Balancer]) -> type[Balancer]:
     """Add a balancer class to the registry under ``cls.name``."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
-    REGISTRY[cls.name] = cls
+    REGISTRY.register(cls.name, cls)
     return cls
 
 
@@ -50,31 +49,21 @@ for _cls in AGGREGATORS:
 
 def names() -> list[str]:
     """Registered method names, sorted."""
-    return sorted(REGISTRY)
+    return REGISTRY.names()
 
 
 def modes(name: str) -> tuple[str, ...]:
     """Gradient modes a method supports: ``("exact", "representation")`` or a subset for
     gradient-aggregation methods (chosen with the ``mode`` option), ``()`` for loss weighting."""
-    key = name.strip().lower().replace("-", "_")
-    if key not in REGISTRY:
-        raise PolytaskError(f"unknown balancer '{name}' (choose from {', '.join(names())})")
-    return tuple(REGISTRY[key].modes)
+    return tuple(REGISTRY[name].modes)
 
 
 def get(name: str, **options: Any) -> Balancer:
-    """Build the balancer registered as ``name`` with ``options``."""
-    key = name.strip().lower().replace("-", "_")
-    if key not in REGISTRY:
-        raise PolytaskError(f"unknown balancer '{name}' (choose from {', '.join(names())})")
+    """Build the balancer registered as ``name`` with ``options`` (names normalised, unknown
+    options refused in the registry's wording)."""
+    key = REGISTRY.key(name)
     cls = REGISTRY[key]
-    params = inspect.signature(cls.__init__).parameters
-    accepted = [p for p in params if p != "self" and params[p].kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
-    unknown = [k for k in options if k not in accepted]
-    if unknown:
-        choices = ", ".join(accepted) if accepted else "none"
-        raise PolytaskError(f"balancer '{key}' takes no option '{unknown[0]}' (options: {choices})")
-    return cls(**options)
+    return cls(**check_options("balancer", key, accepted_options(cls), options))
 
 
 __all__ = ["Balancer", "LossWeighting", "REGISTRY", "StepContext", "get", "modes", "names", "register"]

@@ -11,16 +11,30 @@ Two families fit this one interface:
   history, then one backward pass of ``sum_t w_t L_t``;
 - *gradient aggregation*: methods that need per-task gradients of the shared parameters (or of
   the shared representation ``z``) take them from the context's parameters and representation.
+
+A balancer is an ``nn.Module``: its learnable quantities are ``nn.Parameter`` (the trainer
+optimizes ``balancer.parameters()`` with the network), ``.to(device)`` moves them, and
+``state_dict()`` holds them together with the method's history (the attributes named in
+:attr:`Remembers.state_fields`, saved as the module's extra state: tensors, numbers, None and
+seeded streams).
+
+Absent tasks: ``StepContext.present`` says which tasks have a label in the batch. An absent
+task's loss is 0 with a zero gradient; that is not a measurement, so every method leaves it out
+of its step and its history, as its docstring states. Without a mask every task is present.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from polytask.errors import PolytaskError
 
 
 class Reducer:
@@ -75,6 +89,9 @@ class StepContext:
             gradient scaling; 1 otherwise): methods that read gradients divide by it.
         compiled: the network runs compiled, its autograd graph opaque: gradient information
             comes from one plain backward pass per task.
+        present: (T,) bool, the tasks with at least one label in the batch (and a positive
+            weight); None: every task is present. Under data parallelism a task is present
+            when it has a label on any process (the mask is the same on every process).
     """
 
     losses: torch.Tensor
@@ -88,9 +105,24 @@ class StepContext:
     reducer: Reducer = LOCAL
     grad_scale: float = 1.0
     compiled: bool = False
+    present: torch.Tensor | None = None
+
+    def presence(self) -> torch.Tensor:
+        """The (T,) bool presence mask on the CPU (all True without a mask)."""
+        return presence_mask(self.present, int(self.losses.shape[0]))
 
 
-class Balancer(ABC):
+def presence_mask(present: torch.Tensor | None, n_tasks: int) -> torch.Tensor:
+    """``present`` as a (T,) CPU bool tensor; all True when None."""
+    if present is None:
+        return torch.ones(n_tasks, dtype=torch.bool)
+    mask = torch.as_tensor(present).detach().to("cpu", torch.bool).reshape(-1)
+    if mask.shape[0] != n_tasks:
+        raise PolytaskError(f"the presence mask has {mask.shape[0]} entries for {n_tasks} tasks")
+    return mask
+
+
+class Balancer(nn.Module, ABC):
     """Turns a loss vector into gradients. Subclasses state their formula and paper."""
 
     #: Registry name.
@@ -100,6 +132,10 @@ class Balancer(ABC):
     #: Gradient modes the method can run in (the ``mode`` option); empty for loss weighting.
     modes: ClassVar[tuple[str, ...]] = ()
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.task_names: list[str] = []
+
     def setup(self, task_names: list[str]) -> None:
         """Called once by the trainer before the first step (allocate per-task state here)."""
         self.task_names = list(task_names)
@@ -108,20 +144,50 @@ class Balancer(ABC):
     def backward(self, ctx: StepContext) -> torch.Tensor:
         """Accumulate gradients into the parameters; return the (T,) weights applied."""
 
-    def parameters(self) -> list[nn.Parameter]:
-        """Learnable parameters of the method itself (the trainer optimizes them too)."""
-        return []
-
-    def state_dict(self) -> dict[str, Any]:
-        """Explicit state, saved in checkpoints (tensors or JSON-able values)."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
-
     def options(self) -> dict[str, Any]:
-        """The options the method was built with (recorded in the model directory)."""
-        return {}
+        """The constructor options the method was built with (the attributes of the same name)."""
+        params = inspect.signature(type(self).__init__).parameters
+        skip = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+        return {k: getattr(self, k) for k, p in params.items() if k != "self" and p.kind not in skip and hasattr(self, k)}
+
+
+def _export(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, (list, tuple)):
+        return [_export(v) for v in value]
+    if hasattr(value, "state_dict"):  # a seeded stream, an optimizer
+        return copy.deepcopy(value.state_dict())
+    return value
+
+
+def _import(current: Any, saved: Any) -> Any:
+    if not isinstance(current, torch.Tensor) and hasattr(current, "load_state_dict"):
+        current.load_state_dict(copy.deepcopy(saved))
+        return current
+    if isinstance(saved, torch.Tensor):
+        return saved.detach().clone()
+    if isinstance(saved, (list, tuple)):
+        return [_import(None, v) for v in saved]
+    return saved
+
+
+class Remembers:
+    """Mixin for balancers with history: the attributes named in ``state_fields`` are the
+    module's extra state (so ``state_dict``/``load_state_dict`` carry them; tensors are copied,
+    objects with their own ``state_dict`` such as seeded streams are saved through it)."""
+
+    state_fields: ClassVar[tuple[str, ...]] = ()
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {k: _export(getattr(self, k)) for k in self.state_fields}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        missing = [k for k in self.state_fields if k not in state]
+        if missing:
+            raise PolytaskError(f"balancer '{getattr(self, 'name', '?')}': saved state has no '{missing[0]}'")
+        for k in self.state_fields:
+            setattr(self, k, _import(getattr(self, k, None), state[k]))
 
 
 class LossWeighting(Balancer):

@@ -25,9 +25,12 @@ uses the losses the trainer already has: at step ``k`` it updates the logits wit
 ``L^after = L(theta_k; batch_k)`` (the current step's losses), then weights the current step.
 So a step costs one forward and one backward pass, like equal weighting, at the price of batch
 noise in ``delta``. For the paper's same-batch variant, call :meth:`FAMO.update` yourself with
-losses recomputed on the same batch. A task whose loss is exactly zero in either batch (no label
-in that batch) contributes no logit update for that step, and gets weight 0 in that step (the
-others' weights are renormalised to sum to 1).
+losses recomputed on the same batch.
+
+Absent tasks (``StepContext.present``): a task absent from either of the two batches contributes
+no logit update for that step (its ``delta`` is 0), and a task absent from the current batch gets
+weight 0 in that step, the present tasks' weights renormalised to sum to 1 (an absent task's loss
+of 0 in ``c`` would otherwise scale every present weight down to nothing).
 """
 
 from __future__ import annotations
@@ -57,12 +60,14 @@ class FAMO(LossWeighting):
     name = "famo"
 
     def __init__(self, lr: float = 0.025, weight_decay: float = 1e-3, min_losses: Sequence[float] | None = None) -> None:
+        super().__init__()
         self.lr = real(self.name, "lr", lr, low=0.0, low_open=True)
         self.weight_decay = real(self.name, "weight_decay", weight_decay, low=0.0)
         self.min_losses = None if min_losses is None else reals(self.name, "min_losses", min_losses)
         self.logits: torch.Tensor | None = None
         self.optimizer: torch.optim.Adam | None = None
         self.previous: torch.Tensor | None = None
+        self.previous_present: torch.Tensor | None = None
 
     def setup(self, task_names: list[str]) -> None:
         super().setup(task_names)
@@ -70,18 +75,22 @@ class FAMO(LossWeighting):
             raise PolytaskError(
                 f"balancer 'famo': option 'min_losses' has {len(self.min_losses)} values for {len(task_names)} tasks"
             )
-        self.logits = torch.zeros(len(task_names), requires_grad=True)
+        self._new_logits(torch.zeros(len(task_names)))
+        self.previous, self.previous_present = None, None
+
+    def _new_logits(self, values: torch.Tensor, optimizer_state: dict[str, Any] | None = None) -> None:
+        """The logits as a fresh leaf with their own Adam (its state cast to their device and dtype)."""
+        self.logits = values.detach().clone().requires_grad_(True)
         self.optimizer = torch.optim.Adam([self.logits], lr=self.lr, weight_decay=self.weight_decay)
-        self.previous = None
+        if optimizer_state is not None:
+            self.optimizer.load_state_dict(copy.deepcopy(optimizer_state))
 
     def _place(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.optim.Adam]:
         """Keep the logits (and Adam's state) on the device and dtype of the losses."""
         assert self.logits is not None and self.optimizer is not None, "setup() was not called"
         if self.logits.device != like.device or self.logits.dtype != like.dtype:
-            saved = self.optimizer.state_dict()
-            self.logits = self.logits.detach().to(like).requires_grad_(True)
-            self.optimizer = torch.optim.Adam([self.logits], lr=self.lr, weight_decay=self.weight_decay)
-            self.optimizer.load_state_dict(saved)  # casts Adam's moments to the logits' device and dtype
+            self._new_logits(self.logits.to(like), self.optimizer.state_dict())
+        assert self.logits is not None and self.optimizer is not None
         return self.logits, self.optimizer
 
     def _bounds(self, like: torch.Tensor) -> torch.Tensor:
@@ -94,13 +103,15 @@ class FAMO(LossWeighting):
         logits, _ = self._place(like)
         return torch.softmax(logits.detach(), dim=0)
 
-    def update(self, before: torch.Tensor, after: torch.Tensor) -> None:
-        """One Adam step on the logits from the log-loss decrease ``before -> after``."""
+    def update(self, before: torch.Tensor, after: torch.Tensor, measured: torch.Tensor | None = None) -> None:
+        """One Adam step on the logits from the log-loss decrease ``before -> after``;
+        ``measured`` (bool) marks the tasks present in both (None: all)."""
         logits, optimizer = self._place(before)
         b = self._bounds(before)
         after = after.detach().to(before)
         delta = torch.log((before - b).clamp_min(0) + EPS) - torch.log((after - b).clamp_min(0) + EPS)
-        delta = torch.where((before == 0) | (after == 0), torch.zeros_like(delta), delta)
+        if measured is not None:
+            delta = torch.where(measured.to(delta.device), delta, torch.zeros_like(delta))
         z = torch.softmax(logits.detach(), dim=0)
         # gradient of z(xi) . delta with respect to xi: the softmax Jacobian (diag(z) - z z^T) delta
         logits.grad = z * (delta - (z * delta).sum())
@@ -108,33 +119,29 @@ class FAMO(LossWeighting):
         logits.grad = None
 
     def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        present = ctx.presence()
         if self.previous is not None:
-            self.update(self.previous.to(losses), losses)
-        self.previous = losses.clone()
+            before = self.previous_present if self.previous_present is not None else torch.ones_like(present)
+            self.update(self.previous.to(losses), losses, before & present)
+        self.previous, self.previous_present = losses.clone(), present.clone()
         z = self.task_weights(losses)
         shifted = (losses - self._bounds(losses)).clamp_min(0) + EPS
-        # a task with no label in the batch has loss exactly 0: weight 0, and it stays out of c
-        # (else c ~ EPS would scale every present task's weight down to nothing)
-        ratio = torch.where(losses == 0, torch.zeros_like(shifted), z / shifted)
+        ratio = torch.where(present.to(losses.device), z / shifted, torch.zeros_like(shifted))
         total = ratio.sum()
         return ratio / total if total > 0 else ratio
 
-    def state_dict(self) -> dict[str, Any]:
+    def get_extra_state(self) -> dict[str, Any]:
         assert self.logits is not None and self.optimizer is not None, "setup() was not called"
         return {
             "logits": self.logits.detach().clone(),
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "previous_losses": None if self.previous is None else self.previous.clone(),
+            "previous_present": None if self.previous_present is None else self.previous_present.clone(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        assert self.logits is not None, "setup() was not called"
+    def set_extra_state(self, state: dict[str, Any]) -> None:
         # the saved dtype (that of the losses it trained with), so a float64 run resumes exactly
-        self.logits = state["logits"].detach().clone().to(self.logits.device).requires_grad_(True)
-        self.optimizer = torch.optim.Adam([self.logits], lr=self.lr, weight_decay=self.weight_decay)
-        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
-        prev = state.get("previous_losses")
+        self._new_logits(torch.as_tensor(state["logits"]), state["optimizer"])
+        prev, seen = state.get("previous_losses"), state.get("previous_present")
         self.previous = None if prev is None else prev.clone()
-
-    def options(self) -> dict[str, Any]:
-        return {"lr": self.lr, "weight_decay": self.weight_decay, "min_losses": self.min_losses}
+        self.previous_present = None if seen is None else torch.as_tensor(seen).to(torch.bool).clone()

@@ -43,11 +43,13 @@ def representation_info(ctx: StepContext, task_params: list[list[torch.nn.Parame
     return representation_step(ctx.losses, ctx.representation, task_params, out=out)
 
 
-def combine(agg: Any, ctx: StepContext, jacobian: torch.Tensor | None, gramian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``agg.combine`` on the true (unscaled) gradient information; a returned direction in
-    the step's scaled units."""
+def combine(agg: Any, ctx: StepContext, jacobian: torch.Tensor | None, gramian: torch.Tensor,
+            problem: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``agg.combine`` on the true (unscaled) gradient information and the step's ``problem``
+    (:class:`~polytask.balancers.aggregation.base.Problem`: the presence mask, the rounding
+    level); a returned direction in the step's scaled units."""
     s = ctx.grad_scale
     if s == 1.0:
-        return agg.combine(jacobian, gramian)
-    w, vector = agg.combine(None if jacobian is None else jacobian / s, gramian / (s * s))
+        return agg.combine(jacobian, gramian, problem)
+    w, vector = agg.combine(None if jacobian is None else jacobian / s, gramian / (s * s), problem)
     return w, None if vector is None else vector * s

@@ -9,32 +9,34 @@ Learnable task weights ``w_t`` (starting at 1) scale the losses: the network fol
     r_t = Ltilde_t / mean_k Ltilde_k,                       Ltilde_t = L_t / L_t(0),
 
 where ``W`` is the last shared layer (``StepContext.last_shared_params``, falling back to all
-shared parameters), ``L_t(0)`` is the task's first non-zero loss, and the target
+shared parameters), ``L_t(0)`` is the task's first loss (in a batch where it is present), and the target
 ``Gbar r_t^alpha`` is held constant. ``L_grad`` is differentiated only with respect to ``w``:
 ``dL_grad/dw_t = sign(G_t - target_t) ||grad_W L_t||``, added to ``w.grad``; the trainer's
-optimizer then steps ``w`` (they are this balancer's ``parameters()``). Before each use the
+optimizer then steps ``w`` (they are this balancer's ``nn.Parameter``). Before each use the
 weights are renormalized so that ``sum_t w_t = T`` (and kept positive). ``alpha`` sets the
 strength of the pull towards equal training rates: with ``alpha = 0`` the gradient norms
 ``G_t`` are simply driven together. The applied weights are ``w``.
+
+Absent tasks (``StepContext.present``): left out of ``L_grad``, of ``Gbar`` and of the mean
+training rate (an absent task's zero gradient would read as ``G_t = 0`` and pull its weight up);
+their weights get no gradient from that step. State: ``L(0)`` (extra state; NaN until a task is
+first present).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from polytask.balancers.base import Balancer, StepContext
+from polytask.balancers.base import Balancer, Remembers, StepContext
 from polytask.balancers.gradient_paths import task_jacobian
 from polytask.balancers.option_checks import real
 from polytask.errors import PolytaskError
-from polytask.gradients import per_task_gradients
 
 MIN_WEIGHT = 1e-4
 
 
-class GradNorm(Balancer):
+class GradNorm(Remembers, Balancer):
     """GradNorm (Chen et al. 2018) on the last shared layer; weights renormalized to sum ``T``.
 
     Args:
@@ -43,19 +45,19 @@ class GradNorm(Balancer):
 
     name = "gradnorm"
     requires = "gradients"
+    state_fields = ("initial_losses",)
 
     def __init__(self, alpha: float = 1.5) -> None:
+        super().__init__()
         self.alpha = real(self.name, "alpha", alpha, low=0.0)
-        self.loss_weights: nn.Parameter | None = None
+        self.loss_weights: nn.Parameter | None
+        self.register_parameter("loss_weights", None)
         self.initial_losses: torch.Tensor | None = None
 
     def setup(self, task_names: list[str]) -> None:
         super().setup(task_names)
         self.loss_weights = nn.Parameter(torch.ones(len(task_names)))
         self.initial_losses = None
-
-    def parameters(self) -> list[nn.Parameter]:
-        return [] if self.loss_weights is None else [self.loss_weights]
 
     def _w(self) -> nn.Parameter:
         assert self.loss_weights is not None, "setup() was not called"
@@ -75,39 +77,32 @@ class GradNorm(Balancer):
             raise PolytaskError("balancer 'gradnorm' needs shared parameters, and this network has none")
         losses = ctx.losses
         values = losses.detach()
+        present = ctx.presence().to(values.device)
         w = self.normalized_weights()
         if self.initial_losses is None:
-            self.initial_losses = values.clone()
+            self.initial_losses = torch.full_like(values, float("nan"))
         init = self.initial_losses.to(values)
-        init = torch.where(init > 0, init, values)  # a task first seen with no label starts later
+        init = torch.where(torch.isnan(init) & present, values, init)  # L_t(0): the first present loss
         self.initial_losses = init.clone()
         grad_norms = ctx.reducer.sum(task_jacobian(ctx, losses, params)).norm(dim=1)  # ||grad_W L_t||, global batch
-        G = w * grad_norms
-        ratio = torch.where(init > 0, values / torch.where(init > 0, init, torch.ones_like(init)), torch.ones_like(values))
-        relative = ratio / ratio.mean().clamp_min(1e-12)
-        target = G.mean() * relative.pow(self.alpha)
-        grad_w = torch.sign(G - target) * grad_norms
+        grad_w = self._weight_gradient(w.to(grad_norms) * grad_norms, grad_norms, values / init, present & (init > 0))
+        grad_w = torch.where(present, grad_w, torch.zeros_like(grad_w))
         param = self._w()
         param.grad = grad_w.to(param) if param.grad is None else param.grad + grad_w.to(param)
         (w.to(losses) * losses).sum().backward()
         return w.clone()
 
+    def _weight_gradient(self, G: torch.Tensor, grad_norms: torch.Tensor, ratio: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """``dL_grad/dw_t = sign(G_t - Gbar r_t^alpha) ||grad_W L_t||`` over the present tasks
+        (``known``: a positive ``L_t(0)``; the others count as training at the mean rate)."""
+        if not bool(known.any()):
+            return torch.zeros_like(G)
+        ratio = torch.where(known, ratio, torch.ones_like(ratio))
+        relative = ratio / ratio[known].mean().clamp_min(1e-12)
+        target = G[known].mean() * relative.pow(self.alpha)
+        return torch.sign(G - target) * grad_norms
+
     def gradient_norms(self, ctx: StepContext) -> torch.Tensor:
         """``G_t = w_t ||grad_W L_t||`` at the current weights (for inspection and tests)."""
         params = list(ctx.last_shared_params) or list(ctx.shared_params)
-        return self._w().detach() * per_task_gradients(ctx.losses, params).norm(dim=1)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "loss_weights": self._w().detach().clone(),
-            "initial_losses": None if self.initial_losses is None else self.initial_losses.clone(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        with torch.no_grad():
-            self._w().copy_(state["loss_weights"])
-        init = state.get("initial_losses")
-        self.initial_losses = None if init is None else init.clone()
-
-    def options(self) -> dict[str, Any]:
-        return {"alpha": self.alpha}
+        return self._w().detach() * ctx.reducer.sum(task_jacobian(ctx, ctx.losses, params)).norm(dim=1)

@@ -6,14 +6,15 @@ Each task has a learnable scale ``s_t`` and the joint objective is
     L_IMTL-L = sum_t ( exp(s_t) L_t - s_t ).
 
 The ``s_t`` are optimized with the network by the trainer (they are this balancer's
-``parameters()``). At a fixed ``L_t`` the optimum is ``exp(s_t) L_t = 1``: every scaled loss is
+``nn.Parameter``). At a fixed ``L_t`` the optimum is ``exp(s_t) L_t = 1``: every scaled loss is
 driven towards the same value, 1, whatever the raw scale of the task; the ``- s_t`` term stops
 ``s_t -> -inf``.
+
+Absent tasks: an absent task's term is left out of the objective (its ``s_t`` gets no gradient
+from that step; its loss of 0 would push ``s_t`` up through ``- s_t``).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
@@ -28,14 +29,13 @@ class ImpartialLossWeighting(LossWeighting):
     name = "imtl_l"
 
     def __init__(self) -> None:
-        self.log_scale: nn.Parameter | None = None
+        super().__init__()
+        self.log_scale: nn.Parameter | None
+        self.register_parameter("log_scale", None)
 
     def setup(self, task_names: list[str]) -> None:
         super().setup(task_names)
         self.log_scale = nn.Parameter(torch.zeros(len(task_names)))
-
-    def parameters(self) -> list[nn.Parameter]:
-        return [] if self.log_scale is None else [self.log_scale]
 
     def _s(self) -> nn.Parameter:
         assert self.log_scale is not None, "setup() was not called"
@@ -46,11 +46,5 @@ class ImpartialLossWeighting(LossWeighting):
 
     def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
         s = self._s()
-        return (torch.exp(s) * ctx.losses - s).sum()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"log_scale": self._s().detach().clone()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        with torch.no_grad():
-            self._s().copy_(state["log_scale"])
+        terms = torch.exp(s) * ctx.losses - s
+        return torch.where(ctx.presence().to(terms.device), terms, torch.zeros_like(terms)).sum()

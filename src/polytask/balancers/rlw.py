@@ -9,7 +9,8 @@ At every step fresh weights are drawn and normalized to the simplex:
 
 The objective is ``sum_t w_t L_t`` with ``sum_t w_t = 1``. Draws come from the balancer's own
 generator, seeded by ``seed``, so the same seed gives the same weights and the global random
-state is untouched; the generator state is saved in checkpoints.
+state is untouched; the generator state is saved in checkpoints (extra state). A draw is
+made every step whatever the tasks present; an absent task's loss is 0 with a zero gradient.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class RandomLossWeighting(LossWeighting):
     name = "rlw"
 
     def __init__(self, seed: int = 0, distribution: str = "normal") -> None:
+        super().__init__()
         self.seed = integer(self.name, "seed", seed, low=0)
         self.distribution = choice(self.name, "distribution", distribution, DISTRIBUTIONS)
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -53,11 +55,8 @@ class RandomLossWeighting(LossWeighting):
     def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         return self.draw(losses.numel(), losses.dtype).to(losses.device)
 
-    def state_dict(self) -> dict[str, Any]:
+    def get_extra_state(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"].to(torch.uint8).cpu())
-
-    def options(self) -> dict[str, Any]:
-        return {"seed": self.seed, "distribution": self.distribution}
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(torch.as_tensor(state["generator"]).to(torch.uint8).cpu())

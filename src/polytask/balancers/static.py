@@ -3,6 +3,8 @@
 - ``ew``: equal weighting, ``L = sum_t L_t`` (with each task's own ``alpha_t`` already applied by
   the trainer, this is Caruana's joint loss ``sum_t alpha_t L_t``).
 - ``static``: user weights ``w``, ``L = sum_t w_t L_t``.
+
+No history: an absent task's loss is 0 with a zero gradient, so it has no effect.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class StaticWeighting(LossWeighting):
     name = "static"
 
     def __init__(self, weights: Sequence[float] | Mapping[str, float] | None = None) -> None:
+        super().__init__()
         self._given = weights
         self._w: torch.Tensor | None = None
 

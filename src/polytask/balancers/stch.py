@@ -19,6 +19,11 @@ and the losses of the last of those epochs are averaged into ``Lbar``. (The pape
 differently: its ``warmup_epoch = k`` is ``warmup_epochs = k + 1`` here.) A reference given with
 ``reference=[...]`` replaces the averaged one. The applied weights are the coefficients of
 ``grad L_t``: ``1 / (L_t + eps)`` in warm-up, ``T softmax((f - z*) / mu)_t / (L_t + eps)`` after.
+
+Absent tasks (``StepContext.present``): left out of the step (``T`` counts the present tasks,
+an absent task gets weight 0) and of the warm-up averages, which are per task over the batches
+in which it is present. A task with no warm-up average takes its first present loss as its
+reference.
 """
 
 from __future__ import annotations
@@ -28,14 +33,14 @@ from typing import Any
 
 import torch
 
-from polytask.balancers.base import LossWeighting, StepContext
+from polytask.balancers.base import LossWeighting, Remembers, StepContext
 from polytask.balancers.option_checks import integer, real, reals
 from polytask.errors import PolytaskError
 
 EPS = 1e-8
 
 
-class SmoothTchebycheff(LossWeighting):
+class SmoothTchebycheff(Remembers, LossWeighting):
     """``T mu log sum_t exp(log((L_t + eps) / Lbar_t) / mu)`` after a log-loss warm-up (Lin et al.
     2024).
 
@@ -47,16 +52,18 @@ class SmoothTchebycheff(LossWeighting):
     """
 
     name = "stch"
+    state_fields = ("reference", "_sum", "_count")
 
     def __init__(self, mu: float = 1.0, warmup_epochs: int = 4, reference: Sequence[float] | None = None) -> None:
+        super().__init__()
         self.mu = real(self.name, "mu", mu, low=0.0, low_open=True)
         self.warmup_epochs = integer(self.name, "warmup_epochs", warmup_epochs, low=1)
         self.given_reference = None if reference is None else reals(self.name, "reference", reference, low=0.0)
         if self.given_reference is not None and any(v <= 0 for v in self.given_reference):
             raise PolytaskError(f"balancer 'stch': option 'reference' must hold positive losses, got {reference!r}")
-        self.reference: torch.Tensor | None = None
+        self.reference: torch.Tensor | None = None  # (T,), NaN where not known yet
         self._sum: torch.Tensor | None = None
-        self._batches = 0
+        self._count: torch.Tensor | None = None
 
     def setup(self, task_names: list[str]) -> None:
         super().setup(task_names)
@@ -67,46 +74,47 @@ class SmoothTchebycheff(LossWeighting):
                 )
             self.reference = torch.tensor(self.given_reference)
 
+    def options(self) -> dict[str, Any]:
+        return {"mu": self.mu, "warmup_epochs": self.warmup_epochs, "reference": self.given_reference}
+
     def _in_warmup(self, ctx: StepContext) -> bool:
         return ctx.epoch < self.warmup_epochs
 
-    def _reference(self, like: torch.Tensor) -> torch.Tensor:
-        if self.reference is None:
-            # warm-up over (resumed or not): the mean loss of the last warm-up epoch
-            if self._sum is None or self._batches == 0:
-                self.reference = like.detach().clone() + EPS  # no warm-up losses seen: this batch's
+    def _reference(self, losses: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        if self.reference is None:  # warm-up over (resumed or not): the mean loss of the last warm-up epoch
+            if self._sum is None or self._count is None:
+                self.reference = torch.full_like(losses, float("nan"))
             else:
-                self.reference = self._sum / self._batches + EPS
-        return self.reference.to(like)
+                mean = self._sum / self._count.clamp_min(1) + EPS
+                self.reference = torch.where(self._count > 0, mean, torch.full_like(mean, float("nan")))
+        ref = self.reference.to(losses)
+        unknown = torch.isnan(ref) & present
+        if bool(unknown.any()):  # no warm-up loss for these tasks: their first present loss
+            ref = torch.where(unknown, losses.detach() + EPS, ref)
+            self.reference = ref.clone()
+        return ref
 
-    def _exponents(self, losses: torch.Tensor) -> torch.Tensor:
-        return (torch.log(losses + EPS) - torch.log(self._reference(losses))) / self.mu
+    def _exponents(self, losses: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        e = (torch.log(losses + EPS) - torch.log(self._reference(losses, present))) / self.mu
+        return torch.where(present, e, torch.full_like(e, -float("inf")))
 
     def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        present = ctx.presence().to(losses.device)
+        zero = torch.zeros_like(losses)
         if self._in_warmup(ctx):
             if ctx.epoch == self.warmup_epochs - 1 and self.given_reference is None:
-                self._sum = losses.clone() if self._sum is None else self._sum.to(losses) + losses
-                self._batches += 1
-            return 1.0 / (losses + EPS)
-        return losses.numel() * torch.softmax(self._exponents(losses), dim=0) / (losses + EPS)
+                mask = present.to(losses.dtype)
+                self._sum = losses * mask if self._sum is None else self._sum.to(losses) + losses * mask
+                self._count = mask.clone() if self._count is None else self._count.to(losses) + mask
+            return torch.where(present, 1.0 / (losses + EPS), zero)
+        if not bool(present.any()):
+            return zero
+        soft = torch.softmax(self._exponents(losses, present), dim=0)
+        return torch.where(present, int(present.sum()) * soft / (losses + EPS), zero)
 
     def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
         losses = ctx.losses
-        if self._in_warmup(ctx):
-            return torch.log(losses + EPS).sum()
-        return losses.numel() * self.mu * torch.logsumexp(self._exponents(losses), dim=0)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "reference": None if self.reference is None else self.reference.clone(),
-            "loss_sum": None if self._sum is None else self._sum.clone(),
-            "batches": self._batches,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.reference = None if state["reference"] is None else state["reference"].clone()
-        self._sum = None if state["loss_sum"] is None else state["loss_sum"].clone()
-        self._batches = int(state["batches"])
-
-    def options(self) -> dict[str, Any]:
-        return {"mu": self.mu, "warmup_epochs": self.warmup_epochs, "reference": self.given_reference}
+        present = ctx.presence().to(losses.device)
+        if self._in_warmup(ctx) or not bool(present.any()):
+            return torch.where(present, torch.log(losses + EPS), torch.zeros_like(losses)).sum()
+        return int(present.sum()) * self.mu * torch.logsumexp(self._exponents(losses, present), dim=0)

@@ -7,14 +7,15 @@ Each task has a learnable log-variance ``s_t = log sigma_t^2`` and the joint obj
 
 the negative log-likelihood of a Gaussian with variance ``sigma_t^2`` (up to constants). The
 ``s_t`` are optimized with the network by the trainer (they are this balancer's
-``parameters()``); the ``1/2 s_t`` term keeps them from growing without bound. At a fixed
+``nn.Parameter``); the ``1/2 s_t`` term keeps them from growing without bound. At a fixed
 ``L_t`` the optimum is ``s_t = log L_t``, so the weight ``1/2 exp(-s_t)`` tends to
 ``1 / (2 L_t)``: tasks with larger loss (more noise) are weighted down.
+
+Absent tasks: an absent task's term is left out of the objective, so its ``s_t`` gets no
+gradient from that step (its loss of 0 would otherwise pull ``s_t`` down through ``1/2 s_t``).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
@@ -34,15 +35,14 @@ class UncertaintyWeighting(LossWeighting):
     name = "uw"
 
     def __init__(self, init_log_variance: float = 0.0) -> None:
+        super().__init__()
         self.init_log_variance = real(self.name, "init_log_variance", init_log_variance)
-        self.log_variance: nn.Parameter | None = None
+        self.log_variance: nn.Parameter | None
+        self.register_parameter("log_variance", None)
 
     def setup(self, task_names: list[str]) -> None:
         super().setup(task_names)
         self.log_variance = nn.Parameter(torch.full((len(task_names),), self.init_log_variance))
-
-    def parameters(self) -> list[nn.Parameter]:
-        return [] if self.log_variance is None else [self.log_variance]
 
     def _s(self) -> nn.Parameter:
         assert self.log_variance is not None, "setup() was not called"
@@ -53,14 +53,5 @@ class UncertaintyWeighting(LossWeighting):
 
     def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
         s = self._s()
-        return (0.5 * torch.exp(-s) * ctx.losses + 0.5 * s).sum()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"log_variance": self._s().detach().clone()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        with torch.no_grad():
-            self._s().copy_(state["log_variance"])
-
-    def options(self) -> dict[str, Any]:
-        return {"init_log_variance": self.init_log_variance}
+        terms = 0.5 * torch.exp(-s) * ctx.losses + 0.5 * s
+        return torch.where(ctx.presence().to(terms.device), terms, torch.zeros_like(terms)).sum()

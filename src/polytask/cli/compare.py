@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from polytask.cli.common import console, emit_json, output_options
+from polytask.cli.common import console, emit_json, invocation, log_console, output_options
 from polytask.cli.options import (
     data_config, data_options, load_problem, network_options, network_spec, train_config, training_options,
 )
@@ -31,14 +31,17 @@ def _names(text: str, option: str) -> list[str]:
 @click.option("--baselines", default="hgb,linear,mlp", show_default=True, metavar="NAMES",
               help="Comma-separated scikit-learn baselines (hgb, linear, mlp) or 'none'.")
 @click.option("--match-params", is_flag=True, help="Scale STL widths to the first MTL network's parameter count.")
-@click.option("--corrected", is_flag=True,
-              help="Base verdicts on the Nadeau-Bengio corrected t-test instead of the plain paired t-test.")
+@click.option("--test", "test", type=click.Choice(["auto", "corrected", "plain"]), default="auto", show_default=True,
+              help="Test behind the verdicts: auto (Nadeau-Bengio corrected when runs share training rows, "
+                   "as seeds and folds do; plain otherwise), corrected or plain.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Report directory to write.")
 @output_options
-def command(data: str, seeds: int | None, folds: int | None, baselines: str, match_params: bool, corrected: bool,
+def command(data: str, seeds: int | None, folds: int | None, baselines: str, match_params: bool, test: str,
             out: str, as_json: bool, quiet: bool, **o: Any) -> None:
     """Compare STL, MTL (each --arch x --balancer; comma-separated lists) and scikit-learn
-    baselines on identical splits of DATA, with paired tests over seeds or folds.
+    baselines on identical splits of DATA, with paired tests over seeds or folds, and say what
+    to use: the candidate best on the validation rows if the test rows confirm it
+    (Holm-adjusted over the candidates), else STL.
 
     Writes OUT/comparison.json, OUT/report.md, OUT/per_task.png, OUT/delta_m.png and a
     self-contained OUT/report.html.
@@ -58,14 +61,18 @@ def command(data: str, seeds: int | None, folds: int | None, baselines: str, mat
     loaded, settings = load_problem(data, o), data_config(o)
     targets = loaded.targets
     problem = Problem(loaded.frame, list(targets.main), list(targets.aux), targets.kinds, weights=targets.weights,
-                      features=list(settings.features) if settings.features is not None else None, name=Path(data).name)
+                      features=list(settings.features) if settings.features is not None else None, name=Path(data).name,
+                      data_config=settings)
     plan = RunPlan("folds" if folds is not None else "seeds", folds if folds is not None else (seeds or 3),
                    settings.val_fraction, settings.test_fraction, config.seed)
     con = console(quiet or as_json)
     summary, paths = run_and_write(problem, candidates, plan, spec, config, Path(out), match_params=match_params,
-                                   corrected=corrected, console=con, show_progress=not (quiet or as_json))
-    for line in summary["verdict"]:
-        con.print(line, markup=False)
+                                   test=test, console=log_console(quiet), show_progress=not (quiet or as_json),
+                                   command=invocation())
+    con.print(f"recommendation: {summary['recommendation']['text']}", markup=False)
+    for line in summary["recommendation"]["evidence"]:
+        con.print(f"  {line}", markup=False)
+    con.print(summary["verdict"][0], markup=False)
     con.print(f"report: {paths['html']}")
     if as_json:
         emit_json({k: v for k, v in summary.items()} | {"files": {k: str(p) for k, p in paths.items()}})

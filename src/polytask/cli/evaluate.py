@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from polytask.cli.common import console, emit_json, output_options
+from polytask.cli.common import console, emit_json, output_options, print_warnings
 
 
 @click.command("evaluate")
@@ -13,13 +13,23 @@ from polytask.cli.common import console, emit_json, output_options
 @click.option("--include-aux", is_flag=True, help="Also report auxiliary tasks (never headline results).")
 @output_options
 def command(model_dir: str, data: str, include_aux: bool, as_json: bool, quiet: bool) -> None:
-    """Compute each task's metrics of MODEL_DIR on the labelled DATA (missing labels ignored)."""
-    from polytask.data import read_table
+    """Compute each task's metrics of MODEL_DIR on the labelled DATA (missing labels ignored).
+
+    DATA is read as fit read it: for a model fitted with --task-column, the long table (each
+    row labelled for the task its task column names) is accepted as it is.
+    """
+    from polytask.data import LongFormat, capture_warnings, read_table
     from polytask.fitted import load_model
     from polytask.report import metrics_table
 
     model = load_model(model_dir)
-    metrics = model.evaluate(read_table(data), include_auxiliary=include_aux)
+    with capture_warnings() as warned:
+        frame = read_table(data)
+        long = LongFormat.from_dict(model.preprocessor.long_format_)
+        if long is not None and long.applies_to(frame):
+            frame = long.wide(frame)
+        metrics = model.evaluate(frame, include_auxiliary=include_aux)
+    print_warnings(warned, quiet)
     console(quiet or as_json).print(metrics_table(metrics, f"metrics of {model_dir}"))
     if as_json:
         emit_json(metrics)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from polytask.cli.common import console, emit_json, output_options
+from polytask.cli.common import console, emit_json, output_options, print_warnings
 from polytask.cli.options import (
     aux_options, aux_schedule, data_config, data_options, load_problem, network_options, network_spec, train_config,
     training_options,
@@ -28,15 +28,15 @@ from polytask.errors import PolytaskError
               help="With --init-from: the trunk's learning rate is this times --lr (fine-tuning).")
 @click.option("--stl", is_flag=True, help="Also train the single-task baseline and report both side by side.")
 @click.option("--match-params", is_flag=True, help="Scale STL widths to match MTL's total parameter count.")
-@click.option("--checkpoint-dir", default=None, type=click.Path(file_okay=False),
+@click.option("--checkpoint-dir", default=None, type=click.Path(),
               help="Write a resumable checkpoint after every epoch here (a failed run keeps the last good one).")
 @click.option("--log", "logs", multiple=True, metavar="KIND:PATH",
               help="Also log every epoch to csv:FILE, jsonl:FILE, tensorboard:DIR or mlflow[:EXPERIMENT] (repeatable; "
                    "the STL run logs beside the MTL one). OUT/history.csv is always written.")
-@click.option("--log-file", default=None, type=click.Path(dir_okay=False),
+@click.option("--log-file", default=None, type=click.Path(),
               help="Append one JSON line per epoch (losses, validation metrics, balancer weights) to this file.")
 @click.option("--resume", is_flag=True, help="Continue training from the checkpoint in --checkpoint-dir.")
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Model directory to write.")
 @output_options
 def command(
     data: str, out: str, stl: bool, match_params: bool, checkpoint_dir: str | None, resume: bool, log_file: str | None,
@@ -46,39 +46,52 @@ def command(
     """Train a multi-task network on DATA (CSV or Parquet) and save it to --out.
 
     The model directory holds the MTL model (and, with --stl, the STL baseline in OUT/stl) plus
-    report.json with validation and test metrics. A failed run leaves an existing OUT untouched.
+    history.csv and report.json with validation and test metrics. OUT must be new, empty or a
+    polytask model directory (checked before training); files of yours in it are kept. A failed
+    run leaves an existing OUT untouched.
     """
-    from polytask.io import check_output_directory
     from polytask.models.capacity import capacity_report
     from polytask.training.callbacks import ProgressCallback
     from polytask.training.distributed import close, is_main_process
     from polytask.training.tracking import logger_from_spec
 
+    from polytask.data import capture_warnings
+    from polytask.data.prepare import prepare
+    from polytask.report import early_stopping_lines, fit_warnings
     from polytask.workflow import fit
 
     out_dir = Path(out)
-    check_output_directory(out_dir)
     if resume and checkpoint_dir is None:
         raise PolytaskError("--resume needs --checkpoint-dir (where the checkpoint is)")
-    problem = load_problem(data, o)
-    config, spec, data_settings = train_config(o), network_spec(o), data_config(o)
-    setups = _setups(o, problem.aux, checkpoint_dir, resume, stl, match_params)
-    show = not (quiet or as_json) and is_main_process()
+    main = is_main_process()  # data parallel (torchrun): the first process prints and writes
+    show = not (quiet or as_json) and main
     specs = [*logs, *([f"jsonl:{log_file}"] if log_file else [])]
     callbacks = {run: ([ProgressCallback(run.upper())] if show else []) + [logger_from_spec(s, run) for s in specs]
                  for run in ("mtl", "stl")}
-    report = fit(problem.frame, problem.targets, spec, config, data_config=data_settings, setups=setups, callbacks=callbacks)
-    if not is_main_process():  # data parallel (torchrun): the first process writes and reports
+    _check_outputs(out_dir, stl, checkpoint_dir, [*callbacks["mtl"], *(callbacks["stl"] if stl else [])])
+    problem = load_problem(data, o)
+    config, spec, data_settings = train_config(o), network_spec(o), data_config(o)
+    setups = _setups(o, problem.aux, checkpoint_dir, resume, stl, match_params)
+    with capture_warnings() as data_warnings:
+        prepared = prepare(problem.frame, problem.targets, data_settings, seed=config.seed)
+    if main:
+        _print_columns(console(quiet or as_json), prepared.columns, data_warnings, quiet)
+    report = fit(prepared, None, spec, config, setups=setups, callbacks=callbacks)
+    if not main:
         close()
         return
     summary = report.to_dict()
+    summary["columns"] = prepared.columns.to_dict()
     summary["controls"] = report.mtl.summary["controls"]
     stl_total = report.stl.network.parameter_counts()["total"] if report.stl is not None else None
     summary["capacity"] = capacity_report(report.mtl.network, stl_total)
+    summary["early_stopping"] = early_stopping_lines(report)
+    summary["warnings"] = [*data_warnings, *fit_warnings(report)]
     _write_model_directory(report, summary, out_dir)
     con = console(quiet or as_json)
     _print_summary(con, report, summary)
     con.print(f"saved to {out_dir}")
+    print_warnings(summary["warnings"][len(data_warnings):], quiet)
     if as_json:
         emit_json({"model_dir": str(out_dir), **summary})
     close()
@@ -105,20 +118,45 @@ def _setups(o: dict[str, Any], aux: list[str], checkpoint_dir: str | None, resum
     return [s for s in setups if s is not None]
 
 
+#: The files ``fit`` writes beside the model in OUT (and the STL baseline's directory).
+MODEL_FILES = ("history.csv", "report.json")
+STL_DIR = "stl"
+
+
+def _check_outputs(out_dir: Path, stl: bool, checkpoint_dir: str | None, callbacks: list[Any]) -> None:
+    """Every output path (--out, --checkpoint-dir, the --log targets), checked before training."""
+    from polytask.io import check_output_paths
+
+    targets = [("--log", cb.path) for cb in callbacks if isinstance(getattr(cb, "path", None), Path)]
+    directories = [("--log", cb.log_dir) for cb in callbacks if isinstance(getattr(cb, "log_dir", None), Path)]
+    if checkpoint_dir is not None:
+        directories.append(("--checkpoint-dir", Path(checkpoint_dir)))
+    check_output_paths(out_dir, MODEL_FILES, (STL_DIR,) if stl else (), directories=directories, targets=targets)
+
+
 def _write_model_directory(report: Any, summary: dict[str, Any], out_dir: Path) -> None:
-    """The MTL model, its history and report.json (and the STL baseline in stl/), swapped in whole."""
-    from polytask.io import staged_directory
+    """The MTL model with its history.csv and report.json, and the STL baseline in stl/
+    (:func:`polytask.io.save_model_files`: the new model.json is the commit point)."""
+    from polytask.io import ModelFiles, save_model_files
     from polytask.serialization import atomic_write_json
     from polytask.training.tracking import write_history_csv
 
-    with staged_directory(out_dir) as staging:
-        for model, where in ((report.mtl, staging), (report.stl, staging / "stl")):
-            if model is None:
-                continue
-            where.mkdir(exist_ok=True)
-            model.write_files(where)
-            write_history_csv(where / "history.csv", model.summary["history"])
-        atomic_write_json(staging / "report.json", summary)
+    def history(model: Any) -> Any:
+        return lambda path: write_history_csv(path, model.summary["history"])
+
+    models = {}
+    if report.stl is not None:
+        models[STL_DIR] = ModelFiles(*report.stl.to_files(), files={"history.csv": history(report.stl)})
+    files = {"history.csv": history(report.mtl), "report.json": lambda path: atomic_write_json(path, summary)}
+    save_model_files(out_dir, *report.mtl.to_files(), files=files, models=models)
+
+
+def _print_columns(con: Any, columns: Any, warnings: list[str], quiet: bool) -> None:
+    """What was made of the table (features, encodings, dropped columns, task kinds), and the
+    data's warnings (on stderr), before training starts."""
+    for line in columns.lines():
+        con.print(line, markup=False, highlight=False)
+    print_warnings(warnings, quiet)
 
 
 def _print_summary(con: Any, report: Any, summary: dict[str, Any]) -> None:
@@ -133,7 +171,8 @@ def _print_summary(con: Any, report: Any, summary: dict[str, Any]) -> None:
         con.print(metrics_table(aux_metrics, "auxiliary tasks (trained, never predicted): test metrics"))
     weights = summary["mtl"]["mean_applied_weights"]
     con.print(f"balancer {summary['mtl']['balancer']}: mean weights " + ", ".join(f"{t}={w:.3g}" for t, w in weights.items()))
-    con.print(f"best epochs: {summary['mtl']['best_epoch']}")
+    for line in summary["early_stopping"]:
+        con.print(line, markup=False, highlight=False)
     for key, value in summary["controls"].items():
         con.print(f"{key.replace('_', ' ')}: {value}")
     con.print(format_capacity(summary["capacity"]))

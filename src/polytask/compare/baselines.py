@@ -1,23 +1,26 @@
 """scikit-learn baselines on the same prepared split as the networks.
 
 Each baseline produces *raw outputs* in the network's convention (standardized values for
-regression, logits for classification), so the very same ``task_metrics`` scores every
-candidate. Per-task baselines fit each task on its labelled training rows only (a missing
-label is never imputed); a multilabel task fits one model per label column. Hyperparameters
+regression, or their logit for a task with a sigmoid output; logits for classification), so the
+very same ``task_metrics`` scores every candidate. Per-task baselines fit each task on its
+labelled training rows only (a missing label is never imputed); a multilabel task fits one
+model per label column. Hyperparameters
 are chosen on the validation rows, never on the test rows:
 
 - ``linear``: ridge regression (alpha in a grid) or L2 logistic regression (C in a grid);
 - ``hgb``: histogram gradient boosting; the number of boosting iterations is picked by the
   validation loss along ``staged_predict`` (early stopping on our validation rows);
-- ``mlp``: one multi-output ``MLPRegressor`` / ``MLPClassifier`` over every main task, only when
-  the tasks allow it (all regression, or all binary/multilabel, with complete labels on the
-  training and validation rows); the L2 strength is chosen on validation.
+- ``mlp``: one multi-output ``MLPRegressor`` / ``MLPClassifier`` over every main task when the
+  tasks allow it (all regression, or all binary/multilabel, with complete labels on the
+  training and validation rows); otherwise (mixed kinds, a multiclass task, missing labels)
+  one MLP of the same widths per task (per label column) on its labelled rows. The L2
+  strength is chosen on validation.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,18 +139,13 @@ class _Constant:
         return np.tile(self.freq, (len(x), 1))
 
 
-def _fit_linear(col: ColumnProblem, seed: int) -> Any:  # noqa: ARG001 (deterministic)
+def _best_on_validation(col: ColumnProblem, models: Iterable[Any]) -> Any:
+    """Fit each model on the column's labelled training rows and keep the one with the lowest
+    validation loss (the first, when there are no validation rows)."""
     xt, yt = col.train
     xv, yv = col.val
-    if col.kind != "regression" and len(np.unique(yt)) < 2:
-        return _Constant(col.kind, yt)
     best, best_loss = None, np.inf
-    grid = RIDGE_ALPHAS if col.kind == "regression" else LOGISTIC_CS
-    for value in grid:
-        if col.kind == "regression":
-            model = Ridge(alpha=value)
-        else:
-            model = LogisticRegression(C=value, max_iter=500)
+    for model in models:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(xt, yt.astype(int) if col.kind != "regression" else yt)
@@ -158,6 +156,14 @@ def _fit_linear(col: ColumnProblem, seed: int) -> Any:  # noqa: ARG001 (determin
         if loss < best_loss:
             best, best_loss = model, loss
     return best
+
+
+def _fit_linear(col: ColumnProblem, seed: int) -> Any:  # noqa: ARG001 (deterministic)
+    if col.kind != "regression" and len(np.unique(col.train[1])) < 2:
+        return _Constant(col.kind, col.train[1])
+    if col.kind == "regression":
+        return _best_on_validation(col, (Ridge(alpha=a) for a in RIDGE_ALPHAS))
+    return _best_on_validation(col, (LogisticRegression(C=c, max_iter=500) for c in LOGISTIC_CS))
 
 
 class _Staged:
@@ -206,7 +212,17 @@ def _fit_hgb(col: ColumnProblem, seed: int, max_iter: int = 200) -> Any:
     return _Staged(model, col.kind, int(np.argmin(losses)) + 1)
 
 
-PER_TASK_FITTERS: dict[str, Callable[..., Any]] = {"linear": _fit_linear, "hgb": _fit_hgb}
+def _fit_mlp(col: ColumnProblem, seed: int, hidden: Sequence[int] = (64,), max_iter: int = 200) -> Any:
+    """One scikit-learn MLP on a column's labelled rows, alpha in ``MLP_ALPHAS`` chosen on the
+    validation loss."""
+    if col.kind != "regression" and len(np.unique(col.train[1])) < 2:
+        return _Constant(col.kind, col.train[1])
+    cls = MLPRegressor if col.kind == "regression" else MLPClassifier
+    return _best_on_validation(col, (cls(hidden_layer_sizes=tuple(hidden), alpha=a, max_iter=max_iter, random_state=seed)
+                                     for a in MLP_ALPHAS))
+
+
+PER_TASK_FITTERS: dict[str, Callable[..., Any]] = {"linear": _fit_linear, "hgb": _fit_hgb, "mlp": _fit_mlp}
 
 
 def parameter_count(model: Any) -> int | None:
@@ -237,7 +253,8 @@ def per_task_outputs(
             for k, split in enumerate(evaluate_on):
                 cols[k].append(_raw_column(col.kind, col.n_classes, model, split.x))
         for k in range(len(evaluate_on)):
-            outputs[k][enc.task.name] = np.concatenate(cols[k], axis=1)
+            raw = np.concatenate(cols[k], axis=1)
+            outputs[k][enc.task.name] = enc.unlink(raw) if enc.task.kind == "regression" else raw
     total = None if any(c is None for c in counts) else int(sum(c for c in counts if c is not None))
     return outputs, total
 
@@ -303,8 +320,19 @@ def mlp_outputs(
     for split in evaluate_on:
         r = raw(best, split.x)
         out, start = {}, 0
-        for n, w in zip(names, widths):
-            out[n] = r[:, start : start + w]
+        for enc, n, w in zip(encoders, names, widths):
+            out[n] = enc.unlink(r[:, start : start + w]) if regression else r[:, start : start + w]
             start += w
         outputs.append(out)
     return outputs, parameter_count(best)
+
+
+def mlp_baseline_outputs(
+    encoders: Sequence[TargetEncoder], train: Arrays, val: Arrays, evaluate_on: Sequence[Arrays],
+    seed: int, hidden: Sequence[int], max_iter: int = 200,
+) -> tuple[list[dict[str, np.ndarray]], int | None]:
+    """The ``mlp`` baseline: one multi-output MLP where the tasks allow it
+    (:func:`mlp_unsupported_reason`), else one MLP per task on its labelled rows."""
+    if mlp_unsupported_reason(encoders, train, val) is None:
+        return mlp_outputs(encoders, train, val, evaluate_on, seed, hidden, max_iter)
+    return per_task_outputs("mlp", encoders, train, val, evaluate_on, seed, hidden=tuple(hidden), max_iter=max_iter)

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from polytask.evaluate import HIGHER_IS_BETTER  # noqa: E402
+from polytask.evaluate import HIGHER_IS_BETTER, relative_delta  # noqa: E402
 
 
 def _png(fig: Any) -> bytes:
@@ -26,34 +26,83 @@ def _nan0(v: Any) -> float:
     return 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
+def _relative_runs(entry: dict[str, Any], stl: dict[str, Any], task: str, metric: str) -> list[float]:
+    """Per run, the candidate's signed relative difference from STL on ``metric`` (positive:
+    better than STL), paired run by run."""
+    values = entry["tasks"][task][metric]["values"]
+    base = stl["tasks"][task][metric]["values"]
+    return [relative_delta(metric, _nan(v), _nan(b)) for v, b in zip(values, base)]
+
+
+def _nan(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return float("nan"), float("nan")
+    return float(np.mean(finite)), float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+
+
+def _zoomed_limits(lows: list[float], highs: list[float], include_zero: bool = True) -> tuple[float, float]:
+    """Axis limits around the data (and 0, the STL line), with a margin: the differences fill
+    the panel instead of sitting on a bar that starts at 0 of the metric."""
+    pts = [v for v in lows + highs if not math.isnan(v)] + ([0.0] if include_zero else [])
+    if not pts:
+        return -1.0, 1.0
+    lo, hi = min(pts), max(pts)
+    pad = 0.08 * (hi - lo) if hi > lo else max(abs(hi), 1e-3) * 0.5
+    return lo - pad, hi + pad
+
+
 def per_task_bars(summary: dict[str, Any], title: str = "") -> bytes:
-    """One group of bars per task (its headline metric), one bar per candidate, error bars = std
-    over runs. Values are divided by STL's mean for the task, so tasks on different scales share
-    an axis (1 = STL)."""
+    """:func:`per_task_figure` as PNG bytes."""
+    return _png(per_task_figure(summary, title))
+
+
+def per_task_figure(summary: dict[str, Any], title: str = "") -> Any:
+    """One panel per task: each candidate's headline metric relative to STL's, in percent,
+    signed so that right of 0 is better than STL (``relative_delta``), mean +- std over the
+    paired runs. The axis is zoomed to the differences; the legend sits outside the panels."""
     headline = summary["problem"]["headline_metrics"]
-    cands = {k: v for k, v in summary["candidates"].items() if "tasks" in v}
+    cands = {k: v for k, v in summary["candidates"].items() if "tasks" in v and k != "stl"}
+    stl = summary["candidates"].get("stl")
     tasks = list(headline)
-    stl = cands.get("stl")
-    width = 0.8 / max(len(cands), 1)
-    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.3 * len(tasks) * max(1, len(cands)) + 3)), 4))
-    x = np.arange(len(tasks))
-    for i, (name, entry) in enumerate(cands.items()):
-        means, stds = [], []
-        for t in tasks:
-            m = entry["tasks"][t][headline[t]]
-            ref = _nan0(stl["tasks"][t][headline[t]]["mean"]) if stl else 1.0
-            ref = ref if ref != 0 else 1.0
-            means.append(_nan0(m["mean"]) / abs(ref))
-            stds.append(_nan0(m["std"]) / abs(ref))
-        ax.bar(x + (i - (len(cands) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=name)
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    labels = [f"{t}\n{headline[t]} ({'up' if headline[t] in HIGHER_IS_BETTER else 'down'})" for t in tasks]
-    ax.set_xticks(x, labels, rotation=45 if len(tasks) > 6 else 0, ha="right" if len(tasks) > 6 else "center",
-                  fontsize=7 if len(tasks) > 6 else 9)
-    ax.set_ylabel("headline metric / STL mean")
-    ax.set_title(title or "per-task headline metric relative to STL (mean +- std over runs)")
-    ax.legend(fontsize=7, ncol=min(len(cands), 4))
-    return _png(fig)
+    cols = min(len(tasks), 3) or 1
+    rows = max(1, math.ceil(len(tasks) / cols))
+    names = list(cands)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 2.6, max(1.6, 0.32 * len(names) + 1.1) * rows),
+                             squeeze=False)
+    colors = plt.get_cmap("tab10")
+    y = np.arange(len(names))
+    for i, task in enumerate(tasks):
+        ax = axes[i // cols][i % cols]
+        metric = headline[task]
+        stats = [_mean_std(_relative_runs(cands[n], stl, task, metric)) if stl else (math.nan, math.nan) for n in names]
+        means = [100 * m for m, _ in stats]
+        stds = [100 * (0.0 if math.isnan(s) else s) for _, s in stats]
+        ax.barh(y, [0.0 if math.isnan(m) else m for m in means], xerr=stds, capsize=2,
+                color=[colors(k % 10) for k in range(len(names))])
+        ax.axvline(0.0, color="black", linewidth=0.9)
+        ax.set_xlim(*_zoomed_limits([m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)]))
+        ax.set_yticks(y, names if i % cols == 0 else [""] * len(names), fontsize=8)
+        ax.invert_yaxis()
+        base = stl["tasks"][task][metric]["mean"] if stl else math.nan
+        arrow = "higher" if metric in HIGHER_IS_BETTER else "lower"
+        ax.set_title(f"{task}: {metric} ({arrow} is better)\nSTL = {_nan0(base):.4g}", fontsize=9)
+        ax.set_xlabel("% better than STL", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    for j in range(len(tasks), rows * cols):
+        axes[j // cols][j % cols].axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors(k % 10)) for k in range(len(names))]
+    fig.legend(handles, names, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8, frameon=False,
+               title="candidate", title_fontsize=8)
+    fig.suptitle(title or "per task: headline metric relative to STL (mean +- std over runs; right of 0 is better)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def delta_m_bars(summary: dict[str, Any], title: str = "") -> bytes:
@@ -68,8 +117,10 @@ def delta_m_bars(summary: dict[str, Any], title: str = "") -> bytes:
     ax.bar(range(len(names)), means, yerr=stds, capsize=3, color=colors)
     for i, n in enumerate(names):
         if cands[n]["delta_m"]["verdict"] != "no significant difference":
-            ax.annotate("*", (i, means[i]), ha="center", va="bottom", fontsize=14)
+            top = means[i] + stds[i] if means[i] >= 0 else means[i] - stds[i]
+            ax.annotate("*", (i, top), ha="center", va="bottom" if means[i] >= 0 else "top", fontsize=14)
     ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_ylim(*_zoomed_limits([m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)]))
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("delta-m vs STL (%)")
     ax.set_title(title or "delta-m against STL (mean +- std; * significant)")

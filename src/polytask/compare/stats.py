@@ -94,6 +94,25 @@ def one_sample_test(values: Sequence[float], test_train_ratio: float = 0.0) -> P
     return paired_test(v, np.zeros_like(v), test_train_ratio)
 
 
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979, "A simple sequentially rejective multiple
+    test procedure"): with the m defined p-values sorted, ``p_(1) <= ... <= p_(m)``,
+
+        adj_(i) = min(1, max_{k <= i} (m - k + 1) p_(k)),
+
+    so rejecting every ``adj < alpha`` controls the family-wise error rate at ``alpha``. A NaN
+    p-value (a test that could not be run) stays NaN and does not count in ``m``."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    defined = np.flatnonzero(~np.isnan(p))
+    m = defined.size
+    running = 0.0
+    for rank, i in enumerate(defined[np.argsort(p[defined], kind="stable")]):
+        running = max(running, (m - rank) * p[i])
+        out[i] = min(1.0, running)
+    return [float(v) for v in out]
+
+
 def better_direction(metric: str) -> int:
     """+1 when higher is better for ``metric``, -1 otherwise."""
     return 1 if metric in HIGHER_IS_BETTER else -1

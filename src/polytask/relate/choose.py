@@ -1,9 +1,11 @@
 """From data to recommended task groups: measure an affinity, search the partition, and
 optionally train the groups against all-in-one MTL and STL.
 
-Sources of the affinity matrix: ``tag`` (look-ahead affinity, the default), ``cosine`` (mean
-gradient cosine), ``sharing`` (hidden-unit sharing, gradient sensitivities) or ``standley``
-(pairwise runs and the higher-order approximation; T(T-1)/2 extra trainings).
+Sources of the affinity matrix: ``combined`` (the default: gradient cosine and hidden-unit
+sharing, each scaled to a common size and averaged, :mod:`polytask.relate.combine`), ``tag``
+(look-ahead affinity), ``cosine`` (mean gradient cosine), ``sharing`` (hidden-unit sharing,
+gradient sensitivities) or ``standley`` (pairwise runs and the higher-order approximation;
+T(T-1)/2 extra trainings). All but ``standley`` come from one training run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from polytask.errors import PolytaskError
+from polytask.relate.combine import combine
 from polytask.relate.compare import GroupComparison, compare_groups
 from polytask.relate.grouping import EXACT_LIMIT, Grouping, choose_groups
 from polytask.relate.matrix import TaskMatrix
@@ -23,13 +26,15 @@ from polytask.training.config import TrainConfig
 from polytask.data.prepare import Prepared
 from polytask.workflow import NetworkSpec
 
-SOURCES: dict[str, tuple[str, str]] = {
-    # source -> (relatedness method, matrix name)
-    "tag": ("tag", "tag"),
-    "cosine": ("cosine", "cosine_mean"),
-    "sharing": ("sharing", "sharing_gradient"),
-    "standley": ("", "standley"),
+SOURCES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # source -> (relatedness methods to measure, matrices it is built from)
+    "combined": (("cosine", "sharing"), ("cosine_mean", "sharing_gradient")),
+    "tag": (("tag",), ("tag",)),
+    "cosine": (("cosine",), ("cosine_mean",)),
+    "sharing": (("sharing",), ("sharing_gradient",)),
+    "standley": ((), ("standley",)),
 }
+DEFAULT_SOURCE = "combined"
 
 
 @dataclass
@@ -42,8 +47,13 @@ class GroupReport:
     pairwise: PairwiseRuns | None = None
     comparison: GroupComparison | None = None
 
+    def recommendation(self) -> dict[str, Any]:
+        """What to do, in words (:func:`group_recommendation`)."""
+        return group_recommendation(self.grouping, self.comparison)
+
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"grouping": self.grouping.to_dict(), "matrix": self.matrix.to_dict()}
+        out: dict[str, Any] = {"grouping": self.grouping.to_dict(), "matrix": self.matrix.to_dict(),
+                               "recommendation": self.recommendation()}
         if self.pairwise is not None:
             out["pairwise"] = {
                 "stl_val_loss": self.pairwise.stl_loss,
@@ -54,9 +64,46 @@ class GroupReport:
         return out
 
 
+def _plan_text(groups: list[list[str]]) -> str:
+    if len(groups) == 1:
+        return "train all tasks in one network"
+    if all(len(g) == 1 for g in groups):
+        return "train each task alone (STL)"
+    return "group these tasks: " + " | ".join(", ".join(g) for g in groups)
+
+
+def group_recommendation(grouping: Grouping, comparison: GroupComparison | None = None) -> dict[str, Any]:
+    """``{"action", "setup", "text", "evidence"}``.
+
+    Without a trained comparison: the grouping the affinity suggests, marked as untested. With
+    one (``--train``): the set-up (the groups, all tasks in one network, or STL) with the best
+    delta-m against STL on the *validation* rows (STL counts with 0), and the test delta-m of
+    each set-up as the evidence. One split gives no significance test: ``polytask compare``
+    repeats splits for that."""
+    groups = [list(g) for g in grouping.groups]
+    suggested = _plan_text(groups)
+    if comparison is None:
+        return {"action": suggested, "setup": "groups", "evidence": [],
+                "text": f"{suggested} (from the '{grouping.source}' affinity; not checked by training: add --train)"}
+    val = {"stl": 0.0, **{k: v for k, v in comparison.val_delta_m.items() if v == v}}
+    setup = max(val, key=lambda k: (val[k], k == "stl"))  # a tie goes to the simpler STL
+    action = {"groups": suggested, "mtl": "train all tasks in one network", "stl": "train each task alone (STL)"}[setup]
+    evidence = [f"{k}: validation delta-m {comparison.val_delta_m.get(k, float('nan')) * 100:+.2f}%, test delta-m "
+                f"{comparison.delta_m.get(k, float('nan')) * 100:+.2f}%, {comparison.parameters[k]:,} parameters"
+                for k in ("groups", "mtl")]
+    test = comparison.delta_m.get(setup, 0.0) if setup != "stl" else 0.0
+    if setup == "stl":
+        why = "neither the groups nor one network for all beats STL on the validation rows"
+    else:
+        why = (f"best on the validation rows ({val[setup] * 100:+.2f}% delta-m against STL); on the test rows "
+               f"{test * 100:+.2f}%")
+    return {"action": action, "setup": setup, "evidence": evidence,
+            "text": f"{action}: {why} (one split, no significance test; polytask compare repeats splits)"}
+
+
 def group_tasks(
     prepared: Prepared,
-    source: str = "tag",
+    source: str = DEFAULT_SOURCE,
     max_groups: int | None = None,
     every: int = 10,
     spec: NetworkSpec | None = None,
@@ -73,9 +120,10 @@ def group_tasks(
         pairwise = pairwise_runs(prepared, spec, config)
         matrix = pairwise.affinity()
     else:
-        method, name = SOURCES[source]
-        relatedness = measure_relatedness(prepared, method, every, spec, config, callbacks)
-        matrix = relatedness.matrices[name]
+        methods, names = SOURCES[source]
+        relatedness = measure_relatedness(prepared, list(methods), every, spec, config, callbacks)
+        matrix = relatedness.matrices[names[0]] if len(names) == 1 else combine(
+            [relatedness.matrices[n] for n in names])
     grouping = choose_groups(matrix, max_groups, exact_limit=exact_limit)
     comparison = None
     if train:

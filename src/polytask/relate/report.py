@@ -143,7 +143,9 @@ def write_relatedness(result: Relatedness, directory: str | Path) -> Path:
 
 def grouping_summary(report: GroupReport) -> str:
     g = report.grouping
-    lines = [f"polytask group: {sum(len(x) for x in g.groups)} tasks into {len(g.groups)} group(s) "
+    rec = report.recommendation()
+    lines = [f"recommendation: {rec['text']}", *[f"  {e}" for e in rec["evidence"]], "",
+             f"polytask group: {sum(len(x) for x in g.groups)} tasks into {len(g.groups)} group(s) "
              f"(at most {g.max_groups}), affinity source '{g.source}', {g.search} search",
              f"objective (mean over tasks of the affinity onto each from the rest of its group): {g.score:+.4g}", ""]
     for k, members in enumerate(g.groups, 1):

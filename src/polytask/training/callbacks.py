@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from polytask.balancers.base import StepContext
 from polytask.training.checkpoint import save_checkpoint
+from polytask.training.progress import (
+    PLAIN_INTERVAL_S, Ticker, format_seconds, live_bar, plain_print, stderr_console,
+)
 
 if TYPE_CHECKING:
     from polytask.training.trainer import Trainer
@@ -58,44 +61,63 @@ class Callback:
 
 
 class ProgressCallback(Callback):
-    """A rich progress bar over epochs, showing each main task's validation metric."""
+    """Progress over epochs on stderr, with each main task's validation metric and an ETA.
+
+    On a terminal: a live bar (``transient``: erased at the end). Elsewhere (a log file, a
+    pipe, CI): plain lines, at the first and last epoch and at most every ``interval_s``
+    seconds (:mod:`polytask.training.progress`). ``live`` forces one or the other; ``console``
+    is where it goes (default: a console on stderr).
+    """
 
     main_process_only = True
 
-    def __init__(self, description: str = "training", transient: bool = True) -> None:
+    def __init__(self, description: str = "training", transient: bool = True, console: Any = None,
+                 live: bool | None = None, interval_s: float = PLAIN_INTERVAL_S) -> None:
         self.description = description
         self.transient = transient
+        self.console = console
+        self.live = live
+        self.interval_s = interval_s
         self._progress: Any = None
         self._task_id: Any = None
+        self._ticker: Ticker | None = None
 
     def on_fit_start(self, trainer: "Trainer") -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        console = self.console if self.console is not None else stderr_console()
+        self.console = console
+        live = console.is_terminal if self.live is None else self.live
+        total, start = trainer.config.epochs, trainer.epoch
+        self._ticker = Ticker(total, start, self.interval_s)
+        if live:
+            self._progress = live_bar(console, self.transient)
+            self._progress.start()
+            self._task_id = self._progress.add_task(self.description, total=total, completed=start, status="")
 
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[status]}"),
-            transient=self.transient,
-        )
-        self._progress.start()
-        self._task_id = self._progress.add_task(self.description, total=trainer.config.epochs, status="")
-
-    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+    def _status(self, trainer: "Trainer", logs: dict[str, Any]) -> str:
         parts = []
         for task in trainer.tasks:
-            if task.auxiliary:
-                continue
             metrics = logs.get("val_metrics", {}).get(task.name, {})
-            if metrics:
+            if not task.auxiliary and metrics:
                 name = task.metric_names[0]
                 parts.append(f"{task.name} {name}={metrics.get(name, float('nan')):.4g}")
-        self._progress.update(self._task_id, advance=1, status="  ".join(parts[:4]))
+        return "  ".join(parts[:4])
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict[str, Any]) -> None:
+        status = self._status(trainer, logs)
+        if self._progress is not None:
+            self._progress.update(self._task_id, advance=1, status=status)
+        elif self._ticker is not None and epoch + 1 < trainer.config.epochs and self._ticker.due(epoch + 1):
+            plain_print(self.console, self._ticker.line(self.description, epoch + 1, "epoch", status, upper_bound=True))
 
     def on_fit_end(self, trainer: "Trainer") -> None:
         if self._progress is not None:
             self._progress.stop()
+            self._progress = None
+        elif self._ticker is not None:
+            how = ("stopped early (no improvement)" if trainer.finished else
+                   "reached the epoch cap" if trainer.epoch >= trainer.config.epochs else "interrupted")
+            elapsed = format_seconds(self._ticker.elapsed())
+            plain_print(self.console, f"{self.description}: {how} after {trainer.epoch} epochs, {elapsed}")
 
 
 class JsonLinesLogger(Callback):

@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from polytask.errors import PolytaskError
-from polytask.serialization import flatten_state, unflatten_state
+from polytask.serialization import (
+    atomic_write_bytes, flatten_state, read_regular_file, tensors_from_bytes, tensors_to_bytes, unflatten_state,
+)
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 FORMAT = "polytask-checkpoint"
 FORMAT_VERSION = 2
+#: The most bytes read from a checkpoint file.
+MAX_CHECKPOINT_BYTES = 16 << 30
 
 
 def checkpoint_path(directory: str | Path) -> Path:
@@ -41,43 +41,40 @@ def save_checkpoint(state: dict[str, Any], directory: str | Path, header: dict[s
     """Write ``state`` (nested dicts/lists of tensors and JSON-able values) and ``header``
     (JSON-able: epoch, options, data fingerprint) to ``directory`` as one file, atomically."""
     path = checkpoint_path(directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors, tree = flatten_state(state)
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
             "header": json.dumps(header), "state": json.dumps(tree)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write_bytes(path, tensors_to_bytes(tensors, meta))
+    except OSError as exc:  # a full disk: the previous checkpoint is untouched
+        raise PolytaskError(f"checkpoint '{path}' could not be written ({exc.strerror or exc}); "
+                            "the previous one is left as it was") from None
     return path
 
 
 def load_checkpoint(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(header, state)`` of the checkpoint in ``directory``; a PolytaskError names the file
-    when it is missing, damaged or not a polytask checkpoint."""
+    when it is missing, damaged or not a polytask checkpoint (a regular file, read with a size
+    limit, as a model directory's files are)."""
     path = checkpoint_path(directory)
-    if not path.is_file():
-        raise PolytaskError(f"no checkpoint to resume from in '{directory}' ('{CHECKPOINT_FILE}' is missing)")
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            if meta.get("format") != FORMAT:
-                raise PolytaskError(f"'{path}' is not a polytask checkpoint")
-            if int(meta.get("format_version", "0")) > FORMAT_VERSION:
-                raise PolytaskError(f"checkpoint '{path}' was written by a newer polytask")
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        data = read_regular_file(path, MAX_CHECKPOINT_BYTES)
+    except FileNotFoundError:
+        raise PolytaskError(f"no checkpoint to resume from in '{directory}' ('{CHECKPOINT_FILE}' is missing)") from None
+    try:
+        tensors, meta = tensors_from_bytes(data)
+        if meta.get("format") != FORMAT:
+            raise PolytaskError(f"'{path}' is not a polytask checkpoint")
+        if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+            raise PolytaskError(f"checkpoint '{path}' was written by a newer polytask")
         header = json.loads(meta["header"])
         state = unflatten_state(json.loads(meta["state"]), tensors)
+        if not isinstance(header, dict) or not isinstance(state, dict):
+            raise ValueError("header or state is not a map")
     except PolytaskError:
         raise
-    except Exception as exc:  # safetensors and json raise their own types for damaged files
-        raise PolytaskError(f"checkpoint '{path}' is damaged: {exc}") from None
+    except Exception as exc:  # damaged JSON or tensors: any error type
+        raise PolytaskError(f"checkpoint '{path}' is damaged: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     return header, state
 
 

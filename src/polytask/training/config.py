@@ -44,7 +44,7 @@ class TrainConfig:
     schedule with the user's own.
     """
 
-    epochs: int = option(100, help="Maximum number of epochs.")
+    epochs: int = option(500, help="Maximum number of epochs (docs/DEFAULTS.md: why 500).")
     batch_size: int = option(64, help="Rows per training step.")
     optimizer: Literal["adam", "adamw", "sgd"] = option("adam", help="Optimizer.", choices=OPTIMIZERS)
     lr: float = option(1e-3, help="Learning rate.")
@@ -59,7 +59,7 @@ class TrainConfig:
     grad_clip: float | None = option(None, help="Clip the gradient norm to this value (default: no clipping).")
     early_stopping: Literal["per_task", "joint", "none"] = option(
         "per_task", help="Early stopping on validation loss: per task, joint or none.", choices=EARLY_STOPPING)
-    patience: int = option(20, help="Epochs without improvement before training stops.")
+    patience: int = option(50, help="Epochs without improvement before training stops (docs/DEFAULTS.md).")
     val_metrics: bool = option(True, kind="flag", help="Compute validation metrics every epoch (losses alone suffice for early stopping).")
     seed: int = option(0, help="Seed of initialisation, batch order and dropout.", sklearn="random_state")
     device: str = option("cpu", help="cpu, cuda, cuda:N or auto.")
@@ -94,6 +94,7 @@ class TrainConfig:
             (self.gamma > 0, f"gamma must be > 0, got {self.gamma}"),
             (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
             (self.precision in PRECISIONS, f"unknown precision '{self.precision}' (choose from {', '.join(PRECISIONS)})"),
+            (_is_seed(self.seed), f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -121,3 +122,8 @@ class TrainConfig:
 def _callable_name(fn: Any) -> str:
     name = getattr(fn, "__qualname__", type(fn).__qualname__)
     return f"user:{getattr(fn, '__module__', '?')}.{name}"
+
+
+def _is_seed(value: Any) -> bool:
+    """A seed numpy, torch and Python's ``random`` all accept: an integer in [0, 2**32)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32

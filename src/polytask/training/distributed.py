@@ -136,15 +136,16 @@ class DataParallel(Reducer):
         """This process's consecutive share of a global batch's row indices."""
         return torch.tensor_split(rows, self.world_size)[self.rank]
 
-    def losses(self, sums: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def losses(self, sums: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """From this shard's (T,) loss sums (with graph) and label counts: the loss vector
-        with the global batch's values and this shard's gradients, and the global values."""
+        with the global batch's values and this shard's gradients, the global values, and the
+        global (T,) label counts (one collective operation for all three)."""
         n = sums.shape[0]
         totals = self.sum(torch.cat([sums.detach(), counts.detach().to(sums.dtype)]))
         scale = totals[n:].clamp(min=1.0)
         local = sums / scale
         values = totals[:n] / scale
-        return local + (values - local).detach(), values
+        return local + (values - local).detach(), values, totals[n:]
 
     def reduce_gradients(self, params: Sequence[nn.Parameter]) -> None:
         """Add the parameters' gradients over processes, in place (a parameter with a gradient

@@ -157,8 +157,7 @@ class Trainer:
         self.encoders = list(encoders) if encoders is not None else None
         self.balancer = balancer or get_balancer(self.config.balancer, **self.config.balancer_options)
         self.balancer.setup(self.task_names)
-        for p in self.balancer.parameters():
-            p.data = p.data.to(self.device)
+        self.balancer.to(self.device)
         main = self.parallel is None or self.parallel.rank == 0
         self.callbacks = [cb for cb in callbacks if main or not cb.main_process_only]
         self.shared_lr_scale = float(shared_lr_scale)
@@ -248,8 +247,10 @@ class Trainer:
         plan = self.loss_plan(x)
         if layout is not plan.layout and layout != plan.layout:
             raise PolytaskError("the network's output layout changed during training")
-        # data parallel: global loss values, gradients through this shard (training/distributed.py)
-        raw = plan(outputs, y, m) if self.parallel is None else self.parallel.losses(*plan.sums(outputs, y, m))[0]
+        if self.parallel is None:
+            raw, counts = plan(outputs, y, m), plan.label_counts(m)
+        else:  # data parallel: global loss values and label counts, gradients through this shard
+            raw, _, counts = self.parallel.losses(*plan.sums(outputs, y, m))
         ctx = StepContext(
             losses=raw * self.alphas,
             task_names=self.task_names,
@@ -262,6 +263,7 @@ class Trainer:
             reducer=self.parallel or LOCAL,
             grad_scale=scale,
             compiled=self.config.compile,
+            present=((counts > 0) & (self.alphas > 0)).cpu(),  # labelled (on any process) and weighted
         )
         return ctx, raw
 
@@ -482,8 +484,7 @@ class Trainer:
             "network": self.network.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "balancer": self.balancer.state_dict(),
-            "balancer_params": [p.detach() for p in self.balancer.parameters()],
+            "balancer": self.balancer.state_dict(),  # an nn.Module's: parameters and extra state
             "stopping": self.stopping.state_dict(),
             "progress": {"epoch": self.epoch, "step": self.step, "finished": self.finished},
             "alphas": self.alphas,
@@ -501,9 +502,6 @@ class Trainer:
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.balancer.load_state_dict(state["balancer"])
-        with torch.no_grad():
-            for p, saved in zip(self.balancer.parameters(), state.get("balancer_params", [])):
-                p.copy_(saved)
         self.stopping.load_state_dict(state["stopping"])
         progress = state["progress"]
         self.epoch, self.step, self.finished = int(progress["epoch"]), int(progress["step"]), bool(progress["finished"])
@@ -523,16 +521,22 @@ class Trainer:
                 cb.load_state_dict(saved[key])
 
     def checkpoint_header(self) -> dict[str, Any]:
-        """What a checkpoint records beside the state: the epoch it ends, the options and the
-        data it was made with (a resume with other options or data is refused)."""
+        """What a checkpoint records beside the state: the epoch it ends and everything the run
+        depends on (training options, tasks, network, trunk learning-rate scale, the settings of
+        callbacks that have them, a fingerprint of the training data); a resume with any of them
+        changed is refused (:func:`check_same_run`)."""
         if self._fingerprint is None and self.train_data is not None:
             data = self.train_data
             self._fingerprint = fingerprint(data.x, *[data.targets[n] for n in self.task_names], *[data.masks[n] for n in self.task_names])
+        settings = {k: cb.to_dict() for k, cb in zip(callback_keys(self.callbacks), self.callbacks)
+                    if callable(getattr(cb, "to_dict", None))}
         return {
             "epoch": self.epoch - 1,
             "config": self.config.to_dict(),
             "network": {"arch": self.network.arch, "config": self.network.config()},
-            "tasks": self.task_names,
+            "tasks": [t.to_dict() for t in self.tasks],
+            "shared_lr_scale": self.shared_lr_scale,
+            "callbacks": settings,
             "data": self._fingerprint,
             "processes": self.world_size,
         }
@@ -541,23 +545,63 @@ class Trainer:
         """Load the checkpoint in ``directory`` after checking it was made by this same run."""
         header, state = load_checkpoint(directory)
         check_same_run(header, self.checkpoint_header(), directory)
-        self.load_state_dict(state)
+        try:
+            self.load_state_dict(state)
+        except Exception as exc:  # a checkpoint that passed the header check yet does not fit
+            raise PolytaskError(f"cannot resume from '{directory}': its state does not fit this run "
+                                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def _refuse(directory: str | Path, what: str, old: Any, new: Any, why: str = "") -> PolytaskError:
+    return PolytaskError(f"cannot resume from '{directory}': it was made with {what}={old!r}, this run has "
+                         f"{what}={new!r}{why}")
+
+
+def _check_epochs(old: dict[str, Any], new: dict[str, Any], done: int, depends: bool, directory: str | Path) -> None:
+    """``epochs`` may grow (or shrink down to the epochs already run) unless the schedule spans them."""
+    if new.get("epochs", done) < done:
+        raise PolytaskError(f"cannot resume from '{directory}': it has already run {done} epochs, this run has epochs={new['epochs']}")
+    if depends and "epochs" in old and old["epochs"] != new["epochs"]:
+        raise _refuse(directory, "epochs", old["epochs"], new["epochs"],
+                      " (the learning-rate or auxiliary weight schedule spans the epochs, so they cannot change)")
+
+
+def _check_tasks(old: Any, new: list[dict[str, Any]], directory: str | Path) -> None:
+    names = [t["name"] for t in new]
+    old_names = [t if isinstance(t, str) else t.get("name") for t in old] if isinstance(old, list) else old
+    if old_names != names:
+        raise PolytaskError(f"cannot resume from '{directory}': it was made for tasks {old_names}, this run has {names}")
+    for saved, task in zip(old, new):
+        for key in (k for k in task if isinstance(saved, dict) and k in saved and saved[k] != task[k]):
+            raise _refuse(directory, f"task '{task['name']}' {key}", saved[key], task[key])
 
 
 def check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: str | Path) -> None:
-    """Refuse, in one line naming what differs, to resume a checkpoint made by another run."""
-    where = f"cannot resume from '{directory}'"
+    """Refuse, in one line naming what differs, to resume a checkpoint made by another run
+    (only ``epochs``, ``device`` and ``val_metrics`` may change; see :func:`_check_epochs`)."""
     current = json.loads(json.dumps(current, default=str))  # compare as saved: lists, not tuples
     old, new = saved.get("config", {}), current["config"]
     for key in new:
         if key not in RESUMABLE_CHANGES and key in old and old[key] != new[key]:
-            raise PolytaskError(f"{where}: it was made with {key}={old[key]!r}, this run has {key}={new[key]!r}")
-    if saved.get("tasks") != current["tasks"]:
-        raise PolytaskError(f"{where}: it was made for tasks {saved.get('tasks')}, this run has {current['tasks']}")
-    if saved.get("network") != current["network"]:
-        raise PolytaskError(f"{where}: it was made with another network ({saved.get('network', {}).get('arch')} "
-                            f"{saved.get('network', {}).get('config')})")
+            raise _refuse(directory, key, old[key], new[key])
+    depends = new.get("lr_schedule") == "cosine" or bool(current["callbacks"])
+    _check_epochs(old, new, int(saved.get("epoch", -1)) + 1, depends, directory)
+    _check_tasks(saved.get("tasks"), current["tasks"], directory)
+    old_net, new_net = saved.get("network", {}), current["network"]
+    if old_net.get("arch") != new_net["arch"]:
+        raise _refuse(directory, "arch", old_net.get("arch"), new_net["arch"])
+    for key in sorted(set(old_net.get("config", {})) | set(new_net["config"])):
+        if old_net.get("config", {}).get(key) != new_net["config"].get(key):
+            raise _refuse(directory, f"network {key}", old_net.get("config", {}).get(key), new_net["config"].get(key))
+    if "shared_lr_scale" in saved and saved["shared_lr_scale"] != current["shared_lr_scale"]:
+        raise _refuse(directory, "shared_lr_scale", saved["shared_lr_scale"], current["shared_lr_scale"])
+    old_cbs, new_cbs = saved.get("callbacks", current["callbacks"]), current["callbacks"]
+    for key in sorted(set(old_cbs) | set(new_cbs)):
+        if old_cbs.get(key) != new_cbs.get(key):
+            raise _refuse(directory, f"callback {key}", old_cbs.get(key), new_cbs.get(key))
     if saved.get("processes", 1) != current.get("processes", 1):
-        raise PolytaskError(f"{where}: it was made by {saved.get('processes', 1)} processes, this run has {current.get('processes', 1)}")
+        raise PolytaskError(f"cannot resume from '{directory}': it was made by {saved.get('processes', 1)} processes, "
+                            f"this run has {current.get('processes', 1)}")
     if saved.get("data") is not None and saved.get("data") != current["data"]:
-        raise PolytaskError(f"{where}: it was made on other training data (another file, split or seed)")
+        raise PolytaskError(f"cannot resume from '{directory}': it was made on other training data (another file, "
+                            "split, seed, feature or target columns)")

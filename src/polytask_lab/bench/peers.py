@@ -59,6 +59,7 @@ class PerTaskLoop(Balancer):
     name = "per_task_loop"
 
     def __init__(self, aggregate: Aggregate, mode: str = "exact") -> None:
+        super().__init__()
         self.aggregate = aggregate
         self.mode = _check_mode(mode)
 
@@ -179,6 +180,7 @@ class TorchjdPeer(Balancer):
     name = "torchjd_peer"
 
     def __init__(self, aggregator: Any, mode: str = "exact") -> None:
+        super().__init__()
         self.aggregator = aggregator
         self.mode = _check_mode(mode)
         _, self._autojac = _torchjd_classes()

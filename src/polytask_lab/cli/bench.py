@@ -182,7 +182,7 @@ def command(quick: bool, nets: str | None, task_counts: str | None, methods: str
     """Measure the step time and peak memory of equal weighting and every balancing method (both
     gradient modes) at several task counts on an MLP and a small conv net, side by side with the
     per-task loop and torchjd; report ratios."""
-    from polytask.cli.common import console, emit_json
+    from polytask.cli.common import console, emit_json, log_console
     from polytask.errors import PolytaskError
 
     con = console(quiet or as_json)
@@ -196,7 +196,7 @@ def command(quick: bool, nets: str | None, task_counts: str | None, methods: str
         else:
             lists = {"nets": nets, "task_counts": task_counts, "methods": methods, "modes": modes}
             settings = _settings(quick, device, no_peers, memory, lists, repeats, warmup, batch_size, mlp_widths)
-            doc = _measure(settings, con.print)
+            doc = _measure(settings, log_console(quiet or as_json).print)
         con.print(summary_table(doc))
         if out is not None:
             for written in write_outputs(doc, out, notes):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from polytask.cli.common import console, emit_json, output_options
+from polytask.cli.common import console, emit_json, log_console, output_options
 from polytask_lab.cli import lab_imports
 
 
@@ -29,7 +29,8 @@ def command(name: str | None, out: str, quick: bool, seed: int, trials: int | No
     if trials is not None and trials < 1:
         raise PolytaskError(f"--trials must be at least 1, got {trials}")
     with lab_imports("experiment", needs=("jinja2",)):
-        from polytask_lab.experiments.common import print_result, write_artifacts
+        from polytask_lab.experiments.artifacts import write_artifacts
+        from polytask_lab.experiments.common import print_result
         from polytask_lab.experiments.registry import EXPERIMENTS, get
 
         if list_only:
@@ -41,7 +42,7 @@ def command(name: str | None, out: str, quick: bool, seed: int, trials: int | No
         if name is None:
             raise PolytaskError(f"name an experiment ({', '.join(EXPERIMENTS)})")
         run = get(name)
-        con.print(f"[bold]{name}[/]{' (quick)' if quick else ''}, seed {seed}")
+        log_console(quiet or as_json).print(f"[bold]{name}[/]{' (quick)' if quick else ''}, seed {seed}")
         result = run(quick=quick, seed=seed, trials_override=trials)
         paths = write_artifacts(result, out)
     print_result(result, con)

@@ -20,14 +20,35 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from polytask.compare.stats import holm
 from polytask.serialization import atomic_write_bytes, atomic_write_json, atomic_write_text, clean_json
 from polytask_lab.render import render, sig
+
+
+def ci_half_width(values: Sequence[float]) -> float:
+    """Half-width of the 95 % t interval of the mean of ``values`` (NaN for fewer than 2)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return math.nan
+    return float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+
+
+def summarize_scores(scores: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Mean, sample sd, 95 % interval half-width and count of each arm's per-trial scores."""
+    return {
+        arm: {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else math.nan,
+              "ci": ci_half_width(v), "n": len(v)}
+        for arm, v in scores.items()
+    }
 
 
 def paired_test(a: Sequence[float], b: Sequence[float], lower_is_better: bool = True) -> dict[str, float]:
     """Paired comparison of arm ``a`` against arm ``b`` over the same trials.
 
-    ``mean_diff`` is ``mean(a - b)``; ``wins`` counts trials where ``a`` is better than ``b``.
+    ``mean_diff`` is ``mean(a - b)``, ``ci_diff`` the half-width of its 95 % t interval;
+    ``wins`` counts trials where ``a`` is better than ``b``.
     """
     from scipy import stats
 
@@ -37,6 +58,7 @@ def paired_test(a: Sequence[float], b: Sequence[float], lower_is_better: bool = 
         "n": float(len(d)),
         "mean_diff": float(d.mean()) if len(d) else math.nan,
         "sd_diff": float(d.std(ddof=1)) if len(d) > 1 else math.nan,
+        "ci_diff": ci_half_width(d),
         "wins": float(np.sum(d < 0) if lower_is_better else np.sum(d > 0)),
         "t_p": math.nan,
         "wilcoxon_p": math.nan,
@@ -50,6 +72,23 @@ def paired_test(a: Sequence[float], b: Sequence[float], lower_is_better: bool = 
     return out
 
 
+def paired_tests(scores: dict[str, list[float]], comparisons: Sequence[Sequence[str]], lower_is_better: bool,
+                 default_family: str) -> list[dict[str, Any]]:
+    """The paired test of every comparison ``(a, b[, family])`` whose arms have scores, with
+    ``holm_p``: the t-test p-value Holm-adjusted within its family."""
+    out = []
+    for c in comparisons:
+        a, b = c[0], c[1]
+        if a in scores and b in scores:
+            family = c[2] if len(c) > 2 else default_family
+            out.append({"a": a, "b": b, "family": family, **paired_test(scores[a], scores[b], lower_is_better)})
+    for family in dict.fromkeys(t["family"] for t in out):
+        members = [t for t in out if t["family"] == family]
+        for t, adjusted in zip(members, holm([t["t_p"] for t in members])):
+            t["holm_p"] = adjusted
+    return out
+
+
 @dataclass
 class ExperimentResult:
     """Per-trial scores of each arm plus the protocol that produced them."""
@@ -59,10 +98,13 @@ class ExperimentResult:
     lower_is_better: bool
     protocol: dict[str, Any]
     scores: dict[str, list[float]] = field(default_factory=dict)
-    comparisons: list[tuple[str, str]] = field(default_factory=list)
+    #: ``(a, b)`` or ``(a, b, family)``: arm a against arm b; Holm adjusts within a family.
+    comparisons: list[tuple[str, ...]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    started_cpu: float = field(default_factory=time.process_time)
 
     def add(self, arm: str, value: float) -> None:
         self.scores.setdefault(arm, []).append(float(value))
@@ -75,20 +117,14 @@ class ExperimentResult:
                   file=sys.stderr, flush=True)
 
     def summary(self) -> dict[str, dict[str, float]]:
-        return {
-            arm: {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else math.nan, "n": len(v)}
-            for arm, v in self.scores.items()
-        }
+        return summarize_scores(self.scores)
 
     def tests(self) -> list[dict[str, Any]]:
-        return [
-            {"a": a, "b": b, **paired_test(self.scores[a], self.scores[b], self.lower_is_better)}
-            for a, b in self.comparisons
-            if a in self.scores and b in self.scores
-        ]
+        return paired_tests(self.scores, self.comparisons, self.lower_is_better, self.name)
 
     def finish(self) -> "ExperimentResult":
         self.seconds = time.perf_counter() - self.started
+        self.cpu_seconds = time.process_time() - self.started_cpu
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,11 +134,25 @@ class ExperimentResult:
             "lower_is_better": self.lower_is_better,
             "protocol": self.protocol,
             "summary": self.summary(),
+            "comparisons": [list(c) for c in self.comparisons],
             "paired_tests": self.tests(),
             "scores": self.scores,
             "extra": self.extra,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
         }
+
+
+def reanalyse(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved result with its summary and paired tests recomputed from its per-trial scores
+    (what the committed documents are checked against; also brings a record written before a
+    statistic was added up to date without training anything)."""
+    comparisons = saved.get("comparisons") or [[t["a"], t["b"]] for t in saved["paired_tests"]]
+    out = dict(saved)
+    out["comparisons"] = [list(c) for c in comparisons]
+    out["summary"] = summarize_scores(saved["scores"])
+    out["paired_tests"] = paired_tests(saved["scores"], comparisons, saved["lower_is_better"], saved["experiment"])
+    return clean_json(out)
 
 
 def result_tables(result: ExperimentResult) -> list[Table]:
@@ -124,45 +174,6 @@ def result_tables(result: ExperimentResult) -> list[Table]:
 def result_markdown(saved: dict[str, Any]) -> str:
     """The arms' table and the paired tests, as Markdown, from a result's JSON (``to_dict``)."""
     return render("experiment.md.j2", saved=saved)
-
-
-def plot_result(result: ExperimentResult, path: Path) -> None:
-    """Box plot of each arm's per-trial scores with the trials joined across arms (PNG)."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    arms = list(result.scores)
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(arms), 4.2))
-    data = [result.scores[a] for a in arms]
-    ax.boxplot(data, showmeans=True)
-    ax.set_xticks(range(1, len(arms) + 1), arms, rotation=15)
-    n = min(len(v) for v in data) if data else 0
-    for i in range(n):
-        ax.plot(range(1, len(arms) + 1), [v[i] for v in data], color="grey", alpha=0.25, lw=0.8)
-    better = "lower" if result.lower_is_better else "higher"
-    ax.set_ylabel(f"{result.metric} ({better} is better)")
-    ax.set_title(f"{result.name} ({n} trials)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def write_artifacts(result: ExperimentResult, out: str | Path) -> dict[str, Path]:
-    """``<out>/<name>.json``, ``<out>/<name>.png`` and ``<out>/<name>.md`` (the tables)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {k: out / f"{result.name}.{k}" for k in ("json", "png", "md")}
-    saved = clean_json(result.to_dict())
-    atomic_write_json(paths["json"], saved)
-    plot_result(result, paths["png"])
-    atomic_write_text(paths["md"], result_markdown(saved))
-    return paths
 
 
 def print_result(result: ExperimentResult, console: Console) -> None:

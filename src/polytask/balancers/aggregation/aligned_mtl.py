@@ -1,8 +1,8 @@
 """Aligned-MTL: align the principal components of the task gradients (condition number 1).
 
 Senushkin et al., "Independent Component Alignment for Multi-Task Learning" (CVPR 2023),
-Algorithm 1. With ``G = V diag(lambda) V^T`` (eigenvalues above ``lambda_max * T * eps`` only, so
-``r`` = rank of J):
+Algorithm 1. With ``G = V diag(lambda) V^T`` (eigenvalues above the rank tolerance only, so ``r`` =
+the numerical rank of J at the precision the gradients were computed in; ``solvers.rank_tolerance``):
 
     B = sqrt(lambda_ref) V diag(lambda)^{-1/2} V^T,   w = B u,   d = J^T w,
 
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from polytask.balancers.aggregation.base import GramianAggregator
+from polytask.balancers.aggregation.base import GramianAggregator, Problem
+from polytask.balancers.aggregation.solvers import rank_tolerance
 from polytask.errors import PolytaskError
 
 SCALE_MODES = ("min", "median", "rmse")
@@ -32,12 +33,11 @@ class AlignedMTL(GramianAggregator):
             raise PolytaskError(f"unknown aligned_mtl scale_mode '{scale_mode}' (choose from {', '.join(SCALE_MODES)})")
         self.scale_mode = scale_mode
 
-    def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
+    def weights_of(self, gramian: torch.Tensor, problem: Problem) -> torch.Tensor:
         m = gramian.shape[0]
         u = torch.full((m,), 1.0 / m, dtype=gramian.dtype)
         lam, vec = torch.linalg.eigh(gramian)
-        tol = lam.max() * m * torch.finfo(gramian.dtype).eps
-        keep = lam > tol
+        keep = lam > rank_tolerance(lam, problem.entry_error)
         if not keep.any():
             return u
         lam, vec = lam[keep], vec[:, keep]

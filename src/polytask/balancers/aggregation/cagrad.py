@@ -17,15 +17,13 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from polytask.balancers.aggregation.base import GramianAggregator
+from polytask.balancers.aggregation.base import GramianAggregator, Problem
 from polytask.balancers.aggregation.solvers import normalized
 from polytask.errors import PolytaskError
 
 
 class CAGrad(GramianAggregator):
     """Conflict-averse gradient descent (see the module docstring)."""
-
-    drops_absent_tasks = True
 
     name = "cagrad"
 
@@ -35,7 +33,7 @@ class CAGrad(GramianAggregator):
             raise PolytaskError("cagrad needs c >= 0 and norm_eps >= 0")
         self.c, self.norm_eps = float(c), float(norm_eps)
 
-    def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
+    def weights_of(self, gramian: torch.Tensor, problem: Problem) -> torch.Tensor:
         m = gramian.shape[0]
         g = normalized(gramian, self.norm_eps).cpu().numpy()
         u = np.full(m, 1.0 / m)

@@ -20,7 +20,7 @@ The trainer then adds the parameters' gradients over processes (P floats, as
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -29,8 +29,10 @@ from polytask.balancers import gradient_paths
 from polytask.balancers.base import StepContext
 
 
-def representation_backward(agg: Any, ctx: StepContext, task_params: list[list[torch.nn.Parameter]]) -> torch.Tensor:
-    """One step of ``agg`` in representation mode over the processes of ``ctx.reducer``."""
+def representation_backward(agg: Any, ctx: StepContext, task_params: list[list[torch.nn.Parameter]],
+                            problem_of: Callable[[torch.Tensor, int], Any]) -> torch.Tensor:
+    """One step of ``agg`` in representation mode over the processes of ``ctx.reducer``;
+    ``problem_of(values, n_params)`` gives the step's Problem (the global presence mask)."""
     z, reducer = ctx.representation, ctx.reducer
     assert z is not None
     info = gradient_paths.representation_info(ctx, task_params)
@@ -38,23 +40,27 @@ def representation_backward(agg: Any, ctx: StepContext, task_params: list[list[t
     if agg.needs_jacobian:  # the rows of every process: this process backs its own rows
         width = math.prod(z.shape[1:])  # named, not -1: this process's shard may have no rows
         full, mine = reducer.gather(info.jacobian().reshape(n_tasks, z.shape[0], width), dim=1)
-        w, vector = gradient_paths.combine(agg, ctx, full.reshape(n_tasks, -1), full.new_zeros((0, 0)))
+        flat = full.reshape(n_tasks, -1)
+        w, vector = gradient_paths.combine(agg, ctx, flat, full.new_zeros((0, 0)), problem_of(flat, flat.shape[1]))
         assert vector is not None
         direction = vector.reshape(full.shape[1], width)[mine].reshape(z.shape)
     else:
-        w, _ = gradient_paths.combine(agg, ctx, None, reducer.sum(info.gramian))
+        gramian = reducer.sum(info.gramian)  # the rounding level: about world_size shards of z
+        w, _ = gradient_paths.combine(agg, ctx, None, gramian, problem_of(gramian, z.numel() * reducer.world_size))
         direction = info.direction(w)
     z.backward(direction.detach())
     return w.detach().float()
 
 
 def exact_backward(agg: Any, ctx: StepContext, task_params: list[list[torch.nn.Parameter]],
-                   separates: bool | None) -> torch.Tensor:
-    """One step of ``agg`` in exact mode over the processes of ``ctx.reducer``."""
+                   separates: bool | None, problem_of: Callable[[torch.Tensor], Any]) -> torch.Tensor:
+    """One step of ``agg`` in exact mode over the processes of ``ctx.reducer``;
+    ``problem_of(values)`` gives the step's Problem (the global presence mask)."""
     reducer = ctx.reducer
     info = gradient_paths.shared_info(ctx, task_params, separates)
     jacobian = reducer.sum(info.jacobian())
-    w, vector = gradient_paths.combine(agg, ctx, jacobian if agg.needs_jacobian else None, jacobian @ jacobian.T)
+    gramian = jacobian @ jacobian.T
+    w, vector = gradient_paths.combine(agg, ctx, jacobian if agg.needs_jacobian else None, gramian, problem_of(gramian))
     if vector is not None:
         info.apply_vector(reducer.share(vector))
     else:

@@ -5,15 +5,17 @@ Quinton and Rey, "Jacobian Descent for Multi-Objective Optimization" (2024), aft
 
     d = pi_J(J^T u),  u = 1/T,   i.e. d = J^T v,  v = argmin_{v >= u} v^T G v,
 
-solved with quadprog on ``G / tr(G) + reg_eps I`` (as in torchjd). ``g_t^T d >= 0`` for every task.
+solved with quadprog on ``G / tr(G) + reg_eps I`` (as in torchjd; ``G`` first projected onto the
+semi-definite cone, which only moves the negative eigenvalues rounding produces, with scipy's
+``nnls`` as the fallback should quadprog fail). ``g_t^T d >= 0`` for every task.
 """
 
 from __future__ import annotations
 
 import torch
 
-from polytask.balancers.aggregation.base import GramianAggregator
-from polytask.balancers.aggregation.solvers import dual_cone_weights, normalized, regularized
+from polytask.balancers.aggregation.base import GramianAggregator, Problem
+from polytask.balancers.aggregation.solvers import dual_cone_weights, normalized, psd_part, regularized
 from polytask.errors import PolytaskError
 
 
@@ -28,8 +30,8 @@ class DualProj(GramianAggregator):
             raise PolytaskError("dualproj needs norm_eps >= 0 and reg_eps >= 0")
         self.norm_eps, self.reg_eps = float(norm_eps), float(reg_eps)
 
-    def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
+    def weights_of(self, gramian: torch.Tensor, problem: Problem) -> torch.Tensor:
         m = gramian.shape[0]
-        g = regularized(normalized(gramian, self.norm_eps), self.reg_eps)
+        g = regularized(normalized(psd_part(gramian), self.norm_eps), self.reg_eps)
         u = torch.full((1, m), 1.0 / m, dtype=gramian.dtype)
         return dual_cone_weights(g, u)[0]

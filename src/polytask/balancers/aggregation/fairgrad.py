@@ -15,14 +15,12 @@ import numpy as np
 import torch
 from scipy.optimize import least_squares
 
-from polytask.balancers.aggregation.base import GramianAggregator
+from polytask.balancers.aggregation.base import GramianAggregator, Problem
 from polytask.errors import PolytaskError
 
 
 class FairGrad(GramianAggregator):
     """alpha-fair gradient aggregation (see the module docstring)."""
-
-    drops_absent_tasks = True
 
     name = "fairgrad"
 
@@ -33,7 +31,7 @@ class FairGrad(GramianAggregator):
         self.alpha = float(alpha)
         self.max_iters = int(max_iters) if max_iters is not None else None
 
-    def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
+    def weights_of(self, gramian: torch.Tensor, problem: Problem) -> torch.Tensor:
         m = gramian.shape[0]
         uniform = np.full(m, 1.0 / m)
         if self.alpha == 0:

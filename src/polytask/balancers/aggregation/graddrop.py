@@ -9,25 +9,28 @@ when ``(P > U and g_t > 0)`` or ``(P < U and g_t < 0)``:
 
 Acts on coordinates, so it needs the full Jacobian; it has no per-task scalar weight, so the
 logged weights are 1. ``U`` comes from a generator seeded with ``seed``. Computed with column
-sums (``sum_t g_t``, ``sum_t |g_t|``, ``sum_t max(g_t, 0)``) rather than per-task masks.
+sums (``sum_t g_t``, ``sum_t |g_t|``, ``sum_t max(g_t, 0)``) rather than per-task masks. A
+coordinate where every gradient is 0 has purity 1/2 by convention (``0/0`` taken as 0): it
+stays 0. Absent tasks take no part (their rows are left out; the draws are unchanged).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
-from polytask.balancers.aggregation.base import JacobianAggregator
+from polytask.balancers.aggregation.base import JacobianAggregator, Problem
 from polytask.balancers.aggregation.seeded import SeededStream
+from polytask.balancers.base import Remembers
 from polytask.errors import PolytaskError
 
 
-class GradDrop(JacobianAggregator):
+class GradDrop(Remembers, JacobianAggregator):
     """Gradient sign dropout (see the module docstring)."""
 
     name = "graddrop"
+    state_fields = ("_stream",)
 
     def __init__(self, leak: Sequence[float] | None = None, seed: int = 0, mode: str = "exact") -> None:
         super().__init__(mode)
@@ -37,14 +40,15 @@ class GradDrop(JacobianAggregator):
         self.seed = int(seed)
         self._stream = SeededStream(self.seed)
 
-    def direction(self, jacobian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def direction(self, jacobian: torch.Tensor, problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
         m, n = jacobian.shape
+        if self.leak is not None and len(self.leak) != problem.present.shape[0]:
+            raise PolytaskError(f"graddrop has {len(self.leak)} leak values for {problem.present.shape[0]} tasks")
         if m == 0 or n == 0:
             return jacobian.new_zeros(m), jacobian.new_zeros(n)
-        if self.leak is not None and len(self.leak) != m:
-            raise PolytaskError(f"graddrop has {len(self.leak)} leak values for {m} tasks")
         total = jacobian.sum(dim=0)
-        purity = 0.5 * (1.0 + total / jacobian.abs().sum(dim=0))
+        mass = jacobian.abs().sum(dim=0)
+        purity = 0.5 * (1.0 + total / torch.where(mass > 0, mass, torch.ones_like(mass)))
         u = self._stream.uniform((n,), jacobian.dtype).to(jacobian.device)
         pos, neg = (purity > u).to(jacobian.dtype), (purity < u).to(jacobian.dtype)
         # per coordinate, the kept part is the (1 - leak)-weighted sum of the positive entries where
@@ -54,14 +58,8 @@ class GradDrop(JacobianAggregator):
             negative = total - positive
             direction = pos * positive + neg * negative
         else:
-            leak = torch.tensor(self.leak, dtype=jacobian.dtype, device=jacobian.device)
+            leak = torch.tensor(self.leak, dtype=jacobian.dtype, device=jacobian.device)[problem.present.to(jacobian.device)]
             positive = (1.0 - leak) @ jacobian.clamp(min=0.0)
             negative = (1.0 - leak) @ jacobian - positive
             direction = leak @ jacobian + pos * positive + neg * negative
         return jacobian.new_ones(m), direction
-
-    def state_dict(self) -> dict[str, Any]:
-        return self._stream.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._stream.load_state_dict(state)

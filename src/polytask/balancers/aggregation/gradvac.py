@@ -11,25 +11,29 @@ order), with ``phi_ij = cos(g_i^PC, g_j)`` and the EMA target ``phi_hat_ij``: if
 then ``phi_hat_ij <- (1 - beta) phi_hat_ij + beta phi_ij`` (``eps`` guards the denominators).
 The update is ``d = sum_i g_i^PC``. All quantities are read from the Gramian (``g_i^PC`` is
 ``sum_k c_ik g_k``). State: ``phi_hat`` (T x T, starts at 0) and the seeded order generator.
+
+Absent tasks: the surgery runs among the present tasks (random orders of them only), and only
+the targets ``phi_hat_ij`` between two present tasks are updated; an absent task's rows and
+columns of ``phi_hat`` are kept as they were.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import numpy as np
 import torch
 
-from polytask.balancers.aggregation.base import GramianAggregator
+from polytask.balancers.aggregation.base import GramianAggregator, Problem
 from polytask.balancers.aggregation.seeded import SeededStream
+from polytask.balancers.base import Remembers
 from polytask.errors import PolytaskError
 
 
-class GradVac(GramianAggregator):
+class GradVac(Remembers, GramianAggregator):
     """Gradient Vaccine (see the module docstring)."""
 
     name = "gradvac"
+    state_fields = ("_stream", "phi_hat")
 
     def __init__(self, beta: float = 0.5, eps: float = 1e-8, seed: int = 0, mode: str = "exact") -> None:
         super().__init__(mode)
@@ -39,12 +43,13 @@ class GradVac(GramianAggregator):
         self._stream = SeededStream(self.seed)
         self.phi_hat: torch.Tensor | None = None
 
-    def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
-        m = gramian.shape[0]
-        if self.phi_hat is None or self.phi_hat.shape != (m, m):
-            self.phi_hat = torch.zeros((m, m), dtype=torch.float64)
+    def weights_of(self, gramian: torch.Tensor, problem: Problem) -> torch.Tensor:
+        m, n_tasks = gramian.shape[0], problem.present.shape[0]
+        if self.phi_hat is None or self.phi_hat.shape != (n_tasks, n_tasks):
+            self.phi_hat = torch.zeros((n_tasks, n_tasks), dtype=torch.float64)
+        idx = problem.present.nonzero().flatten()
         g = gramian.cpu().numpy()
-        phi_hat = self.phi_hat.numpy()  # shares memory: updated in place
+        phi_hat = self.phi_hat[idx][:, idx].numpy()  # the present tasks' targets, written back below
         coef = np.eye(m)
         beta, eps = self.beta, self.eps
         for i in range(m):
@@ -63,15 +68,5 @@ class GradVac(GramianAggregator):
                     coef[i, j] += step
                     dots = dots + step * g[j]
                 phi_hat[i, j] = (1 - beta) * target + beta * phi
+        self.phi_hat[idx[:, None], idx[None, :]] = torch.as_tensor(phi_hat)
         return torch.as_tensor(coef.sum(axis=0), dtype=gramian.dtype)
-
-    def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = dict(self._stream.state_dict())
-        if self.phi_hat is not None:
-            state["phi_hat"] = self.phi_hat.clone()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._stream.load_state_dict(state)
-        if "phi_hat" in state:
-            self.phi_hat = torch.as_tensor(state["phi_hat"], dtype=torch.float64).clone()

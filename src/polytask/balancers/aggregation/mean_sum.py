@@ -2,13 +2,15 @@
 
 - ``mean``: ``d = (1/T) sum_t g_t`` (``w_t = 1/T``);
 - ``sum``: ``d = sum_t g_t`` (``w_t = 1``), the gradient of the summed loss.
+
+With absent tasks, ``T`` counts the present ones.
 """
 
 from __future__ import annotations
 
 import torch
 
-from polytask.balancers.aggregation.base import GramianAggregator
+from polytask.balancers.aggregation.base import GramianAggregator, Problem
 
 
 class MeanAggregation(GramianAggregator):
@@ -19,7 +21,7 @@ class MeanAggregation(GramianAggregator):
     def __init__(self, mode: str = "exact") -> None:
         super().__init__(mode)
 
-    def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
+    def weights_of(self, gramian: torch.Tensor, problem: Problem) -> torch.Tensor:
         m = gramian.shape[0]
         return torch.full((m,), 1.0 / m, dtype=gramian.dtype)
 
@@ -32,5 +34,5 @@ class SumAggregation(GramianAggregator):
     def __init__(self, mode: str = "exact") -> None:
         super().__init__(mode)
 
-    def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
+    def weights_of(self, gramian: torch.Tensor, problem: Problem) -> torch.Tensor:
         return torch.ones(gramian.shape[0], dtype=gramian.dtype)

@@ -12,23 +12,27 @@ by ``n_iter`` steps of projected SGD with momentum on the Gramian scaled by
 Deviation: the paper estimates ``G`` as ``J_1 J_2^T`` from two independent mini-batches; the
 trainer sees one mini-batch per step, so here ``G = J J^T`` of that batch (a biased estimate).
 State: the weights.
+
+Absent tasks: the step is SDMGrad on the present tasks alone, warm-started from their stored
+weights renormalised to the simplex; the new weights are stored back with the share of the
+simplex the present tasks held, so an absent task's stored weight is kept.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from polytask.balancers.aggregation.base import GramianAggregator
-from polytask.balancers.aggregation.solvers import project_simplex
+from polytask.balancers.aggregation.base import GramianAggregator, Problem
+from polytask.balancers.aggregation.solvers import face_of, project_simplex, to_face
+from polytask.balancers.base import Remembers
 from polytask.errors import PolytaskError
 
 
-class SDMGrad(GramianAggregator):
+class SDMGrad(Remembers, GramianAggregator):
     """Stochastic direction-oriented MGDA (see the module docstring)."""
 
     name = "sdmgrad"
+    state_fields = ("w",)
 
     def __init__(self, lr: float = 10.0, momentum: float = 0.5, n_iter: int = 20, lambda_: float = 0.3,
                  mode: str = "exact") -> None:
@@ -38,11 +42,11 @@ class SDMGrad(GramianAggregator):
         self.lr, self.momentum, self.n_iter, self.lambda_ = float(lr), float(momentum), int(n_iter), float(lambda_)
         self.w: torch.Tensor | None = None
 
-    def weights_of(self, gramian: torch.Tensor) -> torch.Tensor:
-        m = gramian.shape[0]
-        if self.w is None or self.w.shape[0] != m:
-            self.w = torch.full((m,), 1.0 / m, dtype=torch.float64)
-        w = self.w.to(gramian.dtype)
+    def weights_of(self, gramian: torch.Tensor, problem: Problem) -> torch.Tensor:
+        m, n_tasks = gramian.shape[0], problem.present.shape[0]
+        if self.w is None or self.w.shape[0] != n_tasks:
+            self.w = torch.full((n_tasks,), 1.0 / n_tasks, dtype=torch.float64)
+        w, mass = face_of(self.w, problem.present)
         u = torch.full((m,), 1.0 / m, dtype=gramian.dtype)
         scale = torch.diagonal(gramian).clamp(min=0.0).sqrt().mean()
         a = gramian / (scale * scale + 1e-8)
@@ -51,11 +55,5 @@ class SDMGrad(GramianAggregator):
             grad = a @ (w + self.lambda_ * u)
             velocity = grad if velocity is None else self.momentum * velocity + grad
             w = project_simplex(w - self.lr * velocity)
-        self.w = w.double()
+        self.w = to_face(self.w, problem.present, w, mass)
         return (w + self.lambda_ * u) / (1.0 + self.lambda_)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"w": self.w.clone()} if self.w is not None else {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.w = torch.as_tensor(state["w"], dtype=torch.float64).clone() if "w" in state else None
