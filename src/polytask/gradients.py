@@ -28,6 +28,11 @@ from torch import nn
 
 from polytask.autograd_graph import LinearSite, linear_readers, linear_sites, reaches_any, task_roots
 
+def widen(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 when autocast made it half precision (Gramians are float32 or wider)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 #: Where a parameter lies in its leaf: rows ``start:stop`` of the first dimension, or (when
 #: ``squeeze``) the single index ``start``.
 Region = tuple[int, int, bool]
@@ -270,7 +275,7 @@ class HeadFactors:
     one under the other, ``owner`` (H,) the task each row belongs to."""
 
     def __init__(self, dy: torch.Tensor, weight: torch.Tensor, owner: torch.Tensor, n_tasks: int) -> None:
-        self.dy, self.weight, self.owner, self.n_tasks = dy, weight, owner, n_tasks
+        self.dy, self.weight, self.owner, self.n_tasks = widen(dy), widen(weight), owner, n_tasks
         self.one_per_task = dy.shape[1] == n_tasks and bool((owner == torch.arange(n_tasks, device=owner.device)).all())
 
     def blocks(self) -> torch.Tensor:
@@ -415,7 +420,7 @@ class RepresentationGradients:
         self.dense = dense
         self.factors = factors
         if dense is not None:
-            flat = dense.reshape(dense.shape[0], -1)
+            flat = widen(dense.reshape(dense.shape[0], -1))
             self.gramian = flat @ flat.T
         else:
             assert factors is not None
@@ -485,11 +490,12 @@ class SharedGradients:
         self._dy: list[torch.Tensor] = []
         self._wjac: list[torch.Tensor | None] = []
         gram = torch.zeros((n_tasks, n_tasks), dtype=ref.dtype, device=ref.device)
-        for site, dy in zip(sites, site_grads):
+        self._x = [widen(site.x) for site in sites]
+        for site, x, dy in zip(sites, self._x, site_grads):
             w = self.params[site.weight]
-            x = site.x
             if dy is None:
                 dy = x.new_zeros((n_tasks, x.shape[0], w.shape[0]))
+            dy = widen(dy)
             self._dy.append(dy)
             m, d_in = x.shape
             d_out = w.shape[0]
@@ -514,10 +520,10 @@ class SharedGradients:
     def apply(self, weights: torch.Tensor) -> None:
         """Accumulate ``J^T w`` into the shared parameters' ``.grad``."""
         w = weights.to(self.gramian.dtype).to(self.gramian.device)
-        for site, dy, jw in zip(self.sites, self._dy, self._wjac):
+        for site, x, dy, jw in zip(self.sites, self._x, self._dy, self._wjac):
             c = torch.tensordot(w, dy, dims=1)  # (m, d_out)
             weight = self.params[site.weight]
-            _add_grad(weight, (w @ jw).view_as(weight) if jw is not None else c.T @ site.x)
+            _add_grad(weight, (w @ jw).view_as(weight) if jw is not None else c.T @ x)
             if site.bias is not None:
                 _add_grad(self.params[site.bias], c.sum(dim=0))
         if self._other is not None:
@@ -531,8 +537,8 @@ class SharedGradients:
     def jacobian(self) -> torch.Tensor:
         """The full (T, P) Jacobian, in the order of the parameters (only for methods that need it)."""
         pieces: dict[int, torch.Tensor] = {}
-        for site, dy, jw in zip(self.sites, self._dy, self._wjac):
-            pieces[site.weight] = jw if jw is not None else torch.matmul(dy.transpose(1, 2), site.x).reshape(self.n_tasks, -1)
+        for site, x, dy, jw in zip(self.sites, self._x, self._dy, self._wjac):
+            pieces[site.weight] = jw if jw is not None else torch.matmul(dy.transpose(1, 2), x).reshape(self.n_tasks, -1)
             if site.bias is not None:
                 pieces[site.bias] = dy.sum(dim=1)
         offset = 0

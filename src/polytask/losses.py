@@ -97,8 +97,8 @@ class _Group:
             return packed.index_select(1, self._index)
         return packed if self._slice is None else packed[:, self._slice]
 
-    def losses(self, packed: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """The group's (G,) masked mean losses."""
+    def sums(self, packed: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The group's (G,) masked loss sums ``sum_i m_i l_i`` and (G,) label counts ``sum_i m_i``."""
         g = len(self.tasks)
         end = self.target_start + g * self.target_width
         y, m = targets[:, self.target_start : end], masks[:, self.target_start : end]
@@ -113,7 +113,7 @@ class _Group:
         num, den = (per * m).sum(0), m.sum(0)
         if self.target_width > 1:
             num, den = num.reshape(g, -1).sum(1), den.reshape(g, -1).sum(1)
-        return num / den.clamp(min=1.0)
+        return num, den
 
 
 class LossPlan:
@@ -172,9 +172,19 @@ class LossPlan:
         return targets, masks
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        parts = [g.losses(outputs, targets, masks) for g in self.groups]
-        vector = torch.cat(parts) if len(parts) > 1 else parts[0]
-        return vector if self._order is None else vector[self._order.to(vector.device)]
+        num, den = self.sums(outputs, targets, masks)
+        return num / den.clamp(min=1.0)
+
+    def sums(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``(T,)`` masked loss sums and ``(T,)`` label counts, in task order: ``L_t`` is their
+        ratio (at least 1 below). Data-parallel training adds both over processes first."""
+        parts = [g.sums(outputs, targets, masks) for g in self.groups]
+        num = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        den = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        if self._order is None:
+            return num, den
+        order = self._order.to(num.device)
+        return num[order], den[order]
 
     def label_counts(self, masks: torch.Tensor) -> torch.Tensor:
         """The ``(T,)`` number of observed label entries of each task in packed ``masks``."""

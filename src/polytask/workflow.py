@@ -68,6 +68,7 @@ def _summary(plan: RunPlan, trainer: Trainer, result: TrainResult, seconds: floa
         "train_seconds": seconds,
         "parameters": trainer.network.parameter_counts(),
         "balancer": trainer.config.balancer,
+        "processes": trainer.world_size,
         "applied_weights": result.applied_weights,
         "history": [{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_metrics", "weights") if k in h}
                     for h in result.history],

@@ -37,6 +37,41 @@ from torch import nn
 from polytask.errors import PolytaskError
 
 
+class Reducer:
+    """Collective operations across the processes of a data-parallel run, for the methods that
+    need global quantities; this base class is the single process (every operation the identity).
+
+    Under data parallelism each process holds a shard of the global batch, and ``ctx.losses``
+    carries the *global* loss values with gradients that reach only this process's rows: a
+    local backward pass gives this process's *contribution* to a gradient, and the trainer adds
+    the contributions of the parameters' ``.grad`` over processes after the balancer. A method
+    that needs a global per-task quantity (a Jacobian, a Gramian, a gradient norm) adds it with
+    :meth:`sum`; one that computes a global update vector itself contributes :meth:`share` of it.
+    """
+
+    #: Number of processes and this process's index.
+    world_size: int = 1
+    rank: int = 0
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The element-wise sum of ``tensor`` over processes (the same on every process)."""
+        return tensor
+
+    def gather(self, tensor: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, slice]:
+        """Every process's ``tensor`` concatenated along ``dim`` in rank order (sizes along
+        ``dim`` may differ), and the slice of that dimension that is this process's own."""
+        return tensor, slice(0, tensor.shape[dim])
+
+    def share(self, tensor: torch.Tensor) -> torch.Tensor:
+        """This process's contribution to a global update known on every process (its sum over
+        processes is ``tensor``)."""
+        return tensor if self.world_size == 1 else tensor / self.world_size
+
+
+#: The single-process reducer.
+LOCAL = Reducer()
+
+
 @dataclass
 class StepContext:
     """What a balancer may use at one step.
@@ -49,8 +84,14 @@ class StepContext:
         representation: the shared representation ``z`` (attached to the graph), or None.
         last_shared_params: the last shared layer (GradNorm's reference layer).
         step: global step index (0-based); epoch: epoch index (0-based).
+        reducer: collective operations across data-parallel processes (:class:`Reducer`).
+        grad_scale: the factor ``S`` that gradients flowing back from the outputs carry (fp16
+            gradient scaling; 1 otherwise): methods that read gradients divide by it.
+        compiled: the network runs compiled, its autograd graph opaque: gradient information
+            comes from one plain backward pass per task.
         present: (T,) bool, the tasks with at least one label in the batch (and a positive
-            weight); None: every task is present.
+            weight); None: every task is present. Under data parallelism a task is present
+            when it has a label on any process (the mask is the same on every process).
     """
 
     losses: torch.Tensor
@@ -61,6 +102,9 @@ class StepContext:
     last_shared_params: list[nn.Parameter] = field(default_factory=list)
     step: int = 0
     epoch: int = 0
+    reducer: Reducer = LOCAL
+    grad_scale: float = 1.0
+    compiled: bool = False
     present: torch.Tensor | None = None
 
     def presence(self) -> torch.Tensor:

@@ -26,8 +26,9 @@ from __future__ import annotations
 import torch
 
 from polytask.balancers.base import Balancer, Remembers, StepContext
+from polytask.balancers.gradient_paths import task_jacobian
 from polytask.balancers.option_checks import real
-from polytask.gradients import accumulate_flat_gradient, accumulate_own_task_gradients, per_task_gradients
+from polytask.gradients import accumulate_flat_gradient, accumulate_own_task_gradients
 
 EPS = 1e-8
 
@@ -79,9 +80,9 @@ class DualBalancing(Remembers, Balancer):
         task_params = [p for t in ctx.task_names for p in ctx.task_params.get(t, [])]
         n_tasks = log_losses.shape[0]
         if shared:
-            grads = per_task_gradients(log_losses, shared, retain_graph=bool(task_params))
+            grads = ctx.reducer.sum(task_jacobian(ctx, log_losses, shared, retain_graph=bool(task_params)))
             combined, alpha = self.combine(grads, ctx.presence())
-            accumulate_flat_gradient(shared, combined)
+            accumulate_flat_gradient(shared, ctx.reducer.share(combined) * ctx.grad_scale)
         else:
             alpha = torch.ones(n_tasks, dtype=log_losses.dtype, device=log_losses.device)
         if task_params:

@@ -140,6 +140,7 @@ class FAMO(LossWeighting):
         }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
+        # the saved dtype (that of the losses it trained with), so a float64 run resumes exactly
         self._new_logits(torch.as_tensor(state["logits"]), state["optimizer"])
         prev, seen = state.get("previous_losses"), state.get("previous_present")
         self.previous = None if prev is None else prev.clone()

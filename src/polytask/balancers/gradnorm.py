@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from polytask.balancers.base import Balancer, Remembers, StepContext
+from polytask.balancers.gradient_paths import task_jacobian
 from polytask.balancers.option_checks import real
 from polytask.errors import PolytaskError
 from polytask.gradients import TaskLayout, per_task_gradient_norms
@@ -109,7 +110,11 @@ class GradNorm(Remembers, Balancer):
         return self._w().detach() * self._norms(ctx, params)
 
     def _norms(self, ctx: StepContext, params: list[torch.Tensor]) -> torch.Tensor:
-        """``||grad_W L_t||`` per task (factored through the heads where they allow it)."""
+        """``||grad_W L_t||`` per task over the global batch: factored through the heads where
+        they allow it (one process, graph readable), else the norms of the summed Jacobian."""
+        if ctx.reducer.world_size > 1 or ctx.compiled:
+            return ctx.reducer.sum(task_jacobian(ctx, ctx.losses, params)).norm(dim=1)
         task_params = [list(ctx.task_params.get(t, [])) for t in ctx.task_names]
         self._layout = TaskLayout.of(task_params, self._layout)
-        return per_task_gradient_norms(ctx.losses, params, ctx.representation, task_params, self._layout)
+        norms = per_task_gradient_norms(ctx.losses, params, ctx.representation, task_params, self._layout)
+        return norms if ctx.grad_scale == 1.0 else norms / ctx.grad_scale

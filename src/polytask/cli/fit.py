@@ -59,6 +59,7 @@ def command(
     """
     from polytask.models.capacity import capacity_report
     from polytask.training.callbacks import ProgressCallback
+    from polytask.training.distributed import close, is_main_process
     from polytask.training.tracking import logger_from_spec
 
     from polytask.data import capture_warnings
@@ -69,7 +70,8 @@ def command(
     out_dir = Path(out)
     if resume and checkpoint_dir is None:
         raise PolytaskError("--resume needs --checkpoint-dir (where the checkpoint is)")
-    show = not (quiet or as_json)
+    main = is_main_process()  # data parallel (torchrun): the first process prints and writes
+    show = not (quiet or as_json) and main
     specs = [*logs, *([f"jsonl:{log_file}"] if log_file else [])]
     callbacks = {run: ([ProgressCallback(run.upper())] if show else []) + [logger_from_spec(s, run) for s in specs]
                  for run in ("mtl", "stl")}
@@ -86,8 +88,12 @@ def command(
     setups = _setups(o, problem.aux, checkpoint_dir, resume, stl, match_params)
     with capture_warnings() as data_warnings:
         prepared = prepare(problem.frame, problem.targets, data_settings, seed=config.seed)
-    _print_columns(console(quiet or as_json), prepared.columns, data_warnings, quiet)
+    if main:
+        _print_columns(console(quiet or as_json), prepared.columns, data_warnings, quiet)
     report = fit(prepared, None, spec, config, setups=setups, callbacks=callbacks)
+    if not main:
+        close()
+        return
     summary = report.to_dict()
     summary["columns"] = prepared.columns.to_dict()
     summary["controls"] = report.mtl.summary["controls"]
@@ -102,6 +108,7 @@ def command(
     print_warnings(summary["warnings"][len(data_warnings):], quiet)
     if as_json:
         emit_json({"model_dir": str(out_dir), **summary})
+    close()
 
 
 def _setups(o: dict[str, Any], aux: list[str], checkpoint_dir: str | None, resume: bool, stl: bool,

@@ -90,8 +90,8 @@ class FusedHeads(nn.Module):
                 h = F.linear(h, weight, bias)
                 continue
             h = F.dropout(self._act[0](h), self.dropout, self.training) if self.dropout > 0 else self._act[0](h)
-            stacked = h.reshape(n, g, -1).transpose(0, 1)  # (G, n, h_{l-1})
-            h = torch.baddbmm(bias.view(g, 1, -1), stacked, weight.transpose(1, 2)).transpose(0, 1).reshape(n, -1)
+            stacked = h.reshape(n, g, weight.shape[2]).transpose(0, 1)  # (G, n, h_{l-1}); widths named: n may be 0
+            h = torch.baddbmm(bias.view(g, 1, -1), stacked, weight.transpose(1, 2)).transpose(0, 1).reshape(n, g * weight.shape[1])
         return h
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

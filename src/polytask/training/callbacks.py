@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from polytask.balancers.base import StepContext
 from polytask.training.checkpoint import save_checkpoint
@@ -27,7 +27,12 @@ class Callback:
     A callback with state (counters, recordings) returns it from :meth:`state_dict` (tensors
     and JSON-able values) and restores it in :meth:`load_state_dict`; the trainer saves it in
     its checkpoints under :attr:`state_key`, so a resumed run continues the recording.
+    A callback that writes files or prints sets :attr:`main_process_only`: in data-parallel
+    training only the first process runs it.
     """
+
+    #: Run on the first process only when several train together (writers, progress bars).
+    main_process_only: ClassVar[bool] = False
 
     @property
     def state_key(self) -> str:
@@ -63,6 +68,8 @@ class ProgressCallback(Callback):
     seconds (:mod:`polytask.training.progress`). ``live`` forces one or the other; ``console``
     is where it goes (default: a console on stderr).
     """
+
+    main_process_only = True
 
     def __init__(self, description: str = "training", transient: bool = True, console: Any = None,
                  live: bool | None = None, interval_s: float = PLAIN_INTERVAL_S) -> None:
@@ -116,6 +123,8 @@ class ProgressCallback(Callback):
 class JsonLinesLogger(Callback):
     """Appends one JSON line per epoch (the ``logs`` dict) to ``path``."""
 
+    main_process_only = True
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
@@ -135,6 +144,8 @@ class CheckpointCallback(Callback):
 
     The file is replaced atomically, so the previous checkpoint survives a crash mid-write.
     """
+
+    main_process_only = True
 
     def __init__(self, directory: str | Path, every: int = 1) -> None:
         self.directory = Path(directory)

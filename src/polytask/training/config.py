@@ -19,6 +19,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "step")
 SCHEDULER_STEPS = ("epoch", "step")
 EARLY_STOPPING = ("per_task", "joint", "none")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 #: ``factory(parameter_groups) -> torch.optim.Optimizer``, each group a dict with ``params``
 #: and possibly ``lr`` (see :class:`polytask.training.Trainer`).
@@ -65,6 +66,12 @@ class TrainConfig:
     threads: int | None = option(
         None, help="CPU threads torch uses while training (default: 1 for table networks up to 1024 units wide, "
                    "where more threads were measured not to pay; torch's default otherwise).")
+    precision: Literal["fp32", "bf16", "fp16"] = option(
+        "fp32", help="Arithmetic of the forward pass: fp32, bf16 (autocast, CPU or CUDA) or fp16 (autocast with a "
+                     "gradient scaler, CUDA only); parameters, losses, Gramians and weights stay float32 or wider.",
+        choices=PRECISIONS)
+    compile: bool = option(False, kind="flag", help="torch.compile the network's forward pass (gradient aggregation then "
+                                                    "takes the engine's exact generic path).")
     balancer: str = option("ew", help="Task balancing method (see 'polytask balancers').")
     balancer_options: dict[str, Any] = option(
         default_factory=dict, kind="mapping", cli="--balancer-option", help="Balancer option KEY=VALUE (repeatable).")
@@ -86,6 +93,7 @@ class TrainConfig:
             (self.step_size >= 1, f"step size must be >= 1, got {self.step_size}"),
             (self.gamma > 0, f"gamma must be > 0, got {self.gamma}"),
             (self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
+            (self.precision in PRECISIONS, f"unknown precision '{self.precision}' (choose from {', '.join(PRECISIONS)})"),
             (_is_seed(self.seed), f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed!r}"),
         ]
         for ok, message in checks:

@@ -58,6 +58,8 @@ class CSVLogger(Callback):
     """One row per epoch (``epoch`` and :func:`epoch_scalars`) in ``path``, rewritten whole at
     every epoch (atomically), so a resumed run's file holds every epoch."""
 
+    main_process_only = True
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
@@ -82,6 +84,8 @@ def write_history_csv(path: str | Path, history: list[dict[str, Any]]) -> None:
 class TensorBoardLogger(Callback):
     """Scalars per epoch (``global_step`` = epoch) and the settings as text, in TensorBoard
     event files under ``log_dir``."""
+
+    main_process_only = True
 
     def __init__(self, log_dir: str | Path) -> None:
         self.log_dir = Path(log_dir)
@@ -115,6 +119,8 @@ def _mlflow_key(name: str) -> str:
 class MLflowLogger(Callback):
     """A run in MLflow experiment ``experiment`` (the tracking URI from ``tracking_uri`` or
     MLflow's own ``MLFLOW_TRACKING_URI``): the settings as parameters, the scalars per epoch."""
+
+    main_process_only = True
 
     def __init__(self, experiment: str = "polytask", run_name: str | None = None, tracking_uri: str | None = None) -> None:
         self.experiment = experiment

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from polytask.balancers import Balancer, StepContext, get as get_balancer
+from polytask.balancers.base import LOCAL
 from polytask.data.targets import TargetEncoder
 from polytask.data.tensors import TaskTensors
 from polytask.errors import DivergedLossError, NonFiniteLossError, PolytaskError
@@ -37,16 +39,18 @@ from polytask.evaluate import task_metrics
 from polytask.losses import LossPlan, OutputLayout
 from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task
+from polytask.training import distributed
 from polytask.training.callbacks import Callback
 from polytask.training.checkpoint import fingerprint, load_checkpoint
 from polytask.training.config import TrainConfig
 from polytask.training.early_stopping import EarlyStopping
 from polytask.training.optim import make_optimizer, make_scheduler
 from polytask.training.packed import PackedTensors
+from polytask.training.precision import ScaleGradient, autocast, check_precision, compiled, gradient_scaler, widen
 from polytask.training.threads import default_threads, torch_threads
 
 #: Settings that may differ between a checkpoint and the run that resumes it.
-RESUMABLE_CHANGES = ("epochs", "device", "val_metrics", "threads")
+RESUMABLE_CHANGES = ("epochs", "device", "val_metrics", "threads", "compile")
 #: A training loss above this many times its first value (or 1, if larger) means divergence.
 DIVERGENCE_FACTOR = 1e4
 
@@ -139,8 +143,12 @@ class Trainer:
         shared_lr_scale: float = 1.0,
     ) -> None:
         self.config = config or TrainConfig()
-        self.device = resolve_device(self.config.device)
+        self.device = distributed.process_device(resolve_device(self.config.device))
         self.network = network.to(self.device)
+        #: The data-parallel group (training/distributed.py), or None in a single process.
+        self.parallel = distributed.join(self.device)
+        if self.parallel is not None:
+            self.parallel.broadcast(self.network)
         self.tasks = list(tasks)
         self.task_names = [t.name for t in self.tasks]
         missing = [n for n in self.task_names if n not in network.task_names]
@@ -150,7 +158,8 @@ class Trainer:
         self.balancer = balancer or get_balancer(self.config.balancer, **self.config.balancer_options)
         self.balancer.setup(self.task_names)
         self.balancer.to(self.device)
-        self.callbacks = list(callbacks)
+        main = self.parallel is None or self.parallel.rank == 0
+        self.callbacks = [cb for cb in callbacks if main or not cb.main_process_only]
         self.shared_lr_scale = float(shared_lr_scale)
         self.alphas = torch.tensor([t.weight for t in self.tasks], device=self.device)
         self.step = 0  # optimizer steps taken
@@ -163,12 +172,22 @@ class Trainer:
         self._fingerprint: str | None = None
         self.batch_order = torch.Generator().manual_seed(self.config.seed)
         self.optimizer = make_optimizer(self.config, self._parameter_groups())
+        # precision and compilation (training/precision.py)
+        check_precision(self.config.precision, self.device)
+        self.scaler = gradient_scaler(self.config.precision, self.device)
+        self._encode, self._decode = self.network.encode, self.network.decode_packed
+        if self.config.compile:
+            self._encode, self._decode = compiled(self._encode), compiled(self._decode)
+            if self.balancer.requires != "losses":
+                warnings.warn(f"--compile: the gradient engine cannot read a compiled graph; balancer '{self.config.balancer}' "
+                              "takes the exact generic path (one backward pass per task)", stacklevel=2)
         self.scheduler: Any = None
         self.stopping = EarlyStopping(
             self.task_names, [t.name for t in self.tasks if not t.auxiliary], self.config.early_stopping, self.config.patience
         )
         # what every step hands the balancer, built once
         self._decay = [p for _, p in self.network.named_parameters() if p.ndim > 1]
+        self._params = list(self.network.parameters())
         self._shared = list(self.network.shared_parameters())
         self._task_params = {t: list(self.network.task_parameters(t)) for t in self.task_names}
         self._last_shared = list(self.network.last_shared_parameters())
@@ -217,12 +236,21 @@ class Trainer:
 
     def packed_context(self, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, epoch: int) -> tuple[StepContext, torch.Tensor]:
         """Forward pass of one batch with packed targets ``y`` and masks ``m``."""
-        z = self.network.encode(x)
-        outputs, layout = self.network.decode_packed(z, x)
+        with autocast(self.config.precision, self.device):
+            z = self._encode(x)
+            outputs, layout = self._decode(z, x)
+        outputs = widen(outputs)
+        scale = 1.0
+        if self.scaler is not None:  # fp16: the outputs' gradients carry the scaler's factor
+            factor = self.scaler.scale(torch.ones((), device=self.device))
+            outputs, scale = ScaleGradient.apply(outputs, factor), float(factor)
         plan = self.loss_plan(x)
         if layout is not plan.layout and layout != plan.layout:
             raise PolytaskError("the network's output layout changed during training")
-        raw = plan(outputs, y, m)
+        if self.parallel is None:
+            raw, counts = plan(outputs, y, m), plan.label_counts(m)
+        else:  # data parallel: global loss values and label counts, gradients through this shard
+            raw, _, counts = self.parallel.losses(*plan.sums(outputs, y, m))
         ctx = StepContext(
             losses=raw * self.alphas,
             task_names=self.task_names,
@@ -232,7 +260,10 @@ class Trainer:
             last_shared_params=self._last_shared,
             step=self.step,
             epoch=epoch,
-            present=((plan.label_counts(m) > 0) & (self.alphas > 0)).cpu(),  # labelled and weighted
+            reducer=self.parallel or LOCAL,
+            grad_scale=scale,
+            compiled=self.config.compile,
+            present=((counts > 0) & (self.alphas > 0)).cpu(),  # labelled (on any process) and weighted
         )
         return ctx, raw
 
@@ -259,14 +290,32 @@ class Trainer:
             cb.on_before_backward(self, ctx)
         self.optimizer.zero_grad(set_to_none=True)
         weights = self.balancer.backward(ctx)
+        self._combine_gradients(ctx)
         self._add_regularisers()
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skipped when the gradients overflowed
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         if self.scheduler is not None and self.config.scheduler_step == "step":
             self.scheduler.step()
         for cb in self.callbacks:
             cb.on_step_end(self, ctx, weights)
         self.step += 1
         return values, torch.as_tensor(weights).detach()
+
+    def _combine_gradients(self, ctx: StepContext) -> None:
+        """After the balancer: the processes' gradients added up (data parallel) and the fp16
+        scale taken out (the balancer's own gradients are true ones: they are scaled first so
+        that unscaling leaves them as they are)."""
+        if self.scaler is not None:
+            for p in self.balancer.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(ctx.grad_scale)
+        if self.parallel is not None:
+            self.parallel.reduce_gradients(self._params)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
 
     def _add_regularisers(self) -> None:
         """The architecture's penalty, the L2 term and gradient clipping, after the balancer."""
@@ -288,11 +337,16 @@ class Trainer:
         """This epoch's row indices, batch by batch (a last batch of one row is dropped when
         batch normalization cannot train on it)."""
         order = torch.randperm(n_rows, generator=self.batch_order)
-        size = self.config.batch_size
+        size = self.config.batch_size * self.world_size  # --batch-size is per process
         batches = list(order.split(size))
-        if self._batchnorm and n_rows >= 2 and len(batches[-1]) < 2:
+        if self._batchnorm and n_rows >= 2 and len(batches[-1]) < 2 * self.world_size:
             batches.pop()
-        return batches
+        return batches if self.parallel is None else [self.parallel.shard(b) for b in batches]
+
+    @property
+    def world_size(self) -> int:
+        """How many processes train this network together (1 without data parallelism)."""
+        return 1 if self.parallel is None else self.parallel.world_size
 
     def _train_epoch(self, train: PackedTensors, epoch: int) -> dict[str, Any]:
         self.network.train()
@@ -315,7 +369,7 @@ class Trainer:
     def _validate(self, val: PackedTensors | None, epoch: int, logs: dict[str, Any]) -> dict[str, float]:
         if val is None:
             return {n: math.nan for n in self.task_names}
-        outputs, layout = predict_packed(self.network, val.x)
+        outputs, layout = self._predict_all(val.x)
         val_loss = self._packed_losses(outputs, val)
         for name, value in val_loss.items():
             if not math.isfinite(value) and val.masks[name].any():
@@ -324,11 +378,22 @@ class Trainer:
         logs["val_metrics"] = self._val_metrics(layout.split(outputs), val)
         return val_loss
 
+    def _predict_all(self, x: torch.Tensor) -> tuple[torch.Tensor, OutputLayout]:
+        """Packed outputs of every row of ``x`` (data parallel: each process predicts its shard
+        and the outputs are gathered)."""
+        if self.parallel is None:
+            return predict_packed(self.network, x)
+        rows = self.parallel.shard(torch.arange(x.shape[0], device=x.device))
+        local, layout = predict_packed(self.network, x.index_select(0, rows))
+        return self.parallel.gather(local)[0], layout
+
     def run_epoch(self, train: TaskTensors | PackedTensors, val: TaskTensors | PackedTensors | None) -> dict[str, Any]:
         """Train one epoch, validate, update early stopping and call the epoch hooks."""
         train = train if isinstance(train, PackedTensors) else self.pack(train)
         val = val if val is None or isinstance(val, PackedTensors) else self.pack(val)
         epoch = self.epoch
+        if self.parallel is not None:
+            self.parallel.seed_epoch(self.config.seed, epoch)
         for cb in self.callbacks:
             cb.on_epoch_start(self, epoch)
         logs = self._train_epoch(train, epoch)
@@ -443,6 +508,7 @@ class Trainer:
             "progress": {"epoch": self.epoch, "step": self.step, "finished": self.finished},
             "alphas": self.alphas,
             "loss_scale": self._loss_scale,
+            "grad_scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "history": self.history,
             "rng": rng,
             "callbacks": {k: cb.state_dict() for k, cb in zip(callback_keys(self.callbacks), self.callbacks)},
@@ -461,6 +527,8 @@ class Trainer:
         self.alphas = state["alphas"].to(self.device)
         scale = state.get("loss_scale")
         self._loss_scale = None if scale is None else scale.to(self.device)
+        if self.scaler is not None and state.get("grad_scaler") is not None:
+            self.scaler.load_state_dict(state["grad_scaler"])
         self.history = list(state["history"])
         self.batch_order.set_state(state["rng"]["batch_order"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -489,6 +557,7 @@ class Trainer:
             "shared_lr_scale": self.shared_lr_scale,
             "callbacks": settings,
             "data": self._fingerprint,
+            "processes": self.world_size,
         }
 
     def resume(self, directory: str | Path) -> None:
@@ -549,6 +618,9 @@ def check_same_run(saved: dict[str, Any], current: dict[str, Any], directory: st
     for key in sorted(set(old_cbs) | set(new_cbs)):
         if old_cbs.get(key) != new_cbs.get(key):
             raise _refuse(directory, f"callback {key}", old_cbs.get(key), new_cbs.get(key))
+    if saved.get("processes", 1) != current.get("processes", 1):
+        raise PolytaskError(f"cannot resume from '{directory}': it was made by {saved.get('processes', 1)} processes, "
+                            f"this run has {current.get('processes', 1)}")
     if saved.get("data") is not None and saved.get("data") != current["data"]:
         raise PolytaskError(f"cannot resume from '{directory}': it was made on other training data (another file, "
                             "split, seed, feature or target columns)")

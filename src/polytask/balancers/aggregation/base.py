@@ -39,9 +39,11 @@ from typing import ClassVar
 import torch
 
 from polytask.autograd_graph import reaches_any
+from polytask.balancers import gradient_paths
+from polytask.balancers.aggregation import collective
 from polytask.balancers.base import Balancer, StepContext, presence_mask
 from polytask.errors import PolytaskError
-from polytask.gradients import TaskLayout, accumulate_own_task_gradients, representation_step, shared_gradients
+from polytask.gradients import TaskLayout, accumulate_own_task_gradients
 
 MODES = ("exact", "representation")
 
@@ -134,20 +136,25 @@ class GradientAggregator(Balancer):
                     f"balancer '{self.name}' in representation mode needs every shared parameter to reach the losses "
                     "only through the shared representation; use mode=exact for this architecture"
                 )
+            if ctx.reducer.world_size > 1:  # data parallel: global Gramian (collective.py)
+                return collective.representation_backward(self, ctx, task_params, lambda v, n: Problem.of(v, present, n))
             self._layout = TaskLayout.of(task_params, self._layout)
-            info = representation_step(ctx.losses, z, task_params, out=self._buffer, layout=self._layout)
+            info = gradient_paths.representation_info(ctx, task_params, out=self._buffer, layout=self._layout)
             if info.dense is not None:
                 self._buffer = info.dense
             problem = Problem.of(info.gramian, present, z.numel())
-            w, vector = self.combine(info.jacobian() if self.needs_jacobian else None, info.gramian, problem)
+            w, vector = gradient_paths.combine(self, ctx, info.jacobian() if self.needs_jacobian else None, info.gramian, problem)
             direction = vector.view_as(z) if vector is not None else info.direction(w)
             z.backward(direction.detach())
             return w.detach().float()
         separates = self._separates(ctx) if ctx.representation is not None and ctx.representation.grad_fn is not None else None
-        info = shared_gradients(ctx.losses, ctx.shared_params, task_params, ctx.representation, separates)
+        n_shared = sum(p.numel() for p in ctx.shared_params)
+        if ctx.reducer.world_size > 1:  # data parallel: global Jacobian (collective.py)
+            return collective.exact_backward(self, ctx, task_params, separates, lambda v: Problem.of(v, present, n_shared))
+        info = gradient_paths.shared_info(ctx, task_params, separates)
         jac = info.jacobian() if self.needs_jacobian else None
-        problem = Problem.of(info.gramian, present, sum(p.numel() for p in ctx.shared_params))
-        w, vector = self.combine(jac, info.gramian, problem)
+        problem = Problem.of(info.gramian, present, n_shared)
+        w, vector = gradient_paths.combine(self, ctx, jac, info.gramian, problem)
         if vector is not None:
             info.apply_vector(vector)
         else:
@@ -170,7 +177,7 @@ class GradientAggregator(Balancer):
         shared = list(ctx.shared_params)
         if shared:
             grads = torch.autograd.grad((w * ctx.losses).sum(), shared, retain_graph=True, allow_unused=True)
-            norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None) or torch.zeros((), dtype=torch.float64)))
+            norm = collective.global_norm(grads, ctx) / ctx.grad_scale
             factor = self.clip_factor(norm)
             for p, g in zip(shared, grads):
                 if g is not None:
