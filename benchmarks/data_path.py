@@ -5,7 +5,10 @@ network, in process CPU time with one torch thread, and the peak memory per cell
 Run from the repository root (figures to docs/PERFORMANCE.md through benchmarks/notes.md)::
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/data_path.py --rows 200000 --rounds 9 \\
-        --memory-rows 1000000 --out docs/benchmarks/data_path.json
+        --memory-rows 1000000 --merge docs/PERFORMANCE.md
+
+(``--merge`` replaces the document's data-path section, see ``polytask_lab.bench.sections``;
+``--out FILE`` writes the JSON alone.)
 
 The table: ``--rows`` rows of 40 float features (6 decimals), 2 integer features, one
 categorical feature of 8 levels and 5 regression targets (48 columns), written once as CSV and
@@ -221,6 +224,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--memory-rows", type=int, default=1_000_000, help="0 skips the memory cases")
     parser.add_argument("--out", default=None, help="write the JSON figures here")
+    parser.add_argument("--merge", type=Path, default=None,
+                        help="merge the figures into this performance document (its .md; the .json must exist)")
     parser.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -229,6 +234,9 @@ def main() -> None:
         return
     import torch
 
+    from polytask_lab.bench.sections import Stamp, merge_section
+
+    stamp = Stamp()
     torch.set_num_threads(1)
     import polytask as pt
 
@@ -249,6 +257,10 @@ def main() -> None:
     print(markdown(doc))
     if args.out:
         Path(args.out).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    if args.merge:
+        notes = Path(__file__).with_name("notes.md")
+        for written in merge_section(args.merge, "data_path", stamp.finish(doc), notes if notes.is_file() else None):
+            print(f"wrote {written}", file=sys.stderr)
 
 
 if __name__ == "__main__":

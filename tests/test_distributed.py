@@ -156,3 +156,20 @@ def test_torchrun_fit_rank0_writes_the_model_and_predict_loads_it(tmp_path: Path
     two_pred, one_pred = pd.read_csv(tmp_path / "two.csv"), pd.read_csv(tmp_path / "one.csv")
     assert list(two_pred.columns) == list(one_pred.columns)
     np.testing.assert_allclose(two_pred.select_dtypes("number"), one_pred.select_dtypes("number"), atol=1e-4)
+
+
+@pytest.mark.parametrize("command", ["compare", "relate", "predict", "demo"])
+def test_commands_other_than_fit_refuse_to_run_under_torchrun(command: str, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Under torchrun every process would repeat the whole command and its writes; only fit
+    trains across processes, so the others stop with one line before doing anything."""
+    from polytask.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main([command, "--help"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: 'polytask {command}' runs in one process") and "WORLD_SIZE=2" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert main(["fit", "--help"]) == 0
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert main([command, "--help"]) == 0

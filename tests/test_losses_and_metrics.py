@@ -133,3 +133,35 @@ def test_regression_metrics_equal_scikit_learns() -> None:
     for y, p in [(rng.normal(size=50), rng.normal(size=50)), (np.full(5, 2.0), np.full(5, 2.0)), (np.full(5, 2.0), np.arange(5.0))]:
         assert _r2(y, p) == pytest.approx(skm.r2_score(y, p), abs=1e-12)
     assert np.isnan(_r2(np.array([1.0]), np.array([2.0])))
+
+
+def test_metrics_by_task_scores_scalar_regressions_together_as_one_by_one() -> None:
+    """The batched path (one masked reduction over k columns) gives task_metrics' values for
+    every task, including a task with no label, one with a single label, a constant target,
+    a sigmoid output and a classification task scored on its own; it keeps the encoders' order."""
+    from polytask.evaluate import metrics_by_task
+
+    rng = np.random.default_rng(3)
+    n = 60
+    encoders = [TargetEncoder(Task(f"r{j}"), mean_=[float(j)], std_=[1.0 + j]) for j in range(5)]
+    encoders.append(TargetEncoder(Task("s", output="sigmoid"), standardize=False, mean_=[0.0], std_=[1.0]))
+    encoders.append(TargetEncoder(Task("b", kind="binary"), classes_=[0, 1]))
+    outputs = {e.task.name: rng.normal(size=(n, 1)).astype(np.float32) for e in encoders}
+    targets = {e.task.name: rng.normal(size=(n, 1)).astype(np.float32) for e in encoders}
+    targets["b"] = rng.integers(0, 2, size=(n, 1)).astype(np.float32)
+    targets["r3"][:] = 0.5  # constant target: R^2 is 0 (imperfect fit)
+    masks = {e.task.name: rng.random((n, 1)) < 0.7 for e in encoders}
+    masks["r1"][:] = False  # no label: NaN everywhere
+    masks["r2"][:] = False
+    masks["r2"][7] = True  # one label: R^2 undefined
+    together = metrics_by_task(encoders, outputs, targets, masks)
+    assert list(together) == [e.task.name for e in encoders]
+    for e in encoders:
+        alone = task_metrics(e, outputs[e.task.name], targets[e.task.name], masks[e.task.name])
+        assert together[e.task.name].keys() == alone.keys()
+        for metric, value in alone.items():
+            if math.isnan(value):
+                assert math.isnan(together[e.task.name][metric]), (e.task.name, metric)
+            else:
+                assert together[e.task.name][metric] == pytest.approx(value, rel=1e-10, abs=1e-12), (e.task.name, metric)
+    assert together["r3"]["r2"] < 1.0 and math.isnan(together["r2"]["r2"]) and math.isnan(together["r1"]["rmse"])

@@ -22,7 +22,7 @@ from polytask.data.tables import TableLike, as_frame, with_kept_columns
 from polytask.data.targets import TargetEncoder, validate_targets
 from polytask.data.tensors import to_tensors
 from polytask.errors import PolytaskError
-from polytask.evaluate import task_metrics
+from polytask.evaluate import metrics_by_task
 from polytask.io import read_model_files, save_model_files
 from polytask.model_meta import model_parts
 from polytask.models.base import MultiTaskNetwork
@@ -130,12 +130,7 @@ class FittedModel:
         validate_targets(frame, [e.task for e in labelled if e.task.kind in ("regression", "multilabel")])
         tensors = to_tensors(frame, self.preprocessor, labelled)
         raw = self.raw_outputs_from_features(tensors.x)
-        return {
-            e.task.name: task_metrics(
-                e, raw[e.task.name], tensors.targets[e.task.name].numpy(), tensors.masks[e.task.name].numpy()
-            )
-            for e in labelled
-        }
+        return metrics_by_task(labelled, raw, tensors.targets, tensors.masks)
 
     def parameter_counts(self) -> dict[str, int]:
         return self.network.parameter_counts()

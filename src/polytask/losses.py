@@ -164,11 +164,12 @@ class LossPlan:
     def unpack(self, y: torch.Tensor, m: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Per-task targets and bool masks (views of the packed columns)."""
         targets, masks = {}, {}
+        seen = m > 0
         for g in self.groups:
             for k, i in enumerate(g.tasks):
                 a = g.target_start + k * g.target_width
                 targets[self.tasks[i].name] = y[:, a : a + g.target_width]
-                masks[self.tasks[i].name] = m[:, a : a + g.target_width] > 0
+                masks[self.tasks[i].name] = seen[:, a : a + g.target_width]
         return targets, masks
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

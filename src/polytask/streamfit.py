@@ -23,7 +23,7 @@ import torch
 from polytask.data.config import DataConfig
 from polytask.data.stream_config import StreamConfig
 from polytask.data.streaming import StreamPrepared, prepare_stream
-from polytask.evaluate import task_metrics
+from polytask.evaluate import metrics_by_task
 from polytask.fitted import FittedModel
 from polytask.models.spec import NetworkSpec
 from polytask.setups import RunPlan
@@ -57,8 +57,10 @@ def streamed_metrics(trainer: Trainer, prepared: StreamPrepared, split: str, bat
         return {}
     raw = trainer.loss_plan().layout.split(outputs)
     targets, masks = labels.targets, labels.masks
-    return {e.task.name: task_metrics(e, raw[e.task.name].cpu().numpy(), targets[e.task.name].cpu().numpy(),
-                                      masks[e.task.name].cpu().numpy()) for e in prepared.encoders}
+    def host(values: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        return {name: v.cpu().numpy() for name, v in values.items()}
+
+    return metrics_by_task(prepared.encoders, host(raw), host(targets), host(masks))
 
 
 def fit_stream(data: str | Path | StreamPrepared, tasks: TaskSource | None = None, spec: NetworkSpec | None = None,

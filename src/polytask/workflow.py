@@ -23,7 +23,7 @@ from polytask.data.prepare import Prepared, prepare
 from polytask.data.tables import TableLike
 from polytask.data.tensors import TaskTensors
 from polytask.errors import PolytaskError
-from polytask.evaluate import task_metrics
+from polytask.evaluate import metrics_by_task
 from polytask.fitted import FittedModel
 from polytask.models import input_size
 from polytask.models.base import MultiTaskNetwork
@@ -44,11 +44,8 @@ def split_metrics(model: FittedModel, data: TaskTensors, include_auxiliary: bool
     if len(data) == 0:
         return {}
     raw = model.raw_outputs_from_features(data.x)
-    return {
-        e.task.name: task_metrics(e, raw[e.task.name], data.targets[e.task.name].numpy(), data.masks[e.task.name].numpy())
-        for e in model.encoders
-        if include_auxiliary or not e.task.auxiliary
-    }
+    encoders = [e for e in model.encoders if include_auxiliary or not e.task.auxiliary]
+    return metrics_by_task(encoders, raw, data.targets, data.masks)
 
 
 def _build(plan: RunPlan) -> MultiTaskNetwork:

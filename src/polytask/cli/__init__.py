@@ -11,6 +11,7 @@ plugin of the same name. User mistakes (:class:`~polytask.errors.PolytaskError`)
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 from importlib.metadata import EntryPoint, entry_points
@@ -23,6 +24,9 @@ from polytask.errors import PolytaskError
 #: Modules of ``polytask.cli`` that hold helpers rather than a command.
 HELPER_MODULES: frozenset[str] = frozenset({"common", "options", "stream_fit"})
 
+#: The commands that run across processes under torchrun (``WORLD_SIZE`` > 1); the others refuse.
+DISTRIBUTED_COMMANDS: frozenset[str] = frozenset({"fit"})
+
 #: The entry-point group of commands that other packages (the lab) add to ``polytask``.
 PLUGIN_GROUP = "polytask.commands"
 
@@ -34,9 +38,21 @@ def command_modules() -> list[str]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="polytask")
-def app() -> None:
+@click.pass_context
+def app(ctx: click.Context) -> None:
     """Multi-task learning: train one network on several targets, compare with single-task
     networks, and predict."""
+    check_launch(ctx.invoked_subcommand, os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_launch(command: str | None, world_size: str) -> None:
+    """Under torchrun only the commands of :data:`DISTRIBUTED_COMMANDS` run: any other would
+    repeat its whole work, and its writes, in every process."""
+    if command is None or command in DISTRIBUTED_COMMANDS or world_size.strip() in ("", "1"):
+        return
+    raise PolytaskError(f"'polytask {command}' runs in one process, but this is one of {world_size} processes "
+                        f"(WORLD_SIZE={world_size}); only 'polytask fit' trains across processes: run '{command}' "
+                        "without torchrun")
 
 
 def plugin_commands() -> list[EntryPoint]:

@@ -23,7 +23,7 @@ import numpy as np
 from polytask import balancers
 from polytask.compare import baselines as bl
 from polytask.errors import PolytaskError
-from polytask.evaluate import task_metrics
+from polytask.evaluate import metrics_by_task
 from polytask.models import ARCHITECTURES
 from polytask.training.config import TrainConfig
 from polytask.data.prepare import Prepared
@@ -189,9 +189,6 @@ def run_candidate(
     seconds = time.perf_counter() - started
 
     def score(outputs: dict[str, Any], split: bl.Arrays) -> dict[str, dict[str, float]]:
-        return {
-            e.task.name: task_metrics(e, outputs[e.task.name], split.targets[e.task.name], split.masks[e.task.name])
-            for e in main
-        }
+        return metrics_by_task(main, outputs, split.targets, split.masks)
 
     return CandidateRun(score(out_val, val), score(out_test, test), params, seconds)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,7 +36,7 @@ from polytask.balancers.base import LOCAL
 from polytask.data.targets import TargetEncoder
 from polytask.data.tensors import TaskTensors
 from polytask.errors import DivergedLossError, NonFiniteLossError, PolytaskError
-from polytask.evaluate import task_metrics
+from polytask.evaluate import metrics_by_task
 from polytask.losses import LossPlan, OutputLayout
 from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task
@@ -423,16 +424,10 @@ class Trainer:
     def _val_metrics(self, outputs: dict[str, torch.Tensor], data: PackedTensors) -> dict[str, dict[str, float]]:
         if self.encoders is None or not self.config.val_metrics:
             return {}
-        targets, masks = data.targets, data.masks
-        return {
-            enc.task.name: task_metrics(
-                enc,
-                outputs[enc.task.name].cpu().numpy(),
-                targets[enc.task.name].cpu().numpy(),
-                masks[enc.task.name].cpu().numpy(),
-            )
-            for enc in self.encoders
-        }
+        def host(values: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+            return {name: v.cpu().numpy() for name, v in values.items()}
+
+        return metrics_by_task(self.encoders, host(outputs), host(data.targets), host(data.masks))
 
     # -- the run -----------------------------------------------------------------------------
     def fit(self, train: TaskTensors | Iterable[Any], val: TaskTensors | Iterable[Any] | None = None,

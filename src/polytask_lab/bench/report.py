@@ -8,6 +8,7 @@ run's figures into the tables' rows; the words and the layout are the template's
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from polytask_lab.render import fixed, render
@@ -73,7 +74,8 @@ def render_markdown(doc: dict[str, Any], notes: str | None = None) -> str:
                   counts=counts, count_cols=[f"T={t}" for t in counts], grid_cols=[f"{n} T={t}" for n in nets for t in counts],
                   first_points=[p for p in doc["points"] if p["n_tasks"] == counts[0]],
                   targets=target_rows, missed=missed, control=control, errors=errors,
-                  notes=(notes or "").strip(), basic=_basic(doc.get("basic")), **_method_tables(doc, nets, counts))
+                  notes=(notes or "").strip(), basic=_basic(doc.get("basic")), data_path=doc.get("data_path"),
+                  precision=_precision(doc.get("precision")), **_method_tables(doc, nets, counts))
 
 
 #: The basic path's candidates, in the columns' order.
@@ -102,3 +104,25 @@ def _basic(section: dict[str, Any] | None) -> dict[str, Any] | None:
               for r in sorted({p["rows"] for p in section["points"]})]
     return {**section, "columns": BASIC_COLUMNS, "rows": rows, "counts": counts, "count_cols": [f"T={t}" for t in counts],
             "epoch_rows": epochs}
+
+
+#: The precision section's candidates, in the columns' order.
+PRECISION_COLUMNS = ("fp32 (control)", "bf16", "compile")
+
+
+def _ratio_with_range(candidate: dict[str, Any], key: str) -> str:
+    low, high = candidate[f"{key}_range"]
+    return f"{candidate[key]:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def _precision(section: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Rows of the precision table (None when no precision run was merged)."""
+    if not section:
+        return None
+    rows = [{"method": m["method"], "fp32_s": statistics.median(m["candidates"]["fp32"]["epoch_cpu_s"]),
+             "cells": [_ratio_with_range(m["candidates"][c], "vs_fp32") for c in PRECISION_COLUMNS],
+             "bf16_distance": m["candidates"]["bf16"]["distance_to_fp32"],
+             "compile_distance": m["candidates"]["compile"]["distance_to_fp32"],
+             "compile_first": m["candidates"]["compile"]}
+            for m in section["methods"]]
+    return {**section, "columns": PRECISION_COLUMNS, "table": rows}

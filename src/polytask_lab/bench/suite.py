@@ -164,7 +164,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
-def _git_revision() -> str | None:
+def git_revision() -> str | None:
     """The commit of the source tree the benchmark runs from (None outside a git checkout)."""
     import subprocess
 
@@ -434,7 +434,7 @@ def run_benchmark(settings: BenchSettings, progress: Callable[[str], None] | Non
         s = summary.setdefault(v["target"], {"met": 0, "missed": 0, "not_measured": 0})
         s["met" if v["met"] else ("missed" if v["met"] is False else "not_measured")] += 1
     machine = machine_info(settings.device)
-    machine.update(loadavg_start=load_start, loadavg_end=_loadavg(), source_revision=_git_revision())
+    machine.update(loadavg_start=load_start, loadavg_end=_loadavg(), source_revision=git_revision())
     settings_json = asdict(settings)
     settings_json["size"] = asdict(settings.size)
     settings_json.pop("basic", None)  # recorded with its section

@@ -75,24 +75,9 @@ def summary_table(doc: dict[str, Any]) -> Table:
 
 def write_outputs(doc: dict[str, Any], out: str, notes: str | None) -> list[str]:
     """``.md``: the document plus the raw JSON next to it; ``.json``: the raw JSON only."""
-    import json
+    from polytask_lab.bench.sections import write_document
 
-    from polytask.errors import PolytaskError
-    from polytask.serialization import atomic_write_text, clean_json
-    from polytask_lab.bench.report import render_markdown
-
-    path = Path(out)
-    text = json.dumps(clean_json(doc), indent=2) + "\n"
-    if path.suffix == ".json":
-        atomic_write_text(path, text)
-        return [str(path)]
-    if path.suffix != ".md":
-        raise PolytaskError(f"--out must end in .md or .json, got '{out}'")
-    notes_text = Path(notes).read_text(encoding="utf-8") if notes else None
-    json_path = path.with_suffix(".json")
-    atomic_write_text(json_path, text)
-    atomic_write_text(path, render_markdown(doc, notes_text))
-    return [str(path), str(json_path)]
+    return write_document(doc, Path(out), Path(notes) if notes else None)
 
 
 def _load_json(from_json: str) -> dict[str, Any]:
