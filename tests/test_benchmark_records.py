@@ -15,13 +15,6 @@ from polytask_lab.suite import recompute, render_from_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "benchmarks" / "results.json"
-#: Until the suite's protocol has been run in full, docs/BENCHMARKS.md is the older suite's and
-#: there are no per-seed values to check: these tests say so instead of passing.
-pytestmark = pytest.mark.skipif(not RESULTS.is_file(), reason=(
-    "docs/benchmarks/results.json not generated yet (the pre-registered suite has not been run in full; "
-    "docs/BENCHMARKS.md is still the older suite's): run `benchmarks/suite.py full`"))
-
-
 @pytest.fixture(scope="module")
 def saved() -> dict:  # type: ignore[type-arg]
     return json.loads(RESULTS.read_text(encoding="utf-8"))

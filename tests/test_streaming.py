@@ -362,3 +362,62 @@ def test_prefetch_keeps_order_and_raises_the_producers_error() -> None:
         list(prefetch(broken(), 2))
     first = next(prefetch(iter(range(10**6)), 2))  # abandoned early: the producer thread stops
     assert first == 0
+
+
+def _weights(fit) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+    return {k: v.clone() for k, v in fit.model.network.state_dict().items()}
+
+
+def test_a_resumed_streamed_fit_equals_the_uninterrupted_one(parquet_dir: Path, tmp_path: Path) -> None:
+    """The checkpoint carries the shuffle's place in the stream (a buffer smaller than the data,
+    so the order really depends on it); resuming after 2 of 4 epochs gives the 4-epoch model
+    exactly, and a resume on changed files is refused."""
+    from polytask.training.callbacks import CheckpointCallback
+
+    stream = StreamConfig(stream=True, shuffle_buffer=96, read_rows=60)
+    config = TrainConfig(epochs=4, batch_size=32, seed=5, patience=10, lr=3e-3)
+    whole = fit_stream(parquet_dir, ["y", "z"], config=config, stream=stream)
+    ckpt = tmp_path / "ckpt"
+    halfway = replace_epochs(config, 2)
+    fit_stream(parquet_dir, ["y", "z"], config=halfway, stream=stream, callbacks=[CheckpointCallback(ckpt)])
+    resumed = fit_stream(parquet_dir, ["y", "z"], config=config, stream=stream, callbacks=[CheckpointCallback(ckpt)],
+                         resume_from=ckpt)
+    assert resumed.model.summary["epochs_run"] == 4
+    a, b = _weights(whole), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    fresh = fit_stream(parquet_dir, ["y", "z"], config=halfway, stream=stream)  # no resume: a different model
+    assert not all(torch.equal(a[k], v) for k, v in _weights(fresh).items())
+    extra = pd.read_parquet(parquet_dir / "part-0.parquet").head(20)
+    extra.to_parquet(parquet_dir / "part-3.parquet", index=False)
+    with pytest.raises(PolytaskError, match="cannot resume"):
+        fit_stream(parquet_dir, ["y", "z"], config=config, stream=stream, resume_from=ckpt)
+
+
+def replace_epochs(config: TrainConfig, epochs: int) -> TrainConfig:
+    from dataclasses import replace
+
+    return replace(config, epochs=epochs)
+
+
+def test_cli_stream_fit_resumes_from_its_checkpoint(parquet_dir: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    base = ["fit", parquet_dir, "--stream", "-t", "y", "-t", "z", "--shuffle-buffer", "96", "--seed", "2", "--quiet"]
+    code, _, err = _run([*base, "--epochs", "3", "-o", tmp_path / "whole"], capsys)
+    assert code == 0, err
+    ckpt = tmp_path / "ckpt"
+    code, _, err = _run([*base, "--epochs", "1", "--checkpoint-dir", ckpt, "-o", tmp_path / "first"], capsys)
+    assert code == 0, err
+    assert (ckpt / "mtl" / "checkpoint.safetensors").is_file()
+    code, _, err = _run([*base, "--epochs", "3", "--checkpoint-dir", ckpt, "--resume", "-o", tmp_path / "resumed"], capsys)
+    assert code == 0, err
+    whole = json.loads((tmp_path / "whole" / "report.json").read_text())["mtl"]["test"]
+    resumed = json.loads((tmp_path / "resumed" / "report.json").read_text())["mtl"]["test"]
+    assert resumed == whole
+    assert "no checkpoint to resume from" in _error([*base, "--checkpoint-dir", tmp_path / "none", "--resume",
+                                                      "-o", tmp_path / "m"], capsys)
+
+
+def test_a_plain_dataloader_run_cannot_be_resumed(tmp_path: Path) -> None:
+    trainer = _trainer()
+    loader = [_toy(64, 0)]  # any iterable of batches: nothing says where its order stands
+    with pytest.raises(PolytaskError, match="resuming from a checkpoint needs the training tensors, or a loader"):
+        trainer.fit(loader, None, resume_from=tmp_path)

@@ -65,8 +65,11 @@ def streamed_metrics(trainer: Trainer, prepared: StreamPrepared, split: str, bat
 
 def fit_stream(data: str | Path | StreamPrepared, tasks: TaskSource | None = None, spec: NetworkSpec | None = None,
                config: TrainConfig | None = None, *, data_config: DataConfig | None = None,
-               stream: StreamConfig | None = None, callbacks: list[Callback] | tuple[Callback, ...] = ()) -> StreamFit:
-    """Train MTL on the files at ``data`` without loading them whole (see the module docstring)."""
+               stream: StreamConfig | None = None, callbacks: list[Callback] | tuple[Callback, ...] = (),
+               resume_from: str | Path | None = None) -> StreamFit:
+    """Train MTL on the files at ``data`` without loading them whole (see the module docstring);
+    ``resume_from``: a checkpoint directory (a :class:`~polytask.training.callbacks.CheckpointCallback`'s)
+    of the same run on the same files, to continue from."""
     config, spec = config or TrainConfig(), spec or NetworkSpec()
     prepared = data if isinstance(data, StreamPrepared) else prepare_stream(
         data, tasks if tasks is not None else (), data_config, stream, seed=config.seed)
@@ -77,7 +80,7 @@ def fit_stream(data: str | Path | StreamPrepared, tasks: TaskSource | None = Non
         trainer = Trainer(network, prepared.tasks, prepared.encoders, config, callbacks=list(callbacks))
         train = prepared.loader("train", config.batch_size, seed=config.seed)
         val = prepared.loader("val", 4096, shuffle=False) if prepared.rows["val"] else None
-        result = trainer.fit(train, val)
+        result = trainer.fit(train, val, resume_from=resume_from)
     seconds = time.perf_counter() - started
     if result.snapshots:
         network.load_state_dict(result.snapshots[max(result.snapshots)])

@@ -13,7 +13,7 @@ from polytask.errors import PolytaskError
 #: Options of ``fit`` that a streamed fit does not take, with the reason given.
 UNSUPPORTED = {
     "stl": "--stl", "init_from": "--init-from", "task_column": "--task-column", "shuffle_aux": "--shuffle-aux",
-    "aux_weight_schedule": "--aux-weight-schedule", "checkpoint_dir": "--checkpoint-dir", "resume": "--resume",
+    "aux_weight_schedule": "--aux-weight-schedule",
 }
 
 
@@ -41,7 +41,8 @@ def stream_command(data: str, out_dir: Path, callbacks: list[Any], as_json: bool
     rows = prepared.rows
     con.print(f"split ({prepared.split.method}): {rows['train']} train, {rows['val']} validation, {rows['test']} test rows")
     print_warnings(data_warnings, quiet)
-    fit = fit_stream(prepared, spec=spec, config=config, callbacks=callbacks)
+    callbacks, resume_from = _checkpoints(callbacks, o.get("checkpoint_dir"), bool(o.get("resume")))
+    fit = fit_stream(prepared, spec=spec, config=config, callbacks=callbacks, resume_from=resume_from)
     summary = stream_report(fit)
     summary["warnings"] = list(data_warnings)
     model = fit.model
@@ -54,3 +55,17 @@ def stream_command(data: str, out_dir: Path, callbacks: list[Any], as_json: bool
     con.print(f"saved to {out_dir}")
     if as_json:
         emit_json({"model_dir": str(out_dir), **summary})
+
+
+def _checkpoints(callbacks: list[Any], directory: str | None, resume: bool) -> tuple[list[Any], Path | None]:
+    """A checkpoint after every epoch in ``DIR/mtl`` (as the in-memory fit writes it), and the
+    checkpoint to resume from with ``--resume``."""
+    from polytask.training.callbacks import CheckpointCallback
+    from polytask.training.checkpoint import has_checkpoint
+
+    if directory is None:
+        return callbacks, None
+    where = Path(directory) / "mtl"
+    if resume and not has_checkpoint(where):
+        raise PolytaskError(f"no checkpoint to resume from in '{where}'")
+    return [*callbacks, CheckpointCallback(where)], where if resume else None

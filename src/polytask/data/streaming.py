@@ -22,6 +22,8 @@ workers, worker ``k`` of ``n`` reads record batches ``k, k + n, ...``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import queue
 import threading
 from collections.abc import Iterator
@@ -88,6 +90,14 @@ class StreamPrepared:
                num_workers: int = 0) -> DataLoader:
         """A ``DataLoader`` over :meth:`dataset` (its batches are already formed: ``batch_size=None``)."""
         return DataLoader(self.dataset(split, batch_size, seed, shuffle), batch_size=None, num_workers=num_workers)
+
+    def fingerprint(self) -> str:
+        """What a resumed run checks it trains on the same data: each file's name, size and
+        modification time, the split and its row counts (a hash, not of the contents: reading
+        every byte again would cost a pass over the data)."""
+        files = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in self.source.files]
+        record = json.dumps({"files": files, "split": self.split.to_dict(), "rows": self.rows}, sort_keys=True, default=str)
+        return "stream:" + hashlib.sha256(record.encode("utf-8")).hexdigest()
 
     def split_record(self) -> dict[str, Any]:
         return {**self.split.to_dict(), "rows": dict(self.rows), "files": [str(f) for f in self.source.files],
@@ -201,6 +211,18 @@ class StreamDataset(IterableDataset):
         """The epoch about to run (the trainer calls it): seeds the shuffle of DataLoader workers,
         whose copy of the dataset cannot carry the generator on from one epoch to the next."""
         self.epoch = int(epoch)
+
+    def fingerprint(self) -> str:
+        """The data this dataset reads (:meth:`StreamPrepared.fingerprint`): a checkpoint records it."""
+        return self.prepared.fingerprint()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the shuffle stands (a checkpoint saves it, so a resumed run draws the same orders)."""
+        return {"order": self.order.get_state(), "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.order.set_state(state["order"])
+        self.epoch = int(state["epoch"])
 
     def _generator(self) -> torch.Generator:
         info = torch.utils.data.get_worker_info()

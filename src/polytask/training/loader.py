@@ -20,14 +20,18 @@ dataset or sampler that has it, as PyTorch's samplers expect), then streams the 
 loader: the loss of task ``t`` is ``sum_b L_t,b c_t,b / sum_b c_t,b`` with ``c_t,b`` its labelled
 entries in batch ``b`` (the mean over every labelled entry, equal to the loss on the whole
 validation set at once); metrics, when ``val_metrics`` asks for them, are computed on the
-concatenated outputs and targets (only outputs and labels are held, never the features). Early stopping, callbacks and the history are
-the trainer's own. Resuming from a checkpoint needs the tensors themselves and is refused.
+concatenated outputs and targets (only outputs and labels are held, never the features). Early
+stopping, callbacks and the history are the trainer's own. A checkpoint of a loader run can be
+resumed when the loader's dataset says what data it reads and where its shuffle stands
+(:func:`resumable_source`; polytask's :class:`~polytask.data.streaming.StreamDataset` does);
+any other loader's run cannot, and a resume is refused.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -147,8 +151,20 @@ def stream_losses(trainer: "Trainer", loader: Iterable[Any],
     return losses, labels, torch.cat(outs)
 
 
-def fit_loaders(trainer: "Trainer", train: Iterable[Any], val: Iterable[Any] | None = None) -> "TrainResult":
-    """Train ``trainer`` on the batches of ``train``, early stopping on ``val`` (module docstring)."""
+def resumable_source(train: Iterable[Any]) -> Any:
+    """The dataset behind ``train`` (a ``DataLoader``'s, or ``train`` itself) when a checkpoint
+    can carry its place: it has ``fingerprint()`` (what data it reads), ``state_dict()`` and
+    ``load_state_dict()`` (its shuffle); else None."""
+    source = getattr(train, "dataset", train)
+    needed = ("fingerprint", "state_dict", "load_state_dict")
+    return source if all(callable(getattr(source, name, None)) for name in needed) else None
+
+
+def fit_loaders(trainer: "Trainer", train: Iterable[Any], val: Iterable[Any] | None = None,
+                resume_from: str | Path | None = None) -> "TrainResult":
+    """Train ``trainer`` on the batches of ``train``, early stopping on ``val`` (module
+    docstring); ``resume_from``: a checkpoint of the same run to continue from (its loader's
+    dataset must be :func:`resumable_source`)."""
     from polytask.training.optim import make_scheduler
 
     if val is None:
@@ -156,6 +172,8 @@ def fit_loaders(trainer: "Trainer", train: Iterable[Any], val: Iterable[Any] | N
     if trainer.scheduler is None:
         steps = len(train) if trainer.config.scheduler_step == "step" and hasattr(train, "__len__") else 1
         trainer.scheduler = make_scheduler(trainer.config, trainer.optimizer, trainer.config.epochs * max(1, steps))
+    if resume_from is not None:
+        trainer.resume(resume_from)
     for cb in trainer.callbacks:
         cb.on_fit_start(trainer)
     try:
@@ -182,4 +200,4 @@ def _run_epoch(trainer: "Trainer", train: Iterable[Any], val: Iterable[Any] | No
     trainer.end_epoch(epoch, val_loss, logs)
 
 
-__all__ = ["as_task_batch", "fit_loaders", "stream_losses", "train_epoch"]
+__all__ = ["as_task_batch", "fit_loaders", "resumable_source", "stream_losses", "train_epoch"]

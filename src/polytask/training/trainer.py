@@ -170,6 +170,8 @@ class Trainer:
         #: The batch of the step in progress (callbacks that re-evaluate losses read it).
         self.batch: PackedTensors | None = None
         self.train_data: TaskTensors | None = None
+        #: A loader's dataset whose place in its shuffle a checkpoint saves (see :func:`resumable_source`).
+        self.data_source: Any = None
         self._fingerprint: str | None = None
         self.batch_order = torch.Generator().manual_seed(self.config.seed)
         self.optimizer = make_optimizer(self.config, self._parameter_groups())
@@ -468,15 +470,19 @@ class Trainer:
         return self.result()
 
     def _fit_loaders(self, train: Iterable[Any], val: Any, resume_from: str | Path | None) -> TrainResult:
-        from polytask.training.loader import fit_loaders
+        from polytask.training.loader import fit_loaders, resumable_source
 
-        if resume_from is not None:
-            raise PolytaskError("resuming from a checkpoint needs the training tensors, not a loader")
+        self.data_source = resumable_source(train)
+        if self.data_source is not None:
+            self._fingerprint = self.data_source.fingerprint()
+        elif resume_from is not None:
+            raise PolytaskError("resuming from a checkpoint needs the training tensors, or a loader over a dataset with "
+                                "fingerprint(), state_dict() and load_state_dict() (as polytask's StreamDataset)")
         if isinstance(val, TaskTensors):
             val = [val] if len(val) else None
         threads = self.config.threads if self.config.threads is not None else default_threads(self.network)
         with torch_threads(threads if self.device.type == "cpu" else None):
-            return fit_loaders(self, train, val)
+            return fit_loaders(self, train, val, resume_from)
 
     def result(self) -> TrainResult:
         return TrainResult(
@@ -507,6 +513,7 @@ class Trainer:
             "history": self.history,
             "rng": rng,
             "callbacks": {k: cb.state_dict() for k, cb in zip(callback_keys(self.callbacks), self.callbacks)},
+            "data_order": self.data_source.state_dict() if self.data_source is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -529,6 +536,8 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        if self.data_source is not None and state.get("data_order") is not None:
+            self.data_source.load_state_dict(state["data_order"])
         saved = state.get("callbacks", {})
         for key, cb in zip(callback_keys(self.callbacks), self.callbacks):
             if key in saved:
