@@ -69,26 +69,47 @@ def metrics_by_task(encoders: Sequence[TargetEncoder], outputs: Mapping[str, np.
 
 def _scalar_regression_metrics(encoders: Sequence[TargetEncoder], outputs: Mapping[str, np.ndarray],
                                targets: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """RMSE, MAE and R^2 of k one-column regression tasks at once, on each column's observed
-    rows: with ``e = m (y - p)`` and ``n_j = sum_i m_ij``, ``RMSE_j = sqrt(sum_i e_ij^2 / n_j)``,
-    ``MAE_j = sum_i |e_ij| / n_j``, ``R^2_j = 1 - sum_i e_ij^2 / sum_i m_ij (y_ij - ybar_j)^2``
-    (the same values as :func:`_regression_metrics`, up to the order of summation)."""
-    pred = np.concatenate([e.decode(np.asarray(outputs[e.task.name]))["value"] for e in encoders], 1).astype(np.float64)
-    true = np.concatenate([np.asarray(targets[e.task.name]) * np.asarray(e.std_) + np.asarray(e.mean_) for e in encoders],
-                          1).astype(np.float64)
-    seen = np.concatenate([np.asarray(masks[e.task.name]) for e in encoders], 1).astype(bool)
-    count = seen.sum(0)
+    """RMSE, MAE and R^2 of k one-column regression tasks, several at once, on each column's
+    observed rows, from the encoded values: with ``d = m (link(r) - y)`` in encoded units (``r``
+    the raw output, ``y`` the encoded target, ``m`` the mask), ``n_j = sum_i m_ij`` and
+    ``sigma_j`` the target's scale, ``RMSE_j = sigma_j sqrt(sum_i d_ij^2 / n_j)``,
+    ``MAE_j = sigma_j sum_i |d_ij| / n_j`` and ``R^2_j = 1 - sum_i d_ij^2 / sum_i m_ij (y_ij - ybar_j)^2``
+    (scale-free): the values of :func:`_regression_metrics` in the target's own units, up to
+    rounding. Tasks go in groups of about :data:`_METRIC_CELLS` cells, so the float64
+    temporaries stay small (fresh large arrays cost more in page faults than the arithmetic)."""
+    rows = max(1, len(np.asarray(targets[encoders[0].task.name])))
+    group = max(1, _METRIC_CELLS // rows)
+    out: dict[str, dict[str, float]] = {}
+    for first in range(0, len(encoders), group):
+        out.update(_regression_group(encoders[first : first + group], outputs, targets, masks))
+    return out
+
+
+def _regression_group(encoders: Sequence[TargetEncoder], outputs: Mapping[str, np.ndarray],
+                      targets: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """:func:`_scalar_regression_metrics` of one group, one row per task (reductions along rows)."""
+    error = np.stack([np.asarray(e.link(np.asarray(outputs[e.task.name])), dtype=np.float64)[:, 0] for e in encoders])
+    encoded = np.stack([np.asarray(targets[e.task.name], dtype=np.float64)[:, 0] for e in encoders])
+    unseen = ~np.stack([np.asarray(masks[e.task.name], dtype=bool)[:, 0] for e in encoders])
+    scale = np.array([e.std_[0] for e in encoders], dtype=np.float64)
+    count = encoded.shape[1] - unseen.sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        error = np.where(seen, true - pred, 0.0)
-        ss_res = (error**2).sum(0)
-        centred = np.where(seen, true - np.where(seen, true, 0.0).sum(0) / count, 0.0)
-        ss_tot = (centred**2).sum(0)
-        values = {"rmse": np.sqrt(ss_res / count), "mae": np.abs(error).sum(0) / count,
+        error -= encoded
+        np.copyto(error, 0.0, where=unseen)
+        np.copyto(encoded, 0.0, where=unseen)
+        ss_res = np.einsum("ij,ij->i", error, error)
+        mae = np.abs(error, out=error).sum(1) * scale / count
+        encoded -= (encoded.sum(1) / count)[:, None]
+        np.copyto(encoded, 0.0, where=unseen)
+        ss_tot = np.einsum("ij,ij->i", encoded, encoded)
+        values = {"rmse": scale * np.sqrt(ss_res / count), "mae": mae,
                   "r2": np.where(count < 2, np.nan, np.where(ss_tot == 0, (ss_res == 0).astype(float), 1.0 - ss_res / ss_tot))}
     return {e.task.name: {m: (float(values[m][j]) if count[j] else math.nan) for m in e.task.metric_names}
             for j, e in enumerate(encoders)}
 
 
+#: Cells (rows x tasks) scored together by :func:`_scalar_regression_metrics`.
+_METRIC_CELLS = 1 << 16
 _REGRESSION = ("rmse", "mae", "r2")
 
 
