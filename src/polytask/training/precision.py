@@ -66,13 +66,22 @@ class ScaleGradient(torch.autograd.Function):
 
 
 def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``torch.compile(fn)``, with AOTAutograd's donated buffers turned off for the process.
+    """``torch.compile(fn)``, with AOTAutograd's donated buffers and inductor's in-place buffer
+    reuse turned off for the process.
 
-    By default a compiled backward may free ("donate") its saved tensors, which forbids
-    ``retain_graph=True``; the engine's generic path runs one backward pass per task over the
-    same graph. The setting is torch's own and process-wide (a recompilation, e.g. for a new
-    batch shape, does not see a setting scoped to the call), and it only gives up a memory
-    optimisation of compiled backward passes.
+    The engine's generic path runs one backward pass per task over the same graph
+    (``retain_graph=True``), so a compiled backward must leave its saved tensors as they were.
+    By default it may free ("donate") them, which torch then refuses to run twice, and inductor
+    may write a kernel's output into the buffer of an input it considers dead, a saved tensor
+    included: the first task's gradient is then right and the others are silently wrong
+    (measured on a 256-128 trunk at batch 512; small graphs happened not to reuse).
+    The settings are torch's own and process-wide (a recompilation, e.g. for a new batch shape,
+    does not see a setting scoped to the call), and they only give up memory optimisations of
+    compiled kernels.
     """
+    import torch._functorch.config
+    import torch._inductor.config
+
     torch._functorch.config.donated_buffer = False
+    torch._inductor.config.inplace_buffers = False
     return torch.compile(fn)
