@@ -106,6 +106,21 @@ def test_merged_runs_are_the_runs_side_by_side() -> None:
     assert test["n"] == 4 and test["t_p"] == pytest.approx(stats.ttest_rel([0.5, 1.9, 2.0, 1.2], [1.0, 2.0, 3.0, 1.5]).pvalue)
 
 
+def test_a_merged_record_takes_more_runs_later() -> None:
+    from polytask_lab.experiments.common import merge_runs
+
+    one = _toy_run(0, {"A": [1.0, 2.0], "B": [0.5, 1.9]})
+    two = _toy_run(1, {"A": [3.0, 1.5], "B": [2.0, 1.2]})
+    three = _toy_run(2, {"A": [2.5], "B": [2.4]})
+    three["protocol"]["trials"] = 1
+    later = merge_runs([merge_runs([one, two]), three])
+    assert later["scores"] == merge_runs([one, two, three])["scores"]
+    assert later["protocol"]["seeds"] == [0, 1, 2] and later["protocol"]["trials_per_seed"] == [2, 2, 1]
+    assert later["protocol"]["trials"] == 5 and later["paired_tests"][0]["n"] == 5
+    with pytest.raises(ValueError, match="repeat a base seed"):
+        merge_runs([merge_runs([one, two]), two])
+
+
 def test_runs_that_differ_beyond_the_seed_are_not_merged() -> None:
     from polytask_lab.experiments.common import merge_runs
 

@@ -160,20 +160,22 @@ def merge_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     seed (one run per process, so a long experiment can use several cores): the per-trial scores
     are concatenated in the order given, ``protocol.trials`` is their total, ``protocol.seeds``
     lists the runs' base seeds, and the times are summed; the statistics are recomputed
-    (:func:`reanalyse`). Records whose ``extra`` holds per-run aggregates other than constants
-    cannot be merged this way and are refused."""
+    (:func:`reanalyse`). A record that is itself a merge counts as its runs (so more trials can
+    be added to a committed record later). Records whose ``extra`` holds per-run aggregates
+    other than constants cannot be merged this way and are refused."""
     first = runs[0]
     same = ("experiment", "metric", "lower_is_better", "comparisons", "extra")
+    per_run = ("seed", "trials", "seeds", "trials_per_seed")
     for run in runs[1:]:
-        bare = [{k: v for k, v in r["protocol"].items() if k not in ("seed", "trials")} for r in (first, run)]
+        bare = [{k: v for k, v in r["protocol"].items() if k not in per_run} for r in (first, run)]
         if any(run.get(k) != first.get(k) for k in same) or bare[0] != bare[1] or set(run["scores"]) != set(first["scores"]):
             raise ValueError(f"runs of '{first['experiment']}' differ in more than their seed")
-    seeds = [r["protocol"]["seed"] for r in runs]
+    seeds = [s for r in runs for s in r["protocol"].get("seeds", [r["protocol"]["seed"]])]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"runs of '{first['experiment']}' repeat a base seed: {seeds}")
+    trials = [t for r in runs for t in r["protocol"].get("trials_per_seed", [r["protocol"]["trials"]])]
     out = dict(first)
-    out["protocol"] = {**first["protocol"], "trials": sum(r["protocol"]["trials"] for r in runs), "seeds": seeds,
-                       "trials_per_seed": [r["protocol"]["trials"] for r in runs]}
+    out["protocol"] = {**first["protocol"], "trials": sum(trials), "seeds": seeds, "trials_per_seed": trials}
     out["scores"] = {arm: [v for r in runs for v in r["scores"][arm]] for arm in first["scores"]}
     out["seconds"] = sum(r["seconds"] for r in runs)
     out["cpu_seconds"] = sum(r.get("cpu_seconds", 0.0) for r in runs)
