@@ -231,3 +231,46 @@ def test_targets_follow_the_issue() -> None:
     assert verdicts == {"speedup_vs_loop": True, "speedup_vs_torchjd": False, "memory_vs_loop": True}
     rep = targets_for({**exact, "n_tasks": 3, "mode": "representation", "vs_ew": 1.25})
     assert [(t["key"], t["met"]) for t in rep] == [("vs_ew", True)]
+
+
+def test_bracketed_rounds_put_the_reference_around_every_candidate() -> None:
+    """Each round: the reference, then each other step followed by the reference; a step's
+    bracket is the mean of the reference times just before and after it, so a drift of the
+    machine's speed that is linear over the round cancels out of every ratio."""
+    import random
+
+    from polytask_lab.bench.basic import bracketed_rounds
+
+    clock = iter(range(1, 1000))
+    calls: list[str] = []
+
+    def step(label: str, cost: float):  # type: ignore[no-untyped-def]
+        def run() -> float:
+            calls.append(label)
+            return cost * next(clock)  # the machine slows down linearly, call after call
+        return run
+
+    steps = {"ref": step("ref", 1.0), "twice": step("twice", 2.0), "same": step("same", 1.0)}
+    samples, brackets = bracketed_rounds(steps, "ref", 3, random.Random(0))
+    rounds = [calls[i : i + 5] for i in range(0, len(calls), 5)]
+    assert len(rounds) == 3 and all(r[0::2] == ["ref"] * 3 and sorted(r[1::2]) == ["same", "twice"] for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1  # shuffled
+    for label, expected in (("twice", 2.0), ("same", 1.0)):
+        assert [v / b for v, b in zip(samples[label], brackets[label])] == pytest.approx([expected] * 3)
+    assert len(samples["ref"]) == 9 and samples["ref"] == brackets["ref"]
+
+
+def test_epoch_scaling_times_both_task_counts_each_round_and_sets_the_target() -> None:
+    from polytask_lab.bench.basic import BasicSettings, run_scaling, targets
+
+    settings = BasicSettings(rows=(1_000,), task_counts=(2, 6), epochs=((1_000, 1),), rounds=2)
+    threads = torch.get_num_threads()
+    try:
+        scaling = run_scaling(1_000, (2, 6), settings)
+    finally:
+        torch.set_num_threads(threads)
+    assert scaling["task_counts"] == [2, 6] and len(scaling["ratios"]) == 2 and all(r > 0 for r in scaling["ratios"])
+    assert scaling["range"][0] <= scaling["median"] <= scaling["range"][1]
+    rows = targets([], [scaling], {})
+    assert rows == [{"target": "epoch time at T = 6 <= 1.5x T = 2", "where": "rows=1,000", "value": scaling["median"],
+                     "limit": 1.5, "op": "<=", "met": scaling["median"] <= 1.5}]

@@ -135,11 +135,25 @@ def test_regression_metrics_equal_scikit_learns() -> None:
     assert np.isnan(_r2(np.array([1.0]), np.array([2.0])))
 
 
-def test_metrics_by_task_scores_scalar_regressions_together_as_one_by_one() -> None:
-    """The batched path (one masked reduction over k columns) gives task_metrics' values for
-    every task, including a task with no label, one with a single label, a constant target,
-    a sigmoid output and a classification task scored on its own; it keeps the encoders' order."""
+def _column_views(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    whole = np.concatenate(list(arrays.values()), axis=1)
+    return {k: whole[:, j : j + 1] for j, k in enumerate(arrays)}
+
+
+@pytest.mark.parametrize("side_by_side", [False, True])
+@pytest.mark.parametrize("cells", [None, 20])
+def test_metrics_by_task_scores_scalar_regressions_together_as_one_by_one(side_by_side: bool, cells: int | None,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batched path (masked reductions over k columns, block by block of rows) gives
+    task_metrics' values for every task, including a task with no label, one with a single
+    label, a constant target, a sigmoid output and a classification task scored on its own; it
+    keeps the encoders' order. Inputs come as separate arrays or as column views of one matrix
+    (as the trainer's packed outputs), read in one block or in many (``cells``)."""
+    from polytask import evaluate
     from polytask.evaluate import metrics_by_task
+
+    if cells is not None:
+        monkeypatch.setattr(evaluate, "_METRIC_CELLS", cells)
 
     rng = np.random.default_rng(3)
     n = 60
@@ -154,6 +168,9 @@ def test_metrics_by_task_scores_scalar_regressions_together_as_one_by_one() -> N
     masks["r1"][:] = False  # no label: NaN everywhere
     masks["r2"][:] = False
     masks["r2"][7] = True  # one label: R^2 undefined
+    if side_by_side:
+        outputs, targets, masks = (_column_views(d) for d in (outputs, targets, masks))
+        assert outputs["r0"].base is outputs["r4"].base is not None
     together = metrics_by_task(encoders, outputs, targets, masks)
     assert list(together) == [e.task.name for e in encoders]
     for e in encoders:
@@ -165,3 +182,59 @@ def test_metrics_by_task_scores_scalar_regressions_together_as_one_by_one() -> N
             else:
                 assert together[e.task.name][metric] == pytest.approx(value, rel=1e-10, abs=1e-12), (e.task.name, metric)
     assert together["r3"]["r2"] < 1.0 and math.isnan(together["r2"]["r2"]) and math.isnan(together["r1"]["rmse"])
+
+
+def test_column_block_finds_views_side_by_side_and_refuses_anything_else() -> None:
+    from polytask.losses import column_block
+
+    whole = torch.arange(60.0).reshape(12, 5)
+    rows = whole[3:9]
+    parts = [rows[:, 0:2], rows[:, 2:3], rows[:, 3:5]]
+    block = column_block(parts)
+    assert block is not None and torch.equal(block, rows) and block.data_ptr() == rows.data_ptr()
+    assert column_block([rows[:, 2:3], rows[:, 0:2], rows[:, 3:5]]) is None  # out of order
+    assert column_block([rows[:, 0:2], rows[:, 3:5]]) is None  # a gap
+    assert column_block([rows[:, 0:2], rows[:, 2:3].clone(), rows[:, 3:5]]) is None  # another tensor
+    assert column_block([whole[:, 0:2], whole[:, 2:4]]) is None  # does not cover the rows' width
+    assert column_block([whole[0:6, 0:2], whole[6:12, 2:5]]) is None  # different rows
+
+
+def _mixed_prepared():  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from polytask.data.prepare import prepare
+
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.normal(size=(n, 3))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2],
+                          "r1": x[:, 0] + rng.normal(size=n), "k": np.where(x[:, 1] > 0, "yes", "no"),
+                          "r2": x[:, 2] - x[:, 0], "m": rng.choice(["p", "q", "s"], size=n)})
+    frame.loc[rng.random(n) < 0.2, "r2"] = np.nan
+    return prepare(frame, ["r1", "k", "r2", "m"], seed=0)
+
+
+def test_prepared_targets_pack_for_training_without_a_copy() -> None:
+    """prepare lays the targets out in the loss plan's order (regressions together, then the
+    classification groups), so packing them is a view of one matrix, equal to gathering them."""
+    import polytask as pt
+    from polytask.losses import LossPlan
+    from polytask.training.packed import PackedTensors
+
+    prepared = _mixed_prepared()
+    model = pt.fit(prepared, config=pt.TrainConfig(epochs=1, seed=0))
+    layout = model.mtl.network.output_layout()
+    assert layout is not None
+    plan = LossPlan(prepared.tasks, layout)
+    packed = PackedTensors.of(prepared.train, plan)
+    storage = prepared.train.targets["r1"].untyped_storage().data_ptr()
+    assert packed.y.untyped_storage().data_ptr() == storage
+    names = plan.target_names
+    assert names == ["r1", "r2", "k", "m"]
+    gathered = torch.cat([prepared.train.targets[k] for k in names], 1)
+    assert torch.equal(packed.y, gathered)
+    assert torch.equal(packed.m, torch.cat([prepared.train.masks[k] for k in names], 1).float())
+    assert not bool(packed.m[:, 1].all())  # r2's missing labels stay masked
+    replaced = dict(prepared.train.targets, r2=prepared.train.targets["r2"].clone())  # no longer side by side
+    y, _ = plan.pack(replaced, prepared.train.masks)
+    assert y.untyped_storage().data_ptr() != storage and torch.equal(y, gathered)

@@ -69,43 +69,60 @@ def metrics_by_task(encoders: Sequence[TargetEncoder], outputs: Mapping[str, np.
 
 def _scalar_regression_metrics(encoders: Sequence[TargetEncoder], outputs: Mapping[str, np.ndarray],
                                targets: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """RMSE, MAE and R^2 of k one-column regression tasks, several at once, on each column's
-    observed rows, from the encoded values: with ``d = m (link(r) - y)`` in encoded units (``r``
-    the raw output, ``y`` the encoded target, ``m`` the mask), ``n_j = sum_i m_ij`` and
-    ``sigma_j`` the target's scale, ``RMSE_j = sigma_j sqrt(sum_i d_ij^2 / n_j)``,
-    ``MAE_j = sigma_j sum_i |d_ij| / n_j`` and ``R^2_j = 1 - sum_i d_ij^2 / sum_i m_ij (y_ij - ybar_j)^2``
-    (scale-free): the values of :func:`_regression_metrics` in the target's own units, up to
-    rounding. Tasks go in groups of about :data:`_METRIC_CELLS` cells, so the float64
-    temporaries stay small (fresh large arrays cost more in page faults than the arithmetic)."""
-    rows = max(1, len(np.asarray(targets[encoders[0].task.name])))
-    group = max(1, _METRIC_CELLS // rows)
-    out: dict[str, dict[str, float]] = {}
-    for first in range(0, len(encoders), group):
-        out.update(_regression_group(encoders[first : first + group], outputs, targets, masks))
-    return out
-
-
-def _regression_group(encoders: Sequence[TargetEncoder], outputs: Mapping[str, np.ndarray],
-                      targets: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """:func:`_scalar_regression_metrics` of one group, one row per task (reductions along rows)."""
-    error = np.stack([np.asarray(e.link(np.asarray(outputs[e.task.name])), dtype=np.float64)[:, 0] for e in encoders])
-    encoded = np.stack([np.asarray(targets[e.task.name], dtype=np.float64)[:, 0] for e in encoders])
-    unseen = ~np.stack([np.asarray(masks[e.task.name], dtype=bool)[:, 0] for e in encoders])
-    scale = np.array([e.std_[0] for e in encoders], dtype=np.float64)
-    count = encoded.shape[1] - unseen.sum(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        error -= encoded
+    """RMSE, MAE and R^2 of k one-column regression tasks at once, on each column's observed
+    rows, from the encoded values: with ``d = m (link(r) - y)`` in encoded units (``r`` the raw
+    output, ``y`` the encoded target, ``m`` the mask), ``n_j = sum_i m_ij`` and ``sigma_j`` the
+    target's scale, ``RMSE_j = sigma_j sqrt(sum_i d_ij^2 / n_j)``, ``MAE_j = sigma_j sum_i |d_ij| / n_j``
+    and ``R^2_j = 1 - sum_i d_ij^2 / SS_j`` with ``SS_j = sum_i m_ij (y_ij - c_j)^2 - (sum_i m_ij (y_ij - c_j))^2 / n_j``
+    (``c_j`` a shift near the mean, for accuracy): the values of :func:`_regression_metrics` in
+    the target's own units, up to rounding. The ``(n, k)`` matrices are read in blocks of
+    about :data:`_METRIC_CELLS` cells, row by row (views when the tasks' columns sit side by side,
+    as a packed output does), so memory is read in order and float64 temporaries stay small."""
+    out, enc, seen_all = (_columns([np.asarray(d[e.task.name]) for e in encoders]) for d in (outputs, targets, masks))
+    n, k = enc.shape
+    sums = np.zeros((5, k))  # n_j, sum |d|, sum d^2, sum m (y - c), sum m (y - c)^2
+    shift = np.zeros(k)
+    sigmoid = [j for j, e in enumerate(encoders) if e.task.output == "sigmoid"]
+    step = max(1, _METRIC_CELLS // k)
+    for first in range(0, n, step):
+        rows = slice(first, first + step)
+        unseen = ~np.asarray(seen_all[rows], dtype=bool)
+        error = np.array(out[rows], dtype=np.float64)
+        for j in sigmoid:
+            error[:, j] = encoders[j].link(error[:, j])
+        y = np.array(enc[rows], dtype=np.float64)
+        if first == 0:
+            with np.errstate(invalid="ignore"):
+                shift = np.nan_to_num(np.where(unseen, np.nan, y).mean(0) if len(y) else shift)
+        error -= y
         np.copyto(error, 0.0, where=unseen)
-        np.copyto(encoded, 0.0, where=unseen)
-        ss_res = np.einsum("ij,ij->i", error, error)
-        mae = np.abs(error, out=error).sum(1) * scale / count
-        encoded -= (encoded.sum(1) / count)[:, None]
-        np.copyto(encoded, 0.0, where=unseen)
-        ss_tot = np.einsum("ij,ij->i", encoded, encoded)
-        values = {"rmse": scale * np.sqrt(ss_res / count), "mae": mae,
+        y -= shift
+        np.copyto(y, 0.0, where=unseen)
+        sums += [len(y) - unseen.sum(0), np.abs(error).sum(0), np.einsum("ij,ij->j", error, error), y.sum(0),
+                 np.einsum("ij,ij->j", y, y)]
+    count, abs_sum, ss_res, y_sum, yy_sum = sums
+    scale = np.array([e.std_[0] for e in encoders], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ss_tot = np.maximum(yy_sum - y_sum * y_sum / count, 0.0)
+        values = {"rmse": scale * np.sqrt(ss_res / count), "mae": abs_sum * scale / count,
                   "r2": np.where(count < 2, np.nan, np.where(ss_tot == 0, (ss_res == 0).astype(float), 1.0 - ss_res / ss_tot))}
     return {e.task.name: {m: (float(values[m][j]) if count[j] else math.nan) for m in e.task.metric_names}
             for j, e in enumerate(encoders)}
+
+
+def _columns(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """The ``(n, k)`` matrix of k ``(n, 1)`` arrays: a read-only view when they are consecutive
+    columns of one row-major array (no copy), else a copy."""
+    first = arrays[0]
+    step = first.itemsize
+    address = first.__array_interface__["data"][0]
+    side_by_side = first.ndim == 2 and first.strides[0] >= len(arrays) * step and all(
+        a.shape == first.shape and a.dtype == first.dtype and a.strides == first.strides
+        and a.__array_interface__["data"][0] == address + j * step for j, a in enumerate(arrays))
+    if side_by_side and first.shape[1] == 1:
+        return np.lib.stride_tricks.as_strided(first, (first.shape[0], len(arrays)), (first.strides[0], step),
+                                               writeable=False)
+    return np.concatenate([a.reshape(len(a), -1)[:, :1] for a in arrays], axis=1)
 
 
 #: Cells (rows x tasks) scored together by :func:`_scalar_regression_metrics`.

@@ -75,6 +75,30 @@ def _elementwise(name: str, output: torch.Tensor, target: torch.Tensor) -> torch
     raise ValueError(f"unknown loss '{name}'")  # Task validates names; this guards programmatic misuse
 
 
+def loss_group(task: Task, output_width: int) -> tuple[str, int, bool]:
+    """The group a task's loss is computed in: its loss, output width and output link."""
+    return task.loss_name, int(output_width), task.output == "sigmoid"
+
+
+def column_block(parts: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """The ``(n, sum d_i)`` matrix whose consecutive columns the ``(n, d_i)`` tensors ``parts``
+    are (views of one row-major matrix, side by side in order, covering its rows), without a
+    copy; None when they are not."""
+    first = parts[0]
+    width = sum(int(p.shape[1]) for p in parts if p.dim() == 2)
+    n, at = int(first.shape[0]), first.storage_offset()
+    if n == 0 or first.dim() != 2:
+        return None
+    base = first.untyped_storage().data_ptr()
+    for p in parts:
+        if (p.dim() != 2 or p.shape[0] != n or p.dtype != first.dtype or p.device != first.device
+                or p.untyped_storage().data_ptr() != base or p.storage_offset() != at
+                or (n > 1 and p.stride(0) != width) or (p.shape[1] > 1 and p.stride(1) != 1)):
+            return None
+        at += int(p.shape[1])
+    return first.as_strided((n, width), (width, 1), first.storage_offset())
+
+
 class _Group:
     """Tasks of one loss, one output width and one output link: task indices, where their
     outputs are, where their packed targets are (per task ``target_width`` columns: the output
@@ -129,7 +153,7 @@ class LossPlan:
         self.layout = layout
         keys: dict[tuple[str, int, bool], list[int]] = {}
         for i, t in enumerate(self.tasks):
-            key = (t.loss_name, layout.widths[layout.names.index(t.name)], t.output == "sigmoid")
+            key = loss_group(t, layout.widths[layout.names.index(t.name)])
             keys.setdefault(key, []).append(i)
         self.groups: list[_Group] = []
         start = 0
@@ -149,16 +173,16 @@ class LossPlan:
 
     def pack(self, targets: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-task targets ``(n, d_t)`` and masks into packed float ``(n, H_y)`` tensors (the mask
-        as 0/1 in the targets' dtype)."""
+        as 0/1 in the targets' dtype). Targets or masks that are already side by side in one
+        matrix, in this plan's order (:func:`column_block`), are used as they are."""
         ys, ms = [], []
         for g in self.groups:
             for i in g.tasks:
                 name = self.tasks[i].name
                 ys.append(targets[name][:, : g.target_width])
                 ms.append(masks[name][:, : g.target_width])
-        y = torch.cat(ys, 1) if len(ys) > 1 else ys[0]
+        y, m = _side_by_side(ys), _side_by_side(ms)
         dtype = y.dtype if y.is_floating_point() else torch.float32
-        m = torch.cat(ms, 1) if len(ms) > 1 else ms[0]
         return y.to(dtype), m.to(dtype)
 
     def unpack(self, y: torch.Tensor, m: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -192,6 +216,13 @@ class LossPlan:
         per_column = masks.sum(0)
         owner = self._owner.to(per_column.device)
         return per_column.new_zeros(len(self.tasks)).index_add_(0, owner, per_column)
+
+
+def _side_by_side(parts: list[torch.Tensor]) -> torch.Tensor:
+    if len(parts) == 1:
+        return parts[0]
+    block = column_block(parts)
+    return torch.cat(parts, 1) if block is None else block
 
 
 @lru_cache(maxsize=64)

@@ -255,6 +255,11 @@ class TargetEncoder:
             return 1
         return len(self.task.columns)
 
+    @property
+    def target_width(self) -> int:
+        """Columns of the encoded targets (1, the class index, for binary and multiclass)."""
+        return 1 if self.task.kind in ("binary", "multiclass") else len(self.task.columns)
+
     def fit(self, frame: pd.DataFrame, train_rows: np.ndarray) -> "TargetEncoder":
         kind = self.task.kind
         if kind in ("binary", "multiclass"):

@@ -12,6 +12,7 @@ import torch
 from polytask.data.preprocessing import FeaturePreprocessor, Unseen
 from polytask.data.rows import RowOrigin
 from polytask.data.targets import TargetEncoder
+from polytask.losses import loss_group
 
 
 @dataclass
@@ -89,13 +90,35 @@ def encode_rows(
 
 def _targets(frame: pd.DataFrame, encoders: Sequence[TargetEncoder], rows: np.ndarray | None,
              origin: RowOrigin | None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    targets: dict[str, torch.Tensor] = {}
-    masks: dict[str, torch.Tensor] = {}
-    for enc in encoders:
+    """Per task, targets and masks as column views of one float32 and one bool matrix, the
+    tasks' columns in the order the loss reads them (:func:`block_order`), so that packing them
+    for training copies nothing (:meth:`polytask.losses.LossPlan.pack`)."""
+    if not encoders:
+        return {}, {}
+    n = len(frame) if rows is None else len(rows)
+    width = sum(enc.target_width for enc in encoders)
+    y_block, m_block = np.zeros((n, width), np.float32), np.zeros((n, width), bool)
+    views: dict[str, slice] = {}
+    at = 0
+    for enc in block_order(encoders):
         y, m = enc.encode(frame, rows, origin)
-        targets[enc.task.name] = torch.from_numpy(np.ascontiguousarray(y))
-        masks[enc.task.name] = torch.from_numpy(np.ascontiguousarray(m))
-    return targets, masks
+        cols = slice(at, at + enc.target_width)
+        y_block[:, cols], m_block[:, cols] = y, m
+        views[enc.task.name] = cols
+        at = cols.stop
+    ys, ms = torch.from_numpy(y_block), torch.from_numpy(m_block)
+    names = [enc.task.name for enc in encoders]
+    return {k: ys[:, views[k]] for k in names}, {k: ms[:, views[k]] for k in names}
+
+
+def block_order(encoders: Sequence[TargetEncoder]) -> list[TargetEncoder]:
+    """The encoders with the tasks of each loss group side by side, groups in order of first
+    appearance (as :class:`~polytask.losses.LossPlan` orders them for networks whose output
+    widths are the encoders' ``output_dim``)."""
+    groups: dict[tuple[str, int, bool], list[TargetEncoder]] = {}
+    for enc in encoders:
+        groups.setdefault(loss_group(enc.task, enc.output_dim), []).append(enc)
+    return [enc for members in groups.values() for enc in members]
 
 
 def split_views(tensors: TaskTensors, sizes: Sequence[int]) -> list[TaskTensors]:

@@ -116,6 +116,7 @@ def stream_losses(trainer: "Trainer", loader: Iterable[Any],
     it has labels raises :class:`NonFiniteLossError`."""
     num = den = None
     ys: list[torch.Tensor] = []
+    ms: list[torch.Tensor] = []
     outs: list[torch.Tensor] = []
     kept = 0
     plan = None
@@ -133,7 +134,8 @@ def stream_losses(trainer: "Trainer", loader: Iterable[Any],
                 den = counts if den is None else den + counts
                 room = len(outputs) if keep is None else min(len(outputs), keep - kept)
                 if room > 0:
-                    ys.append(batch.ym[:room])
+                    ys.append(batch.y[:room])
+                    ms.append(batch.m[:room])
                     outs.append(outputs[:room])
                     kept += room
     finally:
@@ -147,7 +149,7 @@ def stream_losses(trainer: "Trainer", loader: Iterable[Any],
         raise NonFiniteLossError(bad[0], trainer.epoch, losses[bad[0]])
     if not ys:
         return losses, None, None
-    labels = PackedTensors(torch.empty(sum(len(y) for y in ys), 0), torch.cat(ys), plan)
+    labels = PackedTensors(torch.empty(kept, 0), torch.cat(ys), torch.cat(ms), plan)
     return losses, labels, torch.cat(outs)
 
 

@@ -2,10 +2,12 @@
 
 A :class:`~polytask.data.tensors.TaskTensors` holds one target and one mask tensor per task;
 indexing a batch out of it costs two operations per task. :class:`PackedTensors` holds the
-features ``x`` and one ``(n, 2 H_y)`` matrix of all targets then all masks, laid out by the
-:class:`~polytask.losses.LossPlan` (float 0/1 masks), so a batch is two index operations
-whatever the number of tasks. ``targets`` and ``masks`` give the per-task view back (columns of
-the packed matrix) for callbacks that read the batch.
+features ``x``, one ``(n, H_y)`` matrix of all targets and one of all masks (float 0/1), laid out
+by the :class:`~polytask.losses.LossPlan`, so a batch is three index operations whatever the
+number of tasks. When the per-task targets are already column views of one matrix in the plan's
+order (as :func:`~polytask.data.prepare.prepare` lays them out), packing copies nothing but the
+masks' conversion to float. ``targets`` and ``masks`` give the per-task view back (columns of the
+packed matrices) for callbacks that read the batch.
 """
 
 from __future__ import annotations
@@ -26,32 +28,25 @@ class TaskData(Protocol):
 
 
 class PackedTensors:
-    """Features ``x`` (n, ...) and packed targets and masks ``ym`` (n, 2 H_y)."""
+    """Features ``x`` (n, ...), packed targets ``y`` (n, H_y) and float 0/1 masks ``m`` (n, H_y)."""
 
-    def __init__(self, x: torch.Tensor, ym: torch.Tensor, plan: LossPlan) -> None:
-        self.x, self.ym, self.plan = x, ym, plan
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, plan: LossPlan) -> None:
+        self.x, self.y, self.m, self.plan = x, y, m, plan
 
     @classmethod
     def of(cls, data: TaskData, plan: LossPlan, device: torch.device | None = None) -> "PackedTensors":
         y, m = plan.pack(data.targets, data.masks)
-        x = data.x if device is None else data.x.to(device)
-        ym = torch.cat([y, m.to(y.dtype)], 1)
-        return cls(x, ym if device is None else ym.to(device), plan)
+        if device is not None:
+            return cls(data.x.to(device), y.to(device), m.to(device), plan)
+        return cls(data.x, y, m, plan)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    @property
-    def y(self) -> torch.Tensor:
-        return self.ym[:, : self.plan.target_width]
-
-    @property
-    def m(self) -> torch.Tensor:
-        return self.ym[:, self.plan.target_width :]
-
     def rows(self, index: torch.Tensor) -> "PackedTensors":
         """The rows ``index`` (a batch)."""
-        return PackedTensors(self.x.index_select(0, index), self.ym.index_select(0, index), self.plan)
+        return PackedTensors(self.x.index_select(0, index), self.y.index_select(0, index),
+                             self.m.index_select(0, index), self.plan)
 
     @property
     def targets(self) -> dict[str, torch.Tensor]:
