@@ -81,3 +81,25 @@ def test_the_basic_path_script_merges_a_quick_run(document: Path, monkeypatch: p
     section = document.read_text().split("## The basic path", 1)[1].split("\n## ", 1)[0]
     assert "Measured by `OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/basic_path.py --rows 2000" in section
     assert "| 2,000 | 2 |" in section
+
+
+def test_the_revision_is_marked_only_when_files_outside_the_documents_changed(tmp_path: Path) -> None:
+    import subprocess
+
+    from polytask_lab.bench.suite import git_revision
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "PERFORMANCE.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    clean = git_revision(str(tmp_path))
+    assert clean is not None and "uncommitted" not in clean
+    (tmp_path / "docs" / "PERFORMANCE.md").write_text("a section merged\n")
+    assert git_revision(str(tmp_path)) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_revision(str(tmp_path)) == clean + " (with uncommitted changes)"

@@ -164,11 +164,12 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
-def git_revision() -> str | None:
-    """The commit of the source tree the benchmark runs from (None outside a git checkout)."""
+def git_revision(where: str | None = None) -> str | None:
+    """The commit of the source tree the benchmark runs from (None outside a git checkout),
+    marked when files other than the documents (``docs/``, which the sections write) differ."""
     import subprocess
 
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = where or os.path.dirname(os.path.abspath(__file__))
     try:
         out = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
@@ -177,7 +178,8 @@ def git_revision() -> str | None:
         return None
     if out.returncode != 0:
         return None
-    return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+    changed = [line for line in dirty.stdout.splitlines() if line.strip() and not line[3:].startswith("docs/")]
+    return out.stdout.strip() + (" (with uncommitted changes)" if changed else "")
 
 
 def _loadavg() -> float | None:
