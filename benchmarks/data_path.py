@@ -15,7 +15,10 @@ categorical feature of 8 levels and 5 regression targets (48 columns), written o
 as Parquet.
 
 Speed, each a ratio of process CPU times measured in the same round (rounds interleave every
-row, the order rotating each round; the median and range of the per-round ratios are reported):
+row, the order rotating each round; the median and range of the per-round ratios are
+reported). Each round brackets a row's candidate by its reference (reference, candidate,
+reference) and divides by the mean of the two reference runs, so a drift of the machine's speed
+over seconds cancels:
 
 - ``control``: ``pd.read_csv`` against itself (two runs of the reference; should be 1.00);
 - ``read_table``: polytask's CSV reader against ``pd.read_csv``;
@@ -27,7 +30,8 @@ row, the order rotating each round; the median and range of the per-round ratios
 - ``predict``: the bare network's time over ``FittedModel.predict``'s on the same rows, i.e.
   predict's rows per second as a share of the bare network's (target: at least 0.5). The bare
   network is a forward pass on the already encoded float32 features, whole or in predict's
-  batches of 4096, whichever is faster.
+  batches of 4096, whichever was faster over 3 runs each before the rounds (recorded as
+  ``bare``; taking the faster of two runs in every round would bias the reference low).
 
 Memory: each case runs in a fresh subprocess; after its imports and a small warm-up run it
 reads the resident set size and resets the kernel's peak mark to it, then runs the case on a
@@ -102,10 +106,12 @@ def timed_rounds(paths: dict[str, Path], model: Any, rounds: int) -> dict[str, d
     x = torch.from_numpy(model.preprocessor.transform(features))
     net = model.network.eval()
 
-    def bare() -> None:
+    def whole() -> None:
         with torch.no_grad():
             net(x)
 
+    variants = {"whole": whole, "batches of 4096": lambda: predict_raw(net, x)}
+    bare_name = min(variants, key=lambda k: statistics.median(cpu(variants[k]) for _ in range(3)))
     csv = paths["csv"]
     pairs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
         "control": (lambda: pd.read_csv(csv), lambda: pd.read_csv(csv)),
@@ -113,21 +119,20 @@ def timed_rounds(paths: dict[str, Path], model: Any, rounds: int) -> dict[str, d
         "read + prepare": (lambda: prepare(read_table(csv), TARGETS), lambda: pd.read_csv(csv)),
         "pyarrow": (lambda: pcsv.read_csv(csv).to_pandas(), lambda: pd.read_csv(csv)),
         "parquet": (lambda: read_table(paths["parquet"]), lambda: pd.read_parquet(paths["parquet"])),
-        "predict": (lambda: model.predict(features), lambda: min(cpu(bare), cpu(lambda: predict_raw(net, x)))),
+        "predict": (lambda: model.predict(features), variants[bare_name]),
     }
     ratios: dict[str, list[float]] = {name: [] for name in pairs}
     names = list(pairs)
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
             candidate, reference = pairs[name]
-            measure_ref = reference if name == "predict" else (lambda ref=reference: cpu(ref))  # predict's returns a time
-            if r % 2:
-                t_cand, t_ref = cpu(candidate), measure_ref()
-            else:
-                t_ref, t_cand = measure_ref(), cpu(candidate)
+            before, t_cand, after = cpu(reference), cpu(candidate), cpu(reference)
+            t_ref = (before + after) / 2
             ratios[name].append(t_ref / t_cand if name == "predict" else t_cand / t_ref)
-    return {name: {"median": statistics.median(v), "min": min(v), "max": max(v), "rounds": v}
-            for name, v in ratios.items()}
+    out: dict[str, dict[str, Any]] = {name: {"median": statistics.median(v), "min": min(v), "max": max(v), "rounds": v}
+                                      for name, v in ratios.items()}
+    out["predict"]["bare"] = bare_name
+    return out
 
 
 # -- memory, in a subprocess per case -------------------------------------------------------------
