@@ -20,17 +20,19 @@ output per task, for the same epochs at batch 256 with Adam at lr 1e-3, on the s
 - ``CLI``: ``polytask fit`` on the table written as a CSV (a child process: start-up, reading,
   preparing, training, writing the model), at the smaller sizes only.
 
-A candidate's time is its process CPU time (``time.process_time``, or the child's user +
-system time), so time the scheduler gives other processes is not counted. The machine's speed
-still drifts over seconds (other tenants, caches, clocks), so every round brackets each
-candidate by the reference: ``minimal``, then the other candidates in a new shuffled order
-with ``minimal`` again after each one. A candidate's ratio in a round is its time over the mean
-of the two ``minimal`` runs around it; the figure is the median over rounds, with the lowest and
-highest per-round ratio.
+A candidate's time is its own CPU time, single-threaded. The machine's speed drifts on every time
+scale, so the candidates of a round (all but the CLI) run together in lockstep
+(:mod:`polytask_lab.bench.lockstep`): each in its own thread, one at a time, in turns of 20 ms
+of CPU, the one furthest behind in its share of training steps always next, each timed by its
+thread's CPU time. Every candidate thus meets the same stretches of the machine in proportion
+to its own cost. A candidate's ratio in a round is its time over the minimal loop's in the same
+lockstep; the figure is the median over rounds (each in a new shuffled order), with the lowest and
+highest per-round ratio. The CLI, a child process, cannot take turns: each of its runs is
+bracketed by two minimal-loop runs (:func:`bracketed_rounds`), ratio to their mean.
 
-Epoch time against the number of tasks is measured the same way, not from the points' absolute
-times (minutes apart): at each row count, ``pt.fit`` on the fewest and on the most tasks run
-alternately, and the figure is the median of the per-round ratios (:func:`run_scaling`).
+Epoch time against the number of tasks is measured the same way: at each row count, ``pt.fit``
+on the fewest and on the most tasks in lockstep, the median of the per-round ratios
+(:func:`run_scaling`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from polytask_lab.bench.lockstep import Pause, Work, lockstep, ratios
 
 WIDTHS = (64, 64)
 BATCH = 256
@@ -107,9 +111,19 @@ def _tensors(prepared: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return data.x.float(), y.float()
 
 
+def _no_pause(units: int) -> None:
+    """Timed alone: nothing to hand over."""
+
+
+def steps_of(rows: int, epochs: int) -> int:
+    """Training steps of ``epochs`` epochs over ``rows`` rows at batch :data:`BATCH`."""
+    return epochs * -(-rows // BATCH)
+
+
 def minimal_loop(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, epochs: int, seed: int,
-                 fused: bool = False) -> float:
-    """The hand-written reference: train, validate each epoch; returns the last validation loss."""
+                 fused: bool = False, pause: Pause = _no_pause) -> float:
+    """The hand-written reference: train, validate each epoch; returns the last validation loss.
+    ``pause(1)`` after each step (lockstep timing)."""
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(x.shape[1], WIDTHS[0]), nn.ReLU(), nn.Linear(WIDTHS[0], WIDTHS[1]), nn.ReLU(),
                         nn.Linear(WIDTHS[1], y.shape[1]))
@@ -123,13 +137,15 @@ def minimal_loop(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.T
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            pause(1)
         net.eval()
         with torch.no_grad():
             val = float(((net(xv) - yv) ** 2).mean())
     return val
 
 
-def libmtl_step_loop(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, epochs: int, seed: int) -> float:
+def libmtl_step_loop(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, epochs: int, seed: int,
+                     pause: Pause = _no_pause) -> float:
     """LibMTL's HPS + EW training step as its trainer runs it: a decoder per task, a loss per
     task, ``losses.sum()`` backward (its EW), Adam; a validation pass per epoch."""
     torch.manual_seed(seed)
@@ -149,27 +165,53 @@ def libmtl_step_loop(x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: tor
             opt.zero_grad(set_to_none=True)
             torch.mul(losses, torch.ones_like(losses)).sum().backward()
             opt.step()
+            pause(1)
         with torch.no_grad():
             rep = encoder(xv)
             val = float(sum(((d(rep)[:, 0] - yv[:, i]) ** 2).mean() for i, d in enumerate(decoders.values())))
     return val
 
 
-def sklearn_mlp(x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> None:
+def sklearn_mlp(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, pause: Pause = _no_pause) -> None:
+    """``MLPRegressor.fit``; ``pause(1)`` after each batch (its per-batch ``_backprop`` wrapped
+    on the instance: scikit-learn has no step hook)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPRegressor
 
     model = MLPRegressor(hidden_layer_sizes=WIDTHS, batch_size=BATCH, learning_rate_init=LR, max_iter=epochs, alpha=0.0,
                          tol=0.0, n_iter_no_change=epochs + 1, shuffle=True, random_state=seed)
+    if pause is not _no_pause:
+        backprop = model._backprop
+
+        def step(*args: Any) -> Any:
+            out = backprop(*args)
+            pause(1)
+            return out
+
+        model._backprop = step  # type: ignore[method-assign]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(x, y)
 
 
-def polytask_fit(prepared: Any, epochs: int, seed: int) -> None:
+def polytask_fit(prepared: Any, epochs: int, seed: int, pause: Pause = _no_pause) -> None:
+    """``pt.fit`` on the prepared problem; ``pause(1)`` after each step (a callback)."""
     import polytask as pt
 
-    pt.fit(prepared, config=pt.TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, seed=seed, threads=1))
+    callbacks = [] if pause is _no_pause else [_pause_callback(pause)]
+    pt.fit(prepared, config=pt.TrainConfig(epochs=epochs, batch_size=BATCH, lr=LR, seed=seed, threads=1),
+           callbacks=callbacks)
+
+
+def _pause_callback(pause: Pause) -> Any:
+    """A callback calling ``pause(1)`` at the end of every step."""
+    from polytask.training.callbacks import Callback
+
+    class Pauses(Callback):
+        def on_step_end(self, trainer: Any, ctx: Any, weights: Any) -> None:
+            pause(1)
+
+    return Pauses()
 
 
 def cli_fit(csv: Path, names: list[str], epochs: int, seed: int, out: Path) -> float:
@@ -190,46 +232,83 @@ def _cpu(fn: Callable[[], Any]) -> float:
     return time.process_time() - t0
 
 
-def run_point(rows: int, n_tasks: int, settings: BasicSettings, workdir: Path,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """CPU seconds of every candidate in each round at one (rows, T) point, and the ratios."""
-    epochs = settings.epochs_for(rows)
-    frame, names, prepared = _problem(rows, n_tasks, settings.seed)
+def _works(prepared: Any, epochs: int, seed: int) -> dict[str, Work]:
+    """The lockstep candidates at one point, each training once from scratch."""
     x, y = _tensors(prepared, "train")
     xv, yv = _tensors(prepared, "val")
     xn, yn = x.numpy(), y.numpy()
-    seed = settings.seed
-    steps: dict[str, Callable[[], float]] = {
-        "minimal": lambda: _cpu(lambda: minimal_loop(x, y, xv, yv, epochs, seed)),
-        "minimal (control)": lambda: _cpu(lambda: minimal_loop(x, y, xv, yv, epochs, seed)),
-        "minimal, fused Adam": lambda: _cpu(lambda: minimal_loop(x, y, xv, yv, epochs, seed, fused=True)),
-        "pt.fit": lambda: _cpu(lambda: polytask_fit(prepared, epochs, seed)),
-        "LibMTL step": lambda: _cpu(lambda: libmtl_step_loop(x, y, xv, yv, epochs, seed)),
-        "MLPRegressor": lambda: _cpu(lambda: sklearn_mlp(xn, yn, epochs, seed)),
+    units = steps_of(len(x), epochs)
+    runs: dict[str, Callable[[Pause], Any]] = {
+        "minimal": lambda pause: minimal_loop(x, y, xv, yv, epochs, seed, pause=pause),
+        "minimal (control)": lambda pause: minimal_loop(x, y, xv, yv, epochs, seed, pause=pause),
+        "minimal, fused Adam": lambda pause: minimal_loop(x, y, xv, yv, epochs, seed, fused=True, pause=pause),
+        "pt.fit": lambda pause: polytask_fit(prepared, epochs, seed, pause),
+        "LibMTL step": lambda pause: libmtl_step_loop(x, y, xv, yv, epochs, seed, pause=pause),
+        "MLPRegressor": lambda pause: sklearn_mlp(xn, yn, epochs, seed, pause),
     }
-    if rows <= settings.cli_max_rows:
-        csv = workdir / f"table_{rows}_{n_tasks}.csv"
-        frame.to_csv(csv, index=False)
-        steps["CLI (polytask fit)"] = lambda: cli_fit(csv, names, epochs, seed, workdir / "model")
-    if settings.candidates is not None:
-        unknown = set(settings.candidates) - set(steps)
-        if unknown:
-            raise ValueError(f"unknown basic-path candidate {sorted(unknown)[0]!r} (one of {', '.join(steps)})")
-        steps = {k: v for k, v in steps.items() if k == "minimal" or k in settings.candidates}
-    torch.set_num_threads(1)
-    for fn in steps.values():  # warm-up: first calls pay for imports and allocations
-        if rows <= 10_000:
-            fn()
-    samples, brackets = bracketed_rounds(steps, "minimal", settings.rounds, random.Random(seed),
-                                         lambda r: progress and progress(f"basic path rows={rows} T={n_tasks}: round {r}/{settings.rounds}"))
-    out = {"rows": rows, "n_tasks": n_tasks, "epochs": epochs, "train_rows": len(x), "candidates": {}}
-    for label, values in samples.items():
-        ratios = [v / m for v, m in zip(values, brackets[label]) if m > 0]
-        out["candidates"][label] = {"cpu_s": values, "median_s": statistics.median(values),
-                                    "vs_minimal": statistics.median(ratios) if ratios else None,
-                                    "vs_minimal_range": [min(ratios), max(ratios)] if ratios else None,
-                                    "per_epoch_s": statistics.median(values) / epochs}
+    return {label: Work(run, units) for label, run in runs.items()}
+
+
+def _chosen(labels: list[str], settings: BasicSettings) -> list[str]:
+    """``labels`` the settings ask for (the minimal loop always)."""
+    if settings.candidates is None:
+        return labels
+    unknown = set(settings.candidates) - set(labels)
+    if unknown:
+        raise ValueError(f"unknown basic-path candidate {sorted(unknown)[0]!r} (one of {', '.join(labels)})")
+    return [k for k in labels if k == "minimal" or k in settings.candidates]
+
+
+def lockstep_rounds(make: Callable[[], dict[str, Work]], rounds: int, rng: random.Random,
+                    on_round: Callable[[int], Any] | None = None) -> list[dict[str, dict[str, float]]]:
+    """``rounds`` lockstep runs of fresh candidates from ``make()``, each in a new shuffled order."""
+    out = []
+    for r in range(rounds):
+        works = list(make().items())
+        rng.shuffle(works)
+        gc.collect()
+        out.append(lockstep(dict(works)))
+        if on_round:
+            on_round(r + 1)
     return out
+
+
+def run_point(rows: int, n_tasks: int, settings: BasicSettings, workdir: Path,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """CPU seconds of every candidate in each round at one (rows, T) point, and the ratios."""
+    epochs, seed = settings.epochs_for(rows), settings.seed
+    frame, names, prepared = _problem(rows, n_tasks, seed)
+    torch.set_num_threads(1)
+    labels = _chosen([*_works(prepared, epochs, seed), "CLI (polytask fit)"], settings)
+    warm = _problem(min(rows, 2_000), n_tasks, seed)[2]  # first calls pay for imports and allocations
+    lockstep({k: w for k, w in _works(warm, 1, seed).items() if k in labels})
+    times = lockstep_rounds(lambda: {k: w for k, w in _works(prepared, epochs, seed).items() if k in labels},
+                            settings.rounds, random.Random(seed),
+                            lambda r: progress and progress(f"basic path rows={rows} T={n_tasks}: round {r}/{settings.rounds}"))
+    out = {"rows": rows, "n_tasks": n_tasks, "epochs": epochs, "train_rows": len(prepared.train.x), "timing": "lockstep",
+           "candidates": ratios(times, "minimal")}
+    if "CLI (polytask fit)" in labels and rows <= settings.cli_max_rows:
+        out["candidates"]["CLI (polytask fit)"] = _cli_point(frame, names, prepared, epochs, settings, workdir)
+    for c in out["candidates"].values():
+        c["vs_minimal"], c["vs_minimal_range"] = c.pop("ratio"), c.pop("range")
+        c["per_epoch_s"] = c["median_s"] / epochs
+    return out
+
+
+def _cli_point(frame: Any, names: list[str], prepared: Any, epochs: int, settings: BasicSettings,
+               workdir: Path) -> dict[str, Any]:
+    """``polytask fit``'s runs, each bracketed by two runs of the minimal loop."""
+    x, y = _tensors(prepared, "train")
+    xv, yv = _tensors(prepared, "val")
+    csv = workdir / f"table_{len(frame)}_{len(names)}.csv"
+    frame.to_csv(csv, index=False)
+    steps = {"minimal": lambda: _cpu(lambda: minimal_loop(x, y, xv, yv, epochs, settings.seed)),
+             "CLI (polytask fit)": lambda: cli_fit(csv, names, epochs, settings.seed, workdir / "model")}
+    samples, brackets = bracketed_rounds(steps, "minimal", settings.rounds, random.Random(settings.seed))
+    values = samples["CLI (polytask fit)"]
+    per_round = [v / m for v, m in zip(values, brackets["CLI (polytask fit)"]) if m > 0]
+    return {"cpu_s": values, "median_s": statistics.median(values), "ratios": per_round, "timing": "bracketed",
+            "ratio": statistics.median(per_round), "range": [min(per_round), max(per_round)]}
 
 
 def bracketed_rounds(steps: dict[str, Callable[[], float]], reference: str, rounds: int, rng: random.Random,
@@ -258,20 +337,23 @@ def bracketed_rounds(steps: dict[str, Callable[[], float]], reference: str, roun
 def run_scaling(rows: int, task_counts: tuple[int, int], settings: BasicSettings,
                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``pt.fit``'s time at the most tasks over its time at the fewest, at ``rows`` training rows:
-    the two run alternately (the order flipping each round), the median and range of the
-    per-round ratios (the same epochs, so this is the ratio of epoch times, validation and the
-    final evaluation included)."""
-    epochs = settings.epochs_for(rows)
-    few, many = (_problem(rows, t, settings.seed)[2] for t in task_counts)
-    ratios = []
-    for r in range(settings.rounds):
-        pair = [("few", few), ("many", many)] if r % 2 == 0 else [("many", many), ("few", few)]
-        times = {label: _cpu(lambda p=prepared: polytask_fit(p, epochs, settings.seed)) for label, prepared in pair}
-        ratios.append(times["many"] / times["few"])
-        if progress:
-            progress(f"epoch scaling rows={rows}: round {r + 1}/{settings.rounds}")
-    return {"rows": rows, "task_counts": list(task_counts), "epochs": epochs, "ratios": ratios,
-            "median": statistics.median(ratios), "range": [min(ratios), max(ratios)]}
+    the two in lockstep each round (the same epochs and steps, so this is the ratio of epoch
+    times, validation and the final evaluation included), the median and range of the per-round
+    ratios."""
+    epochs, seed = settings.epochs_for(rows), settings.seed
+
+    def make(rows: int, epochs: int) -> Callable[[], dict[str, Work]]:
+        few, many = (_problem(rows, t, seed)[2] for t in task_counts)
+        units = steps_of(len(few.train.x), epochs)
+        return lambda: {"few": Work(lambda pause: polytask_fit(few, epochs, seed, pause), units),
+                        "many": Work(lambda pause: polytask_fit(many, epochs, seed, pause), units)}
+
+    lockstep(make(min(rows, 2_000), 1)())  # first calls pay for imports and allocations
+    times = lockstep_rounds(make(rows, epochs), settings.rounds, random.Random(seed),
+                            lambda r: progress and progress(f"epoch scaling rows={rows}: round {r}/{settings.rounds}"))
+    per_round = ratios(times, "few")["many"]["ratios"]
+    return {"rows": rows, "task_counts": list(task_counts), "epochs": epochs, "ratios": per_round, "timing": "lockstep",
+            "median": statistics.median(per_round), "range": [min(per_round), max(per_round)]}
 
 
 def startup_times(repeats: int = 5) -> dict[str, Any]:
