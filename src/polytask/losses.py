@@ -12,6 +12,9 @@ whose losses are one expression: element-wise losses (``mse``, ``l1``, ``huber``
 group's ``(n, G d)`` block, cross-entropy on ``(n, C, G)`` logits, each followed by one masked
 mean per task. So a step costs a few operations whatever the number of tasks.
 
+Complete labels: with no mask (``masks=None``: every entry observed) the masking is skipped,
+``L_t = sum_i l_i / (n d_t)``, the same value without the mask's operations.
+
 A regression task with a sigmoid output (``Task.output == "sigmoid"``) is scored on
 ``sigmoid(f_t(x))``: the head's raw output stays linear and the loss applies the link (tasks
 with a sigmoid output form their own groups).
@@ -22,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -121,11 +125,12 @@ class _Group:
             return packed.index_select(1, self._index)
         return packed if self._slice is None else packed[:, self._slice]
 
-    def sums(self, packed: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The group's (G,) masked loss sums ``sum_i m_i l_i`` and (G,) label counts ``sum_i m_i``."""
+    def sums(self, packed: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The group's (G,) masked loss sums ``sum_i m_i l_i`` and (G,) label counts ``sum_i m_i``
+        (None without a mask: every label observed)."""
         g = len(self.tasks)
         end = self.target_start + g * self.target_width
-        y, m = targets[:, self.target_start : end], masks[:, self.target_start : end]
+        y = targets[:, self.target_start : end]
         out = self.outputs(packed)
         if self.sigmoid:
             out = torch.sigmoid(out)
@@ -134,6 +139,10 @@ class _Group:
             per = F.cross_entropy(logits, y.long(), reduction="none")  # (n, G)
         else:
             per = _elementwise(self.loss, out, y)
+        if masks is None:
+            num = per.sum(0)
+            return (num.reshape(g, -1).sum(1) if self.target_width > 1 else num), None
+        m = masks[:, self.target_start : end]
         num, den = (per * m).sum(0), m.sum(0)
         if self.target_width > 1:
             num, den = num.reshape(g, -1).sum(1), den.reshape(g, -1).sum(1)
@@ -145,7 +154,8 @@ class LossPlan:
 
     Built once per network and task list (see the module docstring); :meth:`pack` lays out a
     batch's per-task targets and masks, :meth:`__call__` gives the ``(T,)`` loss vector in task
-    order, :meth:`label_counts` the ``(T,)`` number of observed labels.
+    order, :meth:`label_counts` the ``(T,)`` number of observed labels. ``masks=None`` means
+    every label is observed (the module docstring's complete labels).
     """
 
     def __init__(self, tasks: Sequence[Task], layout: OutputLayout) -> None:
@@ -169,6 +179,9 @@ class LossPlan:
         #: Position of each task in the concatenated group losses (None: already in task order).
         self._order = None if order == list(range(len(order))) else torch.tensor([order.index(i) for i in range(len(order))])
         self._owner = torch.tensor(owner, dtype=torch.long)
+        #: Each task's number of target columns, in task order (a row's label entries).
+        self._entries = torch.zeros(len(self.tasks), dtype=torch.long).index_add_(0, self._owner, torch.ones(len(owner), dtype=torch.long))
+        self._complete: tuple[int, torch.dtype, torch.device, torch.Tensor] | None = None
         self.target_names = [self.tasks[i].name for g in self.groups for i in g.tasks]
 
     def pack(self, targets: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -185,34 +198,44 @@ class LossPlan:
         dtype = y.dtype if y.is_floating_point() else torch.float32
         return y.to(dtype), m.to(dtype)
 
-    def unpack(self, y: torch.Tensor, m: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Per-task targets and bool masks (views of the packed columns)."""
-        targets, masks = {}, {}
-        seen = m > 0
+    def split(self, packed: Any) -> dict[str, Any]:
+        """Each task's columns of packed ``(n, H_y)`` targets or masks (views; a tensor or a
+        numpy array)."""
+        columns = {}
         for g in self.groups:
             for k, i in enumerate(g.tasks):
                 a = g.target_start + k * g.target_width
-                targets[self.tasks[i].name] = y[:, a : a + g.target_width]
-                masks[self.tasks[i].name] = seen[:, a : a + g.target_width]
-        return targets, masks
+                columns[self.tasks[i].name] = packed[:, a : a + g.target_width]
+        return columns
 
-    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
         num, den = self.sums(outputs, targets, masks)
-        return num / den.clamp(min=1.0)
+        return num / (den if masks is None and targets.shape[0] > 0 else den.clamp(min=1.0))
 
-    def sums(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sums(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``(T,)`` masked loss sums and ``(T,)`` label counts, in task order: ``L_t`` is their
         ratio (at least 1 below). Data-parallel training adds both over processes first."""
         parts = [g.sums(outputs, targets, masks) for g in self.groups]
         num = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        if masks is None:
+            den = self.label_counts(None, targets.shape[0], targets.dtype, targets.device)
+            return (num, den) if self._order is None else (num[self._order.to(num.device)], den)
         den = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
         if self._order is None:
             return num, den
         order = self._order.to(num.device)
         return num[order], den[order]
 
-    def label_counts(self, masks: torch.Tensor) -> torch.Tensor:
-        """The ``(T,)`` number of observed label entries of each task in packed ``masks``."""
+    def label_counts(self, masks: torch.Tensor | None, rows: int = 0, dtype: torch.dtype = torch.float32,
+                     device: torch.device | None = None) -> torch.Tensor:
+        """The ``(T,)`` number of observed label entries of each task in packed ``masks``; without
+        masks, of ``rows`` complete rows (as ``dtype`` on ``device``; the last one asked is kept)."""
+        if masks is None:
+            device = torch.device("cpu") if device is None else torch.device(device)
+            kept = self._complete
+            if kept is None or kept[:3] != (rows, dtype, device):
+                kept = self._complete = (rows, dtype, device, (self._entries * rows).to(device, dtype))
+            return kept[3]
         per_column = masks.sum(0)
         owner = self._owner.to(per_column.device)
         return per_column.new_zeros(len(self.tasks)).index_add_(0, owner, per_column)

@@ -26,6 +26,11 @@ class EqualWeighting(LossWeighting):
     def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         return torch.ones_like(losses)
 
+    def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
+        """``sum_t L_t`` (the weights are all 1; the sum without the product has the same value
+        and gradient)."""
+        return ctx.losses.sum()
+
 
 class StaticWeighting(LossWeighting):
     """User weights, given in task order or by task name (missing names weigh 1)."""

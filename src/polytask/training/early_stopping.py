@@ -16,6 +16,14 @@ import torch
 from torch import nn
 
 
+def snapshot(network: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``network.state_dict()``: the same entries, each copied once and detached (read
+    with ``keep_vars`` so that entries a module already copies, as the packed heads' per-task
+    slices, are not copied twice; cloned without gradient tracking, so no detach is needed)."""
+    with torch.no_grad():
+        return {k: v.clone() for k, v in network.state_dict(keep_vars=True).items()}
+
+
 class EarlyStopping:
     """Tracks best epochs and snapshots; ``should_stop`` after ``patience`` epochs without gain."""
 
@@ -44,7 +52,7 @@ class EarlyStopping:
             self.best_loss[k] = values[k] if math.isfinite(values[k]) else math.inf
             self.best_epoch[k] = epoch
         if improved:
-            self.snapshots[epoch] = {k: v.detach().clone() for k, v in network.state_dict().items()}
+            self.snapshots[epoch] = snapshot(network)
             live = set(self.best_epoch.values())
             self.snapshots = {e: s for e, s in self.snapshots.items() if e in live}
         monitored = [k for k in improved if k == "__joint__" or k in self.main_tasks]

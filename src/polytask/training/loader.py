@@ -198,7 +198,7 @@ def _run_epoch(trainer: "Trainer", train: Iterable[Any], val: Iterable[Any] | No
         val_loss, labels, outputs = stream_losses(trainer, val, keep=None if metrics else 0)
         logs["val_loss"] = val_loss
         if labels is not None and outputs is not None:
-            logs["val_metrics"] = trainer._val_metrics(trainer.loss_plan().layout.split(outputs), labels)
+            logs["val_metrics"] = trainer._val_metrics(outputs, trainer.loss_plan().layout, labels)
     trainer.end_epoch(epoch, val_loss, logs)
 
 

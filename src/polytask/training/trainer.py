@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -198,6 +197,10 @@ class Trainer:
         self._plan: LossPlan | None = None
         #: The first step's loss of each task (at least 1): the scale divergence is judged by.
         self._loss_scale: torch.Tensor | None = None
+        #: (the scale, the largest loss it allows): the divergence limit, kept with its scale.
+        self._loss_limit: tuple[torch.Tensor, torch.Tensor] | None = None
+        #: (alphas, their version, all equal to 1, the weighted tasks): see _task_weights.
+        self._alphas_seen: tuple[torch.Tensor, int, bool, torch.Tensor | None] | None = None
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
         """Every parameter (network and balancer) at ``lr``, the shared ones at
@@ -237,8 +240,9 @@ class Trainer:
         y, m = plan.pack(targets, masks)
         return self.packed_context(x, y, m, epoch)
 
-    def packed_context(self, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, epoch: int) -> tuple[StepContext, torch.Tensor]:
-        """Forward pass of one batch with packed targets ``y`` and masks ``m``."""
+    def packed_context(self, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor | None, epoch: int) -> tuple[StepContext, torch.Tensor]:
+        """Forward pass of one batch with packed targets ``y`` and masks ``m`` (None: every label
+        observed, so every task with a positive weight is present)."""
         with autocast(self.config.precision, self.device):
             z = self._encode(x)
             outputs, layout = self._decode(z, x)
@@ -251,11 +255,13 @@ class Trainer:
         if layout is not plan.layout and layout != plan.layout:
             raise PolytaskError("the network's output layout changed during training")
         if self.parallel is None:
-            raw, counts = plan(outputs, y, m), plan.label_counts(m)
+            raw = plan(outputs, y, m)
+            counts = None if m is None else plan.label_counts(m)
         else:  # data parallel: global loss values and label counts, gradients through this shard
             raw, _, counts = self.parallel.losses(*plan.sums(outputs, y, m))
+        unit, weighted = self._task_weights()
         ctx = StepContext(
-            losses=raw * self.alphas,
+            losses=raw if unit else raw * self.alphas,
             task_names=self.task_names,
             shared_params=self._shared,
             task_params=self._task_params,
@@ -266,16 +272,30 @@ class Trainer:
             reducer=self.parallel or LOCAL,
             grad_scale=scale,
             compiled=self.config.compile,
-            present=((counts > 0) & (self.alphas > 0)).cpu(),  # labelled (on any process) and weighted
+            # labelled (on any process) and weighted
+            present=weighted if m is None else ((counts > 0) & (self.alphas > 0)).cpu(),
         )
         return ctx, raw
+
+    def _task_weights(self) -> tuple[bool, torch.Tensor | None]:
+        """Whether every ``alpha_t`` is 1, and which tasks have a positive weight (None: all),
+        worked out again only when ``alphas`` is replaced or changed in place."""
+        alphas = self.alphas
+        seen = self._alphas_seen
+        if seen is None or seen[0] is not alphas or seen[1] != alphas._version:
+            positive = alphas > 0
+            weighted = None if bool(positive.all()) else positive.cpu()
+            seen = self._alphas_seen = (alphas, alphas._version, bool((alphas == 1).all()), weighted)
+        return seen[2], (None if seen[3] is None else seen[3].clone())
 
     def _check_losses(self, values: torch.Tensor, epoch: int) -> None:
         """Stop on a non-finite loss, or one that has grown by orders of magnitude."""
         if self._loss_scale is None and bool(torch.isfinite(values).all()):
             self._loss_scale = values.clamp(min=1.0)
         scale = self._loss_scale if self._loss_scale is not None else torch.ones_like(values)
-        ok = values <= scale * DIVERGENCE_FACTOR  # False for NaN
+        if self._loss_limit is None or self._loss_limit[0] is not scale:
+            self._loss_limit = (scale, scale * DIVERGENCE_FACTOR)
+        ok = values <= self._loss_limit[1]  # False for NaN
         if bool(ok.all()):
             return
         bad = int((~ok).nonzero()[0, 0])
@@ -286,7 +306,7 @@ class Trainer:
 
     def _train_step(self, batch: PackedTensors, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         self.batch = batch
-        ctx, raw = self.packed_context(batch.x, batch.y, batch.m, epoch)
+        ctx, raw = self.packed_context(batch.x, batch.y, batch.mask, epoch)
         values = raw.detach()
         self._check_losses(values, epoch)
         for cb in self.callbacks:
@@ -305,7 +325,9 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_step_end(self, ctx, weights)
         self.step += 1
-        return values, torch.as_tensor(weights).detach()
+        if not isinstance(weights, torch.Tensor) or weights.requires_grad:  # a balancer's list, or a graph's tensor
+            weights = torch.as_tensor(weights).detach()
+        return values, weights
 
     def _combine_gradients(self, ctx: StepContext) -> None:
         """After the balancer: the processes' gradients added up (data parallel) and the fp16
@@ -359,7 +381,8 @@ class Trainer:
         for rows in batches:
             values, weights = self._train_step(train.rows(rows), epoch)
             loss_sum += values
-            weight_sum += weights.reshape(-1).to(weight_sum)
+            same = weights.shape == weight_sum.shape and weights.dtype == weight_sum.dtype and weights.device == weight_sum.device
+            weight_sum += weights if same else weights.reshape(-1).to(weight_sum)
         if self.scheduler is not None and self.config.scheduler_step == "epoch":
             self.scheduler.step()
         n = max(len(batches), 1)
@@ -378,7 +401,7 @@ class Trainer:
             if not math.isfinite(value) and val.masks[name].any():
                 raise NonFiniteLossError(name, epoch, value)
         logs["val_loss"] = val_loss
-        logs["val_metrics"] = self._val_metrics(layout.split(outputs), val)
+        logs["val_metrics"] = self._val_metrics(outputs, layout, val)
         return val_loss
 
     def _predict_all(self, x: torch.Tensor) -> tuple[torch.Tensor, OutputLayout]:
@@ -414,8 +437,8 @@ class Trainer:
 
     def _packed_losses(self, outputs: torch.Tensor, data: PackedTensors) -> dict[str, float]:
         """Masked loss of each task (NaN for a task with no label in ``data``)."""
-        values = data.plan(outputs, data.y, data.m).tolist()
-        counts = data.plan.label_counts(data.m).tolist()
+        values = data.plan(outputs, data.y, data.mask).tolist()
+        counts = data.label_counts().tolist()
         return {n: (float(v) if c > 0 else math.nan) for n, v, c in zip(self.task_names, values, counts)}
 
     def evaluate_losses(self, data: TaskTensors | PackedTensors) -> dict[str, float]:
@@ -423,13 +446,12 @@ class Trainer:
         packed = data if isinstance(data, PackedTensors) else self.pack(data)
         return self._packed_losses(predict_packed(self.network, packed.x)[0], packed)
 
-    def _val_metrics(self, outputs: dict[str, torch.Tensor], data: PackedTensors) -> dict[str, dict[str, float]]:
+    def _val_metrics(self, outputs: torch.Tensor, layout: OutputLayout, data: PackedTensors) -> dict[str, dict[str, float]]:
+        """Each task's metrics on ``data`` from its packed ``outputs`` (scored on the host)."""
         if self.encoders is None or not self.config.val_metrics:
             return {}
-        def host(values: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-            return {name: v.cpu().numpy() for name, v in values.items()}
-
-        return metrics_by_task(self.encoders, host(outputs), host(data.targets), host(data.masks))
+        targets, masks = data.host_labels()
+        return metrics_by_task(self.encoders, layout.split(outputs.cpu().numpy()), targets, masks)
 
     # -- the run -----------------------------------------------------------------------------
     def fit(self, train: TaskTensors | Iterable[Any], val: TaskTensors | Iterable[Any] | None = None,
