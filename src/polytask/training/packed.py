@@ -4,9 +4,9 @@ A :class:`~polytask.data.tensors.TaskTensors` holds one target and one mask tens
 indexing a batch out of it costs two operations per task. :class:`PackedTensors` holds the
 features ``x``, one ``(n, H_y)`` matrix of all targets and one of all masks (float 0/1), laid out
 by the :class:`~polytask.losses.LossPlan`, so a batch is three index operations whatever the
-number of tasks. When the per-task targets are already column views of one matrix in the plan's
-order (as :func:`~polytask.data.prepare.prepare` lays them out), packing copies nothing but the
-masks' conversion to float. ``targets`` and ``masks`` give the per-task view back (columns of the
+number of tasks (two with complete labels, below). When the per-task targets are already
+column views of one matrix in the plan's order (as :func:`~polytask.data.prepare.prepare` lays
+them out), packing copies nothing but the masks' conversion to float. ``targets`` and ``masks`` give the per-task view back (columns of the
 packed matrices) for callbacks that read the batch.
 
 Complete labels: when every mask entry is observed (checked once, when packing), the packed
