@@ -43,6 +43,7 @@ from polytask.training import distributed
 from polytask.training.callbacks import Callback
 from polytask.training.checkpoint import fingerprint, load_checkpoint
 from polytask.training.config import TrainConfig
+from polytask.training.direct_step import DirectStep
 from polytask.training.early_stopping import EarlyStopping
 from polytask.training.optim import make_optimizer, make_scheduler
 from polytask.training.packed import PackedTensors
@@ -174,6 +175,7 @@ class Trainer:
         self._fingerprint: str | None = None
         self.batch_order = torch.Generator().manual_seed(self.config.seed)
         self.optimizer = make_optimizer(self.config, self._parameter_groups())
+        self._direct = DirectStep(self.optimizer)
         # precision and compilation (training/precision.py)
         check_precision(self.config.precision, self.device)
         self.scaler = gradient_scaler(self.config.precision, self.device)
@@ -311,7 +313,8 @@ class Trainer:
         self._check_losses(values, epoch)
         for cb in self.callbacks:
             cb.on_before_backward(self, ctx)
-        self.optimizer.zero_grad(set_to_none=True)
+        direct = self._direct_step()
+        direct.zero_grad()
         weights = self.balancer.backward(ctx)
         self._combine_gradients(ctx)
         self._add_regularisers()
@@ -319,7 +322,7 @@ class Trainer:
             self.scaler.step(self.optimizer)  # skipped when the gradients overflowed
             self.scaler.update()
         else:
-            self.optimizer.step()
+            direct.step()
         if self.scheduler is not None and self.config.scheduler_step == "step":
             self.scheduler.step()
         for cb in self.callbacks:
@@ -328,6 +331,13 @@ class Trainer:
         if not isinstance(weights, torch.Tensor) or weights.requires_grad:  # a balancer's list, or a graph's tensor
             weights = torch.as_tensor(weights).detach()
         return values, weights
+
+    def _direct_step(self) -> DirectStep:
+        """The optimizer's step without torch.optim's per-call bookkeeping (built again if
+        ``self.optimizer`` was replaced)."""
+        if self._direct.optimizer is not self.optimizer:
+            self._direct = DirectStep(self.optimizer)
+        return self._direct
 
     def _combine_gradients(self, ctx: StepContext) -> None:
         """After the balancer: the processes' gradients added up (data parallel) and the fp16
