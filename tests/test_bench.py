@@ -13,7 +13,7 @@ import torch
 
 from polytask import balancers
 from polytask_lab.bench.check import relative_difference, shared_gradient
-from polytask_lab.bench.measure import paired_ratio, peak_step_bytes, time_interleaved
+from polytask_lab.bench.measure import paired_ratio, peak_step_bytes, time_interleaved, time_lockstep
 from polytask_lab.bench.peers import PerTaskLoop, TorchjdPeer, sum_rows, torchjd_aggregator
 from polytask_lab.bench.problems import QUICK_SIZE, build_network, make_batch, task_list
 from polytask_lab.bench.suite import targets_for
@@ -207,6 +207,29 @@ def test_interleaved_timing_runs_every_candidate_each_round() -> None:
     rounds = [calls[i : i + 3] for i in range(0, len(calls), 3)]
     assert all(sorted(r) == ["a", "b", "c"] for r in rounds)  # each round runs everyone once
     assert len({tuple(r) for r in rounds}) > 1  # in shuffled orders
+
+
+def test_lockstep_timing_gives_each_candidate_its_steps_per_round_in_turns() -> None:
+    """A candidate takes ceil(round_s / estimate) steps a round; the candidates take turns inside
+    a round (with 0-length turns every step hands over), and each round gives one sample each."""
+    calls: list[str] = []
+    steps = {k: (lambda k=k: calls.append(k)) for k in ("a", "b", "c")}
+    timings = time_lockstep(steps, repeats=3, estimates={"a": 0.01, "b": 0.02, "c": 0.2}, round_s=0.04, seed=1,
+                            turn_s=0.0)
+    assert {k: calls.count(k) for k in steps} == {"a": 12, "b": 6, "c": 3}  # 4, 2 and 1 steps a round
+    assert all(len(t.samples) == 3 and t.rounds == t.samples for t in timings.values())
+    first_round = calls[:7]
+    assert sorted(first_round) == ["a"] * 4 + ["b"] * 2 + ["c"]  # a round ends before the next begins
+    assert first_round[:4] != ["a"] * 4 and first_round[:4] != sorted(first_round[:4])  # interleaved, not one after another
+
+
+def test_lockstep_timing_stops_at_the_budget_after_the_minimum_rounds() -> None:
+    def busy() -> None:
+        sum(i * i for i in range(20_000))
+
+    timings = time_lockstep({"a": busy, "b": busy}, repeats=50, estimates={"a": 1e-3, "b": 1e-3}, round_s=1e-3,
+                            min_repeats=4, budget_s=0.0, turn_s=0.0)
+    assert all(len(t.samples) == 4 for t in timings.values())
 
 
 def test_paired_ratio_is_the_median_of_per_round_ratios() -> None:

@@ -1,6 +1,13 @@
-"""Measuring a training step: interleaved wall-clock timing and peak tensor memory.
+"""Measuring a training step: lockstep or interleaved timing, and peak tensor memory.
 
-Timing, in process CPU time on the CPU (``time.process_time``: time the scheduler gives other
+Timing on the CPU (:func:`time_lockstep`): in each round every candidate runs a number of steps
+worth about ``round_s`` of CPU, all of them in lockstep (:mod:`polytask_lab.bench.lockstep`:
+each in its own thread, one at a time, in 20 ms turns, the one furthest behind in its share of
+steps next), each timed by its own thread's CPU time; a round's sample is that time over the
+steps. The machine's speed drifts faster than a round lasts, and lockstep makes every candidate
+meet the same stretches of it.
+
+Interleaved timing (:func:`time_interleaved`, used on a GPU), in process CPU time on the CPU (``time.process_time``: time the scheduler gives other
 processes of a shared machine is not counted; the benchmark runs single-threaded), wall time on a GPU: every candidate is
 warmed up, then measured in rounds; each round runs every candidate
 once, in a freshly shuffled (seeded) order, so slow drift of a shared machine (other processes,
@@ -132,6 +139,65 @@ def time_interleaved(
                         steps[k]()
                     _sync(device)
                     samples[k][-1].append((clock() - t0) / inner[k])
+    finally:
+        if was_enabled:
+            gc.enable()
+    return {k: Timing.of(v) for k, v in samples.items()}
+
+
+def time_lockstep(
+    steps: Mapping[str, Step],
+    repeats: int,
+    estimates: Mapping[str, float],
+    round_s: float = 0.2,
+    seed: int = 0,
+    warmup: int = 0,
+    min_repeats: int = 3,
+    budget_s: float | None = None,
+    turn_s: float | None = None,
+) -> dict[str, Timing]:
+    """Seconds per step of each candidate, from ``repeats`` rounds of lockstep timing (see the
+    module docstring); the order of the candidates is shuffled each round (it decides only who
+    starts a tie).
+
+    ``estimates`` gives each step's approximate duration: a candidate takes
+    ``ceil(round_s / estimate)`` steps a round (at least one). ``warmup`` untimed rounds come
+    first. Once ``min_repeats`` rounds are done, no new round starts that would end after
+    ``budget_s`` CPU seconds of timing. Each round gives every candidate one sample, so its
+    :attr:`Timing.rounds` are its samples and ratios pair by round. ``turn_s``: the lockstep
+    turn (None: :data:`polytask_lab.bench.lockstep.TURN_S`).
+    """
+    from polytask_lab.bench.lockstep import TURN_S, Work, lockstep
+
+    labels = list(steps)
+    rng = random.Random(seed)
+    units = {k: max(1, math.ceil(round_s / max(estimates.get(k, round_s), 1e-9))) for k in labels}
+
+    def work(step: Step, n: int) -> Work:
+        def run(pause: Callable[[int], None]) -> None:
+            for _ in range(n):
+                step()
+                pause(1)
+        return Work(run, n)
+
+    samples: dict[str, list[list[float]]] = {k: [] for k in labels}
+    gc.collect(1)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        spent = 0.0
+        for r in range(warmup + repeats):
+            timed = r - warmup
+            if budget_s is not None and timed >= min_repeats and spent + spent / timed > budget_s:
+                break
+            order = labels[:]
+            rng.shuffle(order)
+            times = lockstep({k: work(steps[k], units[k]) for k in order}, TURN_S if turn_s is None else turn_s)
+            if timed < 0:
+                continue
+            spent += sum(t["cpu_s"] for t in times.values())
+            for k in labels:
+                samples[k].append([times[k]["cpu_s"] / units[k]])
     finally:
         if was_enabled:
             gc.enable()

@@ -34,7 +34,7 @@ from polytask import balancers
 from polytask.balancers import Balancer
 from polytask_lab.bench.basic import BasicSettings, run_basic
 from polytask_lab.bench.check import relative_difference
-from polytask_lab.bench.measure import paired_ratio, peak_step_bytes, time_interleaved
+from polytask_lab.bench.measure import paired_ratio, peak_step_bytes, time_interleaved, time_lockstep
 from polytask_lab.bench.peers import PerTaskLoop, TorchjdPeer, torchjd_aggregator
 from polytask_lab.bench.problems import FULL_SIZE, NETS, QUICK_SIZE, ProblemSize, build_network, make_batch, task_list
 from polytask.errors import PolytaskError
@@ -60,7 +60,9 @@ class BenchSettings:
         size: network and batch sizes.
         warmup: untimed rounds before timing (besides the two warm-up steps of the memory pass);
         repeats: at most this many timed rounds; min_repeats: at least this many, and more only
-        while the point's timing stays within point_budget_s seconds; min_sample_s: shortest sample.
+        while the point's timing stays within point_budget_s seconds; round_s: CPU seconds of
+        steps each candidate takes per lockstep round (CPU); min_sample_s: shortest sample of
+        interleaved timing (GPU).
         memory: peak memory of ``all`` candidates, of those a target judges by memory
             (``targets``: EW and exact-mode gradient candidates at T = 10 and 30) or ``none``.
         peers: measure the loop and torchjd peers.
@@ -76,6 +78,7 @@ class BenchSettings:
     repeats: int = 15
     min_repeats: int = 7
     point_budget_s: float | None = 40.0
+    round_s: float = 0.2
     min_sample_s: float = 0.02
     memory: str = "targets"
     peers: bool = True
@@ -88,7 +91,7 @@ class BenchSettings:
     def quick(cls, **changes: Any) -> "BenchSettings":
         """A tiny configuration (T = 3, tiny networks) for smoke tests, not for figures: seconds
         for a few methods, about a minute for every registered one on a loaded 2-core machine."""
-        base = dict(task_counts=(3,), size=QUICK_SIZE, repeats=3, point_budget_s=None, min_sample_s=0.002, memory="all",
+        base = dict(task_counts=(3,), size=QUICK_SIZE, repeats=3, point_budget_s=None, round_s=0.01, min_sample_s=0.002, memory="all",
                     preset="quick", basic=BasicSettings.quick())
         base.update(changes)
         return cls(**base)
@@ -336,9 +339,14 @@ def run_point(net: str, n_tasks: int, settings: BenchSettings, plan: list[tuple[
             agreement[c.label] = relative_difference(grads[c.label], grads[ours])
     if progress:
         progress(f"{net} T={n_tasks}: timing {len(steps)} candidates")
-    timings = time_interleaved(steps, settings.warmup, settings.repeats, settings.min_sample_s, seed=settings.seed,
-                               device=device, min_repeats=min(settings.min_repeats, settings.repeats),
-                               budget_s=settings.point_budget_s, estimates=first.seconds)
+    if device.type == "cpu":
+        timings = time_lockstep(steps, settings.repeats, first.seconds, settings.round_s, seed=settings.seed,
+                                warmup=settings.warmup, min_repeats=min(settings.min_repeats, settings.repeats),
+                                budget_s=settings.point_budget_s)
+    else:  # a GPU's time is wall time, which threads taking turns cannot split
+        timings = time_interleaved(steps, settings.warmup, settings.repeats, settings.min_sample_s, seed=settings.seed,
+                                   device=device, min_repeats=min(settings.min_repeats, settings.repeats),
+                                   budget_s=settings.point_budget_s, estimates=first.seconds)
     n_shared = sum(p.numel() for p in network.shared_parameters())
     rows = []
     ew_time = timings["ew"].median if "ew" in timings else None
@@ -440,6 +448,7 @@ def run_benchmark(settings: BenchSettings, progress: Callable[[str], None] | Non
     settings_json = asdict(settings)
     settings_json["size"] = asdict(settings.size)
     settings_json.pop("basic", None)  # recorded with its section
+    settings_json["timing"] = "lockstep" if torch.device(settings.device).type == "cpu" else "interleaved"
     return {
         "schema": SCHEMA,
         "started_utc": started.isoformat(timespec="seconds"),
