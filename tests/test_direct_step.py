@@ -151,9 +151,16 @@ def test_zero_grad_clears_every_parameter_including_a_group_added_later() -> Non
     assert all(p.grad is None for p in ps)
 
 
-def test_pt_fit_trains_exactly_as_with_torchs_step() -> None:
+@pytest.mark.parametrize("options", [
+    {},
+    {"optimizer": "adamw", "weight_decay": 0.01, "lr_schedule": "cosine", "scheduler_step": "step"},
+    {"lr_schedule": "step", "step_size": 1, "gamma": 0.5, "balancer": "uw"},
+], ids=["adam", "adamw-cosine-per-step", "step-schedule-uw"])
+@pytest.mark.filterwarnings("error")  # e.g. torch's "lr_scheduler.step() before optimizer.step()"
+def test_pt_fit_trains_exactly_as_with_torchs_step(options: dict[str, Any]) -> None:
     """Through the trainer: the same weights after training with the direct step and with
-    ``optimizer.step()`` / ``zero_grad()`` (a callback puts a plain stepper in its place)."""
+    ``optimizer.step()`` / ``zero_grad()`` (a callback puts a plain stepper in its place), with
+    schedules changing the learning rate and a balancer with parameters of its own."""
     import polytask as pt
     from polytask.data.prepare import prepare
     from polytask.synthetic import related_tasks
@@ -175,7 +182,7 @@ def test_pt_fit_trains_exactly_as_with_torchs_step() -> None:
 
     frame, names = related_tasks(n_rows=400, n_features=5, n_tasks=3, noise=0.3, seed=0)
     prepared = prepare(frame, names, seed=0)
-    config = pt.TrainConfig(epochs=3, batch_size=32, seed=0, threads=1)
+    config = pt.TrainConfig(epochs=3, batch_size=32, seed=0, threads=1, **options)
     ours = pt.fit(prepared, config=config)
     ref = pt.fit(prepared, config=config, callbacks=[UsePlain()])
     a, b = ours.mtl.network.state_dict(), ref.mtl.network.state_dict()
