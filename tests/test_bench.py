@@ -297,3 +297,26 @@ def test_epoch_scaling_times_both_task_counts_each_round_and_sets_the_target() -
     rows = targets([], [scaling], {})
     assert rows == [{"target": "epoch time at T = 6 <= 1.5x T = 2", "where": "rows=1,000", "value": scaling["median"],
                      "limit": 1.5, "op": "<=", "met": scaling["median"] <= 1.5}]
+
+
+def test_the_benchmark_step_takes_the_trainers_path_for_complete_labels() -> None:
+    """With every label observed the trainer's step gets no mask (the packed data keep none);
+    the benchmark's step must take that same path, not a mask of ones (it once did, timing a
+    path fit never takes)."""
+    from polytask_lab.bench import suite
+
+    settings = suite.BenchSettings.quick(methods=("upgrad",), modes=("representation",), peers=False, basic=None)
+    network = build_network("mlp", 3, settings.size, seed=0)
+    batch = make_batch("mlp", 3, settings.size, seed=0)
+    candidates = suite._candidates(suite._method_plan(settings), network, task_list(3), settings)
+    trainer = next(c.trainer for c in candidates if c.label == "upgrad[representation]/polytask")
+    masks: list[object] = []
+    plain = trainer.packed_context
+
+    def recording(x, y, m, epoch):  # type: ignore[no-untyped-def]
+        masks.append(m)
+        return plain(x, y, m, epoch)
+
+    trainer.packed_context = recording  # type: ignore[method-assign]
+    suite._step_fn(trainer, batch)()
+    assert masks == [None]

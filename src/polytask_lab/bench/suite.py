@@ -262,7 +262,7 @@ def _step_fn(trainer: Trainer, batch: Any) -> Callable[[], None]:
     packed = trainer.pack(batch)  # as the trainer packs its data once per run
 
     def step() -> None:
-        ctx, _ = trainer.packed_context(packed.x, packed.y, packed.m, 0)
+        ctx, _ = trainer.packed_context(packed.x, packed.y, packed.mask, 0)  # None when every label is observed, as in fit
         trainer.optimizer.zero_grad(set_to_none=True)
         trainer.balancer.backward(ctx)
         trainer.optimizer.step()
