@@ -274,9 +274,13 @@ class HeadFactors:
     (n, H) the output gradients of those layers side by side, ``weight`` (H, k) their weights
     one under the other, ``owner`` (H,) the task each row belongs to."""
 
-    def __init__(self, dy: torch.Tensor, weight: torch.Tensor, owner: torch.Tensor, n_tasks: int) -> None:
+    def __init__(self, dy: torch.Tensor, weight: torch.Tensor, owner: torch.Tensor, n_tasks: int,
+                 one_per_task: bool | None = None) -> None:
         self.dy, self.weight, self.owner, self.n_tasks = widen(dy), widen(weight), owner, n_tasks
-        self.one_per_task = dy.shape[1] == n_tasks and bool((owner == torch.arange(n_tasks, device=owner.device)).all())
+        #: Whether row t is task t's (one output each, in task order); given by a caller that
+        #: knows it without looking at ``owner``.
+        self.one_per_task = (dy.shape[1] == n_tasks and bool((owner == torch.arange(n_tasks, device=owner.device)).all())
+                             if one_per_task is None else one_per_task)
 
     def blocks(self) -> torch.Tensor:
         """(T, H): 1 where row h belongs to task t."""
@@ -351,10 +355,12 @@ def head_factors(losses: torch.Tensor, z: torch.Tensor, task_params: Sequence[Se
     if own_gradients:
         leaves.add(grads[len(readers):])
     dys = [g if g is not None else z.new_zeros((z.shape[0], r.weight.shape[0])) for g, r in zip(grads, readers)]
-    owner = torch.tensor([t for r in readers for t in r.row_owner], dtype=torch.long, device=z.device)
+    rows = [t for r in readers for t in r.row_owner]
+    owner = torch.tensor(rows, dtype=torch.long, device=z.device)
     dy = dys[0] if len(dys) == 1 else torch.cat(dys, 1)
     weight = readers[0].weight if len(readers) == 1 else torch.cat([r.weight for r in readers])
-    return HeadFactors(dy.detach(), weight.detach(), owner, losses.shape[0])
+    n_tasks = int(losses.shape[0])
+    return HeadFactors(dy.detach(), weight.detach(), owner, n_tasks, one_per_task=rows == list(range(n_tasks)))
 
 
 def representation_gradients(

@@ -61,6 +61,12 @@ class Problem:
     present: torch.Tensor
     eps: float
     n_params: int = 1
+    #: Whether every task is present (known without a look at ``present`` when it was None).
+    all_present: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.all_present is None:
+            object.__setattr__(self, "all_present", bool(self.present.all()))  # a frozen dataclass
 
     @property
     def entry_error(self) -> float:
@@ -72,7 +78,7 @@ class Problem:
     @staticmethod
     def of(values: torch.Tensor, present: torch.Tensor | None, n_params: int) -> "Problem":
         eps = float(torch.finfo(values.dtype).eps) if values.is_floating_point() else float(torch.finfo(torch.float64).eps)
-        return Problem(presence_mask(present, int(values.shape[0])), eps, int(n_params))
+        return Problem(presence_mask(present, int(values.shape[0])), eps, int(n_params), True if present is None else None)
 
 
 class GradientAggregator(Balancer):
@@ -217,6 +223,8 @@ class GramianAggregator(GradientAggregator):
 
     def combine(self, jacobian: torch.Tensor | None, gramian: torch.Tensor, problem: Problem) -> tuple[torch.Tensor, torch.Tensor | None]:
         G = gramian.detach().double().cpu()  # T x T: solved on the CPU
+        if problem.all_present:
+            return self.weights_of(G, problem).to(gramian.device, torch.float64, copy=True), None
         present = problem.present
         if not bool(present.any()):
             return torch.zeros(G.shape[0], dtype=torch.float64, device=gramian.device), None
@@ -240,6 +248,9 @@ class JacobianAggregator(GradientAggregator):
     def combine(self, jacobian: torch.Tensor | None, gramian: torch.Tensor, problem: Problem) -> tuple[torch.Tensor, torch.Tensor | None]:
         assert jacobian is not None
         J = jacobian.detach()
+        if problem.all_present:
+            w, d = self.direction(J, problem)
+            return w.to(torch.float64, copy=True), d
         present = problem.present
         if not bool(present.any()):
             return torch.zeros(J.shape[0], dtype=torch.float64, device=J.device), J.new_zeros(J.shape[1])
