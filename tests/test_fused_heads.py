@@ -52,6 +52,23 @@ def test_fused_heads_equal_one_head_module_per_task(hidden: tuple[int, ...]) -> 
             torch.testing.assert_close(g, h)
 
 
+@pytest.mark.parametrize("hidden", [(), (5,), (5, 4)], ids=["linear", "one-hidden", "two-hidden"])
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_initial_values_are_bit_for_bit_those_of_one_head_per_task(hidden: tuple[int, ...], dropout: float) -> None:
+    """The banks draw their values without building the per-task modules: exactly the values
+    (and the state-dict names) one head() per task draws from the same seed, and the random
+    stream is left where those heads leave it."""
+    torch.manual_seed(3)
+    reference = {t: head(6, d, hidden, "tanh", dropout) for t, d in DIMS.items()}
+    after_reference = torch.rand(1)
+    torch.manual_seed(3)
+    fused = FusedHeads(DIMS, 6, hidden, "tanh", dropout)
+    assert torch.equal(torch.rand(1), after_reference)
+    ours = fused.state_dict()
+    theirs = nn.ModuleDict(reference).state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
 def test_the_state_dict_has_one_entry_per_task_and_layer_and_round_trips() -> None:
     reference = nn.ModuleDict(per_task_heads(1, (5,)))
     fused = FusedHeads(DIMS, 6, (5,), "tanh")
@@ -65,6 +82,28 @@ def test_the_state_dict_has_one_entry_per_task_and_layer_and_round_trips() -> No
     torch.testing.assert_close(again(z), fused(z))
     with pytest.raises(RuntimeError, match="Missing key"):
         again.load_state_dict({k: v for k, v in fused.state_dict().items() if not k.startswith("a.")})
+
+
+def test_a_partial_or_misshapen_state_dict_loads_what_fits_and_names_the_rest() -> None:
+    """A bank is copied in one operation only when every task's entry fits; otherwise each
+    entry that fits is still copied, each missing one is listed and each misshapen one named."""
+    source = FusedHeads(DIMS, 6, (5,), "tanh")
+    target = FusedHeads(DIMS, 6, (5,), "tanh")
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(1.0)
+    state = source.state_dict()
+    dropped, wrong = sorted(state)[0], sorted(state)[-1]
+    partial = {k: v for k, v in state.items() if k != dropped}
+    partial[wrong] = torch.zeros(tuple(state[wrong].shape) + (2,))
+    with pytest.raises(RuntimeError, match=f"size mismatch for {wrong}") as info:
+        target.load_state_dict(partial)
+    assert dropped in str(info.value)
+    result = target.load_state_dict({k: v for k, v in state.items() if k != dropped}, strict=False)
+    assert result.missing_keys == [dropped] and result.unexpected_keys == []
+    loaded = target.state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in state if k != dropped)
+    assert not torch.equal(loaded[dropped], state[dropped])
 
 
 def test_task_parameters_are_row_blocks_of_the_banks() -> None:

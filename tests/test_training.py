@@ -53,6 +53,24 @@ def test_per_task_early_stopping_keeps_each_tasks_own_best_epoch(small_frame: pd
         assert loss == pytest.approx(min(curve), rel=1e-5)
 
 
+def test_predicting_from_best_epoch_snapshots_leaves_the_network_as_it_was(small_frame: pd.DataFrame) -> None:
+    """raw_outputs loads each task's snapshot in turn; afterwards every parameter and buffer
+    (batch-norm statistics included) holds its value from before, and a second call agrees."""
+    p = prepare(small_frame, ["task0", "task1"], seed=0)
+    spec = pt.NetworkSpec(trunk=(8,), norm="batch")
+    model = train_model(p, spec=spec, config=pt.TrainConfig(epochs=12, batch_size=16, lr=2e-2, patience=12, seed=0))
+    with torch.no_grad():  # weights that no snapshot holds, so a load left in place would show
+        for param in model.network.parameters():
+            param.add_(0.5)
+    before = {k: v.clone() for k, v in model.network.state_dict().items()}
+    frame = p.frame.iloc[p.split.val]
+    first = model.raw_outputs(frame)
+    after = model.network.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    second = model.raw_outputs(frame)
+    assert all(np.array_equal(first[t], second[t]) for t in first)
+
+
 def test_joint_early_stopping_uses_one_epoch(small_frame: pd.DataFrame) -> None:
     p = prepare(small_frame, ["task0", "task1"], seed=0)
     model = train_model(p, config=pt.TrainConfig(epochs=10, early_stopping="joint", seed=0))

@@ -66,7 +66,10 @@ class FittedModel:
     def raw_outputs_from_features(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         """As :meth:`raw_outputs`, from already preprocessed features ``x``."""
         x = x.to(next(self.network.parameters()).device)
-        current = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+        # the network's own tensors, restored in place afterwards (a state-dict round trip
+        # would copy each task's entries of the fused heads one by one)
+        tensors = [*self.network.parameters(), *self.network.buffers()]
+        current = [t.detach().clone() for t in tensors]
         outputs: dict[str, np.ndarray] = {}
         try:
             for epoch in sorted(set(self.best_epoch.values())):
@@ -77,7 +80,9 @@ class FittedModel:
                     if best == epoch:
                         outputs[task] = raw[task].cpu().numpy()
         finally:
-            self.network.load_state_dict(current)
+            with torch.no_grad():
+                for t, saved in zip(tensors, current):
+                    t.copy_(saved)
         return outputs
 
     def predict_outputs(self, data: TableLike, include_auxiliary: bool = False) -> dict[str, dict[str, np.ndarray]]:

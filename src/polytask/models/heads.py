@@ -22,6 +22,7 @@ one ``head()`` per task would draw from the same seed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,18 @@ class _Bank:
         self.params: list[tuple[str, str]] = []  # (weight name, bias name) per layer
 
 
+def _linear_values(in_dim: int, out_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The initial (weight, bias) of ``nn.Linear(in_dim, out_dim)``, drawn with the same random
+    calls in the same order as its constructor (Kaiming-uniform weight with ``a = sqrt(5)``,
+    bias uniform in ``+-1/sqrt(in_dim)``), without building the module: one head() per task
+    from the same seed holds the same values."""
+    weight, bias = torch.empty(out_dim, in_dim), torch.empty(out_dim)
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    bound = 1 / math.sqrt(in_dim) if in_dim > 0 else 0
+    nn.init.uniform_(bias, -bound, bound)
+    return weight, bias
+
+
 class FusedHeads(nn.Module):
     """The heads of ``output_dims`` on a representation of width ``rep_dim``, in banks of equal
     output width (see the module docstring); ``forward(z)`` gives the packed (n, H) outputs
@@ -52,10 +65,12 @@ class FusedHeads(nn.Module):
     def __init__(self, output_dims: dict[str, int], rep_dim: int, hidden: Sequence[int] = (), activation: str = "relu",
                  dropout: float = 0.0) -> None:
         super().__init__()
-        reference = {t: head(rep_dim, int(d), hidden, activation, dropout) for t, d in output_dims.items()}
-        first = next(iter(reference.values()))
+        with torch.device("meta"):  # the layout of one head() (no values drawn, no random numbers used)
+            template = head(rep_dim, 1, hidden, activation, dropout)
         #: Index of each linear layer inside a per-task head (the state-dict names).
-        self.layer_index = [i for i, m in enumerate(first) if isinstance(m, nn.Linear)]
+        self.layer_index = [i for i, m in enumerate(template) if isinstance(m, nn.Linear)]
+        widths = [rep_dim, *[int(h) for h in hidden]]
+        reference = {t: [_linear_values(a, b) for a, b in zip(widths, [*widths[1:], int(d)])] for t, d in output_dims.items()}
         self._act = (ACTIVATIONS[activation](),)  # a tuple: not a submodule, no state-dict entries
         self.dropout = float(dropout)
         self.banks: list[_Bank] = []
@@ -64,13 +79,13 @@ class FusedHeads(nn.Module):
             by_width.setdefault(int(d), []).append(t)
         for b, (width, names) in enumerate(by_width.items()):
             bank = _Bank(names, width, [int(h) for h in hidden] + [width])
-            for layer, idx in enumerate(self.layer_index):
-                ws = [reference[t][idx].weight.detach() for t in names]
-                bs = [reference[t][idx].bias.detach() for t in names]
+            for layer in range(len(self.layer_index)):
+                ws = [reference[t][layer][0] for t in names]
+                bs = [reference[t][layer][1] for t in names]
                 weight = torch.cat(ws) if layer == 0 else torch.stack(ws)
                 pair = (f"bank{b}_weight{layer}", f"bank{b}_bias{layer}")
-                self.register_parameter(pair[0], nn.Parameter(weight.clone()))
-                self.register_parameter(pair[1], nn.Parameter(torch.cat(bs).clone()))
+                self.register_parameter(pair[0], nn.Parameter(weight))
+                self.register_parameter(pair[1], nn.Parameter(torch.cat(bs)))
                 bank.params.append(pair)
             self.banks.append(bank)
         self.layout = OutputLayout.of({t: b.width for b in self.banks for t in b.names})
@@ -135,22 +150,39 @@ class FusedHeads(nn.Module):
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any], strict: bool,
                               missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
         expected: set[str] = set()
+        # per bank parameter: the (entry name, value, view of the bank) of each task, in bank order
+        parts: dict[str, list[tuple[str, Any, torch.Tensor]]] = {}
+        for task in self.layout.names:
+            bank, _ = self._position[task]
+            names = self._entry_names(task, prefix)
+            expected.update(names)
+            sources = [n for pair in bank.params for n in pair]
+            for source, name, target in zip(sources, names, self._views(task, lambda n: getattr(self, n))):
+                parts.setdefault(source, []).append((name, state_dict.get(name), target))
         with torch.no_grad():
-            for task in self.layout.names:
-                names = self._entry_names(task, prefix)
-                expected.update(names)
-                for name, target in zip(names, self._views(task, lambda n: getattr(self, n))):
-                    if name not in state_dict:
-                        missing_keys.append(name)
-                        continue
-                    value = state_dict[name]
-                    if tuple(value.shape) != tuple(target.shape):
-                        error_msgs.append(f"size mismatch for {name}: copying a param with shape {tuple(value.shape)}, "
-                                          f"the shape in the current model is {tuple(target.shape)}.")
-                        continue
-                    target.copy_(value)
+            for source, entries in parts.items():
+                self._load_bank_parameter(getattr(self, source), entries, missing_keys, error_msgs)
         if strict:
             unexpected_keys.extend(k for k in state_dict if k.startswith(prefix) and k not in expected)
+
+    @staticmethod
+    def _load_bank_parameter(param: torch.Tensor, entries: list[tuple[str, Any, torch.Tensor]], missing_keys: list[str],
+                             error_msgs: list[str]) -> None:
+        """Copy the tasks' entries into one bank parameter: in one operation when every entry is
+        there with its shape, else entry by entry (naming each missing or misshapen one)."""
+        fits = [value is not None and tuple(value.shape) == tuple(target.shape) for _, value, target in entries]
+        if all(fits):
+            values = [value for _, value, _ in entries]
+            param.copy_(torch.cat(values) if entries[0][2].dim() == param.dim() else torch.stack(values))
+            return
+        for (name, value, target), fit in zip(entries, fits):
+            if value is None:
+                missing_keys.append(name)
+            elif not fit:
+                error_msgs.append(f"size mismatch for {name}: copying a param with shape {tuple(value.shape)}, "
+                                  f"the shape in the current model is {tuple(target.shape)}.")
+            else:
+                target.copy_(value)
 
 
 class PerTaskHeads(TaskModules):
