@@ -215,7 +215,7 @@ def test_lockstep_timing_gives_each_candidate_its_steps_per_round_in_turns() -> 
     calls: list[str] = []
     steps = {k: (lambda k=k: calls.append(k)) for k in ("a", "b", "c")}
     timings = time_lockstep(steps, repeats=3, estimates={"a": 0.01, "b": 0.02, "c": 0.2}, round_s=0.04, seed=1,
-                            turn_s=0.0)
+                            turn_s=0.0, calibrate=False)
     assert {k: calls.count(k) for k in steps} == {"a": 12, "b": 6, "c": 3}  # 4, 2 and 1 steps a round
     assert all(len(t.samples) == 3 and t.rounds == t.samples for t in timings.values())
     first_round = calls[:7]
@@ -230,6 +230,27 @@ def test_lockstep_timing_stops_at_the_budget_after_the_minimum_rounds() -> None:
     timings = time_lockstep({"a": busy, "b": busy}, repeats=50, estimates={"a": 1e-3, "b": 1e-3}, round_s=1e-3,
                             min_repeats=4, budget_s=0.0, turn_s=0.0)
     assert all(len(t.samples) == 4 for t in timings.values())
+
+
+def test_lockstep_calibration_sets_the_steps_per_round_from_measured_times() -> None:
+    """A first-step estimate 1000 times too long would give one step a round; the untimed
+    calibration round measures the real duration, so the timed rounds take many steps."""
+    calls: dict[str, int] = {"slow estimate": 0, "right estimate": 0}
+
+    def busy(label: str):  # type: ignore[no-untyped-def]
+        def step() -> None:
+            calls[label] += 1
+            sum(i * i for i in range(5_000))
+        return step
+
+    steps = {k: busy(k) for k in calls}
+    first = time_lockstep(steps, repeats=1, estimates={"slow estimate": 1.0, "right estimate": 1e-3}, round_s=0.02,
+                          calibrate=False)
+    assert calls["slow estimate"] == 1 and first["slow estimate"].samples
+    calls.update({k: 0 for k in calls})
+    time_lockstep(steps, repeats=2, estimates={"slow estimate": 1.0, "right estimate": 1e-3}, round_s=0.02)
+    timed = calls["slow estimate"] - 1  # the calibration round took one step
+    assert timed >= 2 * 3  # at least 3 steps in each of the 2 timed rounds (not 1)
 
 
 def test_paired_ratio_is_the_median_of_per_round_ratios() -> None:

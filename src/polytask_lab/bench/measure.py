@@ -155,14 +155,19 @@ def time_lockstep(
     min_repeats: int = 3,
     budget_s: float | None = None,
     turn_s: float | None = None,
+    calibrate: bool = True,
+    max_units: int = 5000,
 ) -> dict[str, Timing]:
     """Seconds per step of each candidate, from ``repeats`` rounds of lockstep timing (see the
     module docstring); the order of the candidates is shuffled each round (it decides only who
     starts a tie).
 
     ``estimates`` gives each step's approximate duration: a candidate takes
-    ``ceil(round_s / estimate)`` steps a round (at least one). ``warmup`` untimed rounds come
-    first. Once ``min_repeats`` rounds are done, no new round starts that would end after
+    ``ceil(round_s / estimate)`` steps a round (at least one, at most ``max_units``). A first
+    step is a poor estimate (it pays one-time costs: a conv net's first call builds its
+    kernels), and a candidate given too few steps has its per-round overhead spread over too
+    few of them; so with ``calibrate`` one untimed lockstep round runs first and its measured
+    seconds per step set the steps per round. ``warmup`` more untimed rounds follow. Once ``min_repeats`` rounds are done, no new round starts that would end after
     ``budget_s`` CPU seconds of timing. Each round gives every candidate one sample, so its
     :attr:`Timing.rounds` are its samples and ratios pair by round. ``turn_s``: the lockstep
     turn (None: :data:`polytask_lab.bench.lockstep.TURN_S`).
@@ -171,7 +176,10 @@ def time_lockstep(
 
     labels = list(steps)
     rng = random.Random(seed)
-    units = {k: max(1, math.ceil(round_s / max(estimates.get(k, round_s), 1e-9))) for k in labels}
+    def units_for(seconds: Mapping[str, float]) -> dict[str, int]:
+        return {k: max(1, min(max_units, math.ceil(round_s / max(seconds.get(k, round_s), 1e-9)))) for k in labels}
+
+    units = units_for(estimates)
 
     def work(step: Step, n: int) -> Work:
         def run(pause: Callable[[int], None]) -> None:
@@ -185,6 +193,9 @@ def time_lockstep(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
+        if calibrate:
+            times = lockstep({k: work(steps[k], units[k]) for k in labels}, TURN_S if turn_s is None else turn_s)
+            units = units_for({k: times[k]["cpu_s"] / units[k] for k in labels})
         spent = 0.0
         for r in range(warmup + repeats):
             timed = r - warmup
