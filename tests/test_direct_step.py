@@ -187,3 +187,18 @@ def test_pt_fit_trains_exactly_as_with_torchs_step(options: dict[str, Any]) -> N
     ref = pt.fit(prepared, config=config, callbacks=[UsePlain()])
     a, b = ours.mtl.network.state_dict(), ref.mtl.network.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_group_added_later_without_fused_is_stepped_by_torch() -> None:
+    ours_p, ref_p = _params(), _params()
+    ours = torch.optim.Adam([{"params": ours_p[:2]}], lr=1e-2, fused=True)
+    ref = torch.optim.Adam([{"params": ref_p[:2]}], lr=1e-2, fused=True)
+
+    def add(step: int, a: Any, b: Any) -> None:
+        if step == 3:
+            a.add_param_group({"params": ours_p[2:], "fused": False, "foreach": False})
+            b.add_param_group({"params": ref_p[2:], "fused": False, "foreach": False})
+
+    direct = _run(ours_p, ours, ref_p, ref, 8, before=add)
+    assert direct._groups is None
+    _assert_same(ours_p, ours, ref_p, ref)

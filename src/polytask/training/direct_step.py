@@ -69,15 +69,14 @@ class DirectStep:
             self.optimizer.step()
             self._groups = self._build()
             return
-        for group in groups:
-            grads = [p.grad for p in group.params]
-            if any(g is None or g.is_sparse for g in grads):
-                self.optimizer.step()
-                self._groups = None
-                return
+        grads = [[p.grad for p in group.params] for group in groups]
+        if any(g is None or g.is_sparse for gs in grads for g in gs):
+            self.optimizer.step()
+            self._groups = None
+            return
         with torch.no_grad():
-            for group in groups:
-                _fused_update(group, [p.grad for p in group.params])  # type: ignore[misc]
+            for group, gs in zip(groups, grads):
+                _fused_update(group, gs)  # type: ignore[arg-type]
 
     # -- when the direct path applies ----------------------------------------------------------
     def _ready(self) -> list[_Group] | None:
@@ -103,6 +102,8 @@ class DirectStep:
         out: list[_Group] = []
         kinds: set[tuple[torch.device, torch.dtype]] = set()
         for g in opt.param_groups:
+            if not _fused_options(g):  # e.g. a group added since with other options
+                return None
             states = [opt.state.get(p) for p in g["params"]]
             if any(not s or "step" not in s for s in states) or any(p.is_complex() for p in g["params"]):
                 return None
