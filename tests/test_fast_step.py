@@ -191,6 +191,17 @@ def test_validation_metrics_from_the_packed_outputs_equal_the_per_task_ones(mixe
     expected = metrics_by_task(p.encoders, per_task, {k: v.numpy() for k, v in p.val.targets.items()},
                                {k: v.numpy() for k, v in p.val.masks.items()})
     _same(trainer._val_metrics(outputs, layout, val), expected)
+    scorer = trainer._scorer
+    _same(trainer._val_metrics(outputs * 0.5, layout, val), metrics_by_task(
+        p.encoders, {k: v.numpy() for k, v in layout.split(outputs * 0.5).items()},
+        {k: v.numpy() for k, v in p.val.targets.items()}, {k: v.numpy() for k, v in p.val.masks.items()}))
+    assert trainer._scorer is scorer  # the same data: its labels' part is reused
+    test = trainer.pack(p.test)
+    test_outputs, _ = trainer._predict_all(test.x)
+    _same(trainer._val_metrics(test_outputs, layout, test), metrics_by_task(
+        p.encoders, {k: v.numpy() for k, v in layout.split(test_outputs).items()},
+        {k: v.numpy() for k, v in p.test.targets.items()}, {k: v.numpy() for k, v in p.test.masks.items()}))
+    assert trainer._scorer[0] is test  # other data: scored with its own labels
 
 
 def test_task_weights_are_worked_out_again_when_alphas_change_in_place() -> None:

@@ -184,6 +184,32 @@ def test_metrics_by_task_scores_scalar_regressions_together_as_one_by_one(side_b
     assert together["r3"]["r2"] < 1.0 and math.isnan(together["r2"]["r2"]) and math.isnan(together["r1"]["rmse"])
 
 
+@pytest.mark.parametrize("complete", [False, True])
+def test_a_task_scorer_called_again_scores_each_outputs_as_a_fresh_call(complete: bool) -> None:
+    """TaskScorer makes the labels' sums once (at construction) and the outputs' part per call:
+    calls with different outputs each give metrics_by_task's values, with every label seen or
+    some missing; the labels it was given are not changed by scoring."""
+    from polytask.evaluate import TaskScorer, metrics_by_task
+
+    rng = np.random.default_rng(5)
+    n = 40
+    encoders = [TargetEncoder(Task(f"r{j}"), mean_=[float(j)], std_=[2.0 + j]) for j in range(4)]
+    targets = _column_views({e.task.name: rng.normal(size=(n, 1)).astype(np.float32) for e in encoders})
+    masks = _column_views({e.task.name: (np.ones((n, 1), bool) if complete else rng.random((n, 1)) < 0.6)
+                           for e in encoders})
+    kept = {k: v.copy() for k, v in targets.items()}
+    scorer = TaskScorer(encoders, targets, masks)
+    for _ in range(3):
+        outputs = _column_views({e.task.name: rng.normal(size=(n, 1)).astype(np.float32) for e in encoders})
+        again, fresh = scorer(outputs), metrics_by_task(encoders, outputs, targets, masks)
+        for task, values in fresh.items():
+            for metric, value in values.items():
+                assert again[task][metric] == pytest.approx(value, rel=1e-12), (task, metric)
+        alone = task_metrics(encoders[0], outputs["r0"], targets["r0"], masks["r0"])
+        assert again["r0"]["rmse"] == pytest.approx(alone["rmse"], rel=1e-10)
+    assert all(np.array_equal(kept[k], targets[k]) for k in kept)
+
+
 def test_column_block_finds_views_side_by_side_and_refuses_anything_else() -> None:
     from polytask.losses import column_block
 

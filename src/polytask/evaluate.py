@@ -10,7 +10,7 @@ both classes. A metric that is undefined on the data (AUC with one class present
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 from sklearn import metrics as skm
@@ -53,61 +53,95 @@ def task_metrics(
 
 def metrics_by_task(encoders: Sequence[TargetEncoder], outputs: Mapping[str, np.ndarray],
                     targets: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """:func:`task_metrics` of every encoder's task, in the encoders' order.
-
-    Scalar regression tasks are scored together (:func:`_scalar_regression_metrics`: one
-    masked reduction over an ``(n, k)`` matrix instead of ``3 k`` small ones), which is what
-    keeps the per-epoch validation metrics cheap at many tasks; the others one by one.
-    """
-    scalar = [e for e in encoders if e.task.kind == "regression" and np.shape(targets[e.task.name])[1] == 1
-              and set(e.task.metric_names) <= set(_REGRESSION)]
-    together = _scalar_regression_metrics(scalar, outputs, targets, masks) if len(scalar) > 1 else {}
-    return {e.task.name: together.get(e.task.name) or task_metrics(
-        e, np.asarray(outputs[e.task.name]), np.asarray(targets[e.task.name]), np.asarray(masks[e.task.name]))
-        for e in encoders}
+    """:func:`task_metrics` of every encoder's task, in the encoders' order (one
+    :class:`TaskScorer` call)."""
+    return TaskScorer(encoders, targets, masks)(outputs)
 
 
-def _scalar_regression_metrics(encoders: Sequence[TargetEncoder], outputs: Mapping[str, np.ndarray],
-                               targets: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+class TaskScorer:
+    """Every encoder's :func:`task_metrics` on one labelled set, for outputs given call by call
+    (the trainer scores the same validation rows each epoch).
+
+    Scalar regression tasks are scored together (:class:`_ScalarRegression`: masked reductions
+    over an ``(n, k)`` matrix instead of ``3 k`` small ones, with the targets' sums made once, at
+    construction); the others one by one. That is what keeps per-epoch validation metrics cheap
+    at many tasks."""
+
+    def __init__(self, encoders: Sequence[TargetEncoder], targets: Mapping[str, np.ndarray],
+                 masks: Mapping[str, np.ndarray]) -> None:
+        self.encoders = list(encoders)
+        self.targets = {e.task.name: np.asarray(targets[e.task.name]) for e in self.encoders}
+        self.masks = {e.task.name: np.asarray(masks[e.task.name]) for e in self.encoders}
+        scalar = [e for e in self.encoders if e.task.kind == "regression" and self.targets[e.task.name].shape[1] == 1
+                  and set(e.task.metric_names) <= set(_REGRESSION)]
+        self._together = _ScalarRegression(scalar, self.targets, self.masks) if len(scalar) > 1 else None
+
+    def __call__(self, outputs: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+        together = self._together(outputs) if self._together is not None else {}
+        return {e.task.name: together.get(e.task.name) or task_metrics(
+            e, np.asarray(outputs[e.task.name]), self.targets[e.task.name], self.masks[e.task.name])
+            for e in self.encoders}
+
+
+class _ScalarRegression:
     """RMSE, MAE and R^2 of k one-column regression tasks at once, on each column's observed
     rows, from the encoded values: with ``d = m (link(r) - y)`` in encoded units (``r`` the raw
     output, ``y`` the encoded target, ``m`` the mask), ``n_j = sum_i m_ij`` and ``sigma_j`` the
     target's scale, ``RMSE_j = sigma_j sqrt(sum_i d_ij^2 / n_j)``, ``MAE_j = sigma_j sum_i |d_ij| / n_j``
     and ``R^2_j = 1 - sum_i d_ij^2 / SS_j`` with ``SS_j = sum_i m_ij (y_ij - c_j)^2 - (sum_i m_ij (y_ij - c_j))^2 / n_j``
     (``c_j`` a shift near the mean, for accuracy): the values of :func:`_regression_metrics` in
-    the target's own units, up to rounding. The ``(n, k)`` matrices are read in blocks of
-    about :data:`_METRIC_CELLS` cells, row by row (views when the tasks' columns sit side by side,
-    as a packed output does), so memory is read in order and float64 temporaries stay small."""
-    out, enc, seen_all = (_columns([np.asarray(d[e.task.name]) for e in encoders]) for d in (outputs, targets, masks))
-    n, k = enc.shape
-    sums = np.zeros((5, k))  # n_j, sum |d|, sum d^2, sum m (y - c), sum m (y - c)^2
-    shift = np.zeros(k)
-    sigmoid = [j for j, e in enumerate(encoders) if e.task.output == "sigmoid"]
-    step = max(1, _METRIC_CELLS // k)
-    for first in range(0, n, step):
-        rows = slice(first, first + step)
-        unseen = ~np.asarray(seen_all[rows], dtype=bool)
-        error = np.array(out[rows], dtype=np.float64)
-        for j in sigmoid:
-            error[:, j] = encoders[j].link(error[:, j])
-        y = np.array(enc[rows], dtype=np.float64)
-        if first == 0:
-            with np.errstate(invalid="ignore"):
-                shift = np.nan_to_num(np.where(unseen, np.nan, y).mean(0) if len(y) else shift)
-        error -= y
-        np.copyto(error, 0.0, where=unseen)
-        y -= shift
-        np.copyto(y, 0.0, where=unseen)
-        sums += [len(y) - unseen.sum(0), np.abs(error).sum(0), np.einsum("ij,ij->j", error, error), y.sum(0),
-                 np.einsum("ij,ij->j", y, y)]
-    count, abs_sum, ss_res, y_sum, yy_sum = sums
-    scale = np.array([e.std_[0] for e in encoders], dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ss_tot = np.maximum(yy_sum - y_sum * y_sum / count, 0.0)
-        values = {"rmse": scale * np.sqrt(ss_res / count), "mae": abs_sum * scale / count,
-                  "r2": np.where(count < 2, np.nan, np.where(ss_tot == 0, (ss_res == 0).astype(float), 1.0 - ss_res / ss_tot))}
-    return {e.task.name: {m: (float(values[m][j]) if count[j] else math.nan) for m in e.task.metric_names}
-            for j, e in enumerate(encoders)}
+    the target's own units, up to rounding. ``n_j`` and ``SS_j`` depend on the labels only and
+    are made once. The ``(n, k)`` matrices are read in blocks of about :data:`_METRIC_CELLS`
+    cells, row by row (views when the tasks' columns sit side by side, as a packed output
+    does), so memory is read in order and float64 temporaries stay small."""
+
+    def __init__(self, encoders: Sequence[TargetEncoder], targets: Mapping[str, np.ndarray],
+                 masks: Mapping[str, np.ndarray]) -> None:
+        self.encoders = list(encoders)
+        self.y, self.seen = (_columns([d[e.task.name] for e in self.encoders]) for d in (targets, masks))
+        n, k = self.y.shape
+        self.step = max(1, _METRIC_CELLS // k)
+        self.all_seen = bool(self.seen.all())
+        self.sigmoid = [j for j, e in enumerate(self.encoders) if e.task.output == "sigmoid"]
+        self.scale = np.array([e.std_[0] for e in self.encoders], dtype=np.float64)
+        self.shift = np.zeros(k)
+        sums = np.zeros((3, k))  # n_j, sum m (y - c), sum m (y - c)^2
+        for first, y, unseen in self._blocks():
+            if first == 0:
+                with np.errstate(invalid="ignore"):
+                    self.shift = np.nan_to_num(np.where(unseen, np.nan, y).mean(0) if len(y) else self.shift)
+            y -= self.shift
+            np.copyto(y, 0.0, where=unseen)
+            sums += [len(y) - unseen.sum(0), y.sum(0), np.einsum("ij,ij->j", y, y)]
+        self.count, y_sum, yy_sum = sums
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.ss_tot = np.maximum(yy_sum - y_sum * y_sum / self.count, 0.0)
+
+    def _blocks(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first row, float64 copy of the targets, unseen mask) of each block of rows."""
+        for first in range(0, self.y.shape[0], self.step):
+            rows = slice(first, first + self.step)
+            yield first, np.array(self.y[rows], dtype=np.float64), ~np.asarray(self.seen[rows], dtype=bool)
+
+    def __call__(self, outputs: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+        out = _columns([np.asarray(outputs[e.task.name]) for e in self.encoders])
+        sums = np.zeros((2, len(self.encoders)))  # sum |d|, sum d^2
+        for first in range(0, out.shape[0], self.step):
+            rows = slice(first, first + self.step)
+            error = np.array(out[rows], dtype=np.float64)
+            for j in self.sigmoid:
+                error[:, j] = self.encoders[j].link(error[:, j])
+            error -= self.y[rows]
+            if not self.all_seen:
+                np.copyto(error, 0.0, where=~np.asarray(self.seen[rows], dtype=bool))
+            sums += [np.abs(error).sum(0), np.einsum("ij,ij->j", error, error)]
+        abs_sum, ss_res = sums
+        count, ss_tot, scale = self.count, self.ss_tot, self.scale
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = {"rmse": scale * np.sqrt(ss_res / count), "mae": abs_sum * scale / count,
+                      "r2": np.where(count < 2, np.nan, np.where(ss_tot == 0, (ss_res == 0).astype(float), 1.0 - ss_res / ss_tot))}
+        return {e.task.name: {m: (float(values[m][j]) if count[j] else math.nan) for m in e.task.metric_names}
+                for j, e in enumerate(self.encoders)}
 
 
 def _columns(arrays: Sequence[np.ndarray]) -> np.ndarray:

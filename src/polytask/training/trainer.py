@@ -35,7 +35,7 @@ from polytask.balancers.base import LOCAL
 from polytask.data.targets import TargetEncoder
 from polytask.data.tensors import TaskTensors
 from polytask.errors import DivergedLossError, NonFiniteLossError, PolytaskError
-from polytask.evaluate import metrics_by_task
+from polytask.evaluate import TaskScorer
 from polytask.losses import LossPlan, OutputLayout
 from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task
@@ -197,6 +197,8 @@ class Trainer:
         self._last_shared = list(self.network.last_shared_parameters())
         self._batchnorm = any(isinstance(m, nn.BatchNorm1d) for m in self.network.modules())
         self._plan: LossPlan | None = None
+        #: The validation data last scored and its scorer (its labels' part is made once).
+        self._scorer: tuple[PackedTensors, TaskScorer] | None = None
         #: The first step's loss of each task (at least 1): the scale divergence is judged by.
         self._loss_scale: torch.Tensor | None = None
         #: (the scale, the largest loss it allows): the divergence limit, kept with its scale.
@@ -460,8 +462,9 @@ class Trainer:
         """Each task's metrics on ``data`` from its packed ``outputs`` (scored on the host)."""
         if self.encoders is None or not self.config.val_metrics:
             return {}
-        targets, masks = data.host_labels()
-        return metrics_by_task(self.encoders, layout.split(outputs.cpu().numpy()), targets, masks)
+        if self._scorer is None or self._scorer[0] is not data:
+            self._scorer = (data, TaskScorer(self.encoders, *data.host_labels()))
+        return self._scorer[1](layout.split(outputs.cpu().numpy()))
 
     # -- the run -----------------------------------------------------------------------------
     def fit(self, train: TaskTensors | Iterable[Any], val: TaskTensors | Iterable[Any] | None = None,
