@@ -172,6 +172,12 @@ def test_packing_drops_a_complete_mask_and_keeps_one_with_a_gap() -> None:
     _same(complete.label_counts(), plan.label_counts(torch.ones_like(y)))
     gap = dict(masks, b=masks["b"].clone())
     gap["b"][3] = False
+    assert plan.all_observed(masks) and not plan.all_observed(gap)
+    block = torch.ones(7, y.shape[1], dtype=torch.bool)  # masks side by side, as prepare lays them out
+    side = plan.split(block)
+    assert plan.all_observed(side)
+    block[6, -1] = False  # the last task's last entry
+    assert not plan.all_observed(side) and PackedTensors.of(Data(side), plan).mask is not None
     partial = PackedTensors.of(Data(gap), plan)
     assert partial.mask is not None and partial.label_counts().tolist() == [14.0, 7.0, 6.0, 7.0, 14.0]
     assert partial.rows(torch.tensor([3])).masks["b"].tolist() == [[False]]

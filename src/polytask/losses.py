@@ -188,15 +188,22 @@ class LossPlan:
         """Per-task targets ``(n, d_t)`` and masks into packed float ``(n, H_y)`` tensors (the mask
         as 0/1 in the targets' dtype). Targets or masks that are already side by side in one
         matrix, in this plan's order (:func:`column_block`), are used as they are."""
-        ys, ms = [], []
-        for g in self.groups:
-            for i in g.tasks:
-                name = self.tasks[i].name
-                ys.append(targets[name][:, : g.target_width])
-                ms.append(masks[name][:, : g.target_width])
-        y, m = _side_by_side(ys), _side_by_side(ms)
-        dtype = y.dtype if y.is_floating_point() else torch.float32
-        return y.to(dtype), m.to(dtype)
+        y = self.pack_targets(targets)
+        return y, _side_by_side(self._packed_columns(masks)).to(y.dtype)
+
+    def pack_targets(self, targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The packed float ``(n, H_y)`` targets alone (see :meth:`pack`)."""
+        y = _side_by_side(self._packed_columns(targets))
+        return y if y.is_floating_point() else y.to(torch.float32)
+
+    def all_observed(self, masks: Mapping[str, torch.Tensor]) -> bool:
+        """Whether every entry :meth:`pack` would take from ``masks`` is observed (read from the
+        masks as given, one block when they sit side by side, without the float conversion)."""
+        return bool(_side_by_side(self._packed_columns(masks)).all())
+
+    def _packed_columns(self, per_task: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Each task's columns that packing takes, in the packed order."""
+        return [per_task[self.tasks[i].name][:, : g.target_width] for g in self.groups for i in g.tasks]
 
     def split(self, packed: Any) -> dict[str, Any]:
         """Each task's columns of packed ``(n, H_y)`` targets or masks (views; a tensor or a

@@ -9,7 +9,8 @@ column views of one matrix in the plan's order (as :func:`~polytask.data.prepare
 them out), packing copies nothing but the masks' conversion to float. ``targets`` and ``masks`` give the per-task view back (columns of the
 packed matrices) for callbacks that read the batch.
 
-Complete labels: when every mask entry is observed (checked once, when packing), the packed
+Complete labels: when every mask entry is observed (checked once, when packing, on the masks
+as given, so no float mask is made), the packed
 tensors keep no mask (``mask`` is None): a batch is two index operations and the loss plan
 skips the masking (:meth:`~polytask.losses.LossPlan.sums` with ``masks=None``), with the same
 values. ``m`` still gives the 0/1 mask (all ones, made when first read) to code that reads it.
@@ -46,8 +47,10 @@ class PackedTensors:
     @classmethod
     def of(cls, data: TaskData, plan: LossPlan, device: torch.device | None = None) -> "PackedTensors":
         """``data`` packed (on ``device`` when given); a mask with every entry observed is dropped."""
-        y, m = plan.pack(data.targets, data.masks)
-        mask = None if m.shape[0] > 0 and bool(m.all()) else m
+        if data.x.shape[0] > 0 and plan.all_observed(data.masks):
+            y, mask = plan.pack_targets(data.targets), None
+        else:
+            y, mask = plan.pack(data.targets, data.masks)
         if device is not None:
             return cls(data.x.to(device), y.to(device), None if mask is None else mask.to(device), plan)
         return cls(data.x, y, mask, plan)
