@@ -53,6 +53,32 @@ def test_per_task_early_stopping_keeps_each_tasks_own_best_epoch(small_frame: pd
         assert loss == pytest.approx(min(curve), rel=1e-5)
 
 
+@pytest.mark.parametrize("val_metrics", [True, False])
+def test_reported_validation_metrics_are_each_tasks_own_best_epoch_snapshot_scored(mixed_frame: pd.DataFrame,
+                                                                                 val_metrics: bool) -> None:
+    """The summary's validation metrics are taken from the history at each task's best epoch
+    (the trainer scored that very network state on those rows): they equal scoring the fitted
+    model, each task from its own snapshot, afresh; with per-epoch metrics off they are scored
+    afresh. Tasks of every kind (two regressions, binary, multiclass) pick different epochs."""
+    from polytask.workflow import _recorded_val_metrics, split_metrics
+
+    tasks = ["task0", "task1", "label", "grade"]
+    p = prepare(mixed_frame, tasks, seed=0)
+    config = pt.TrainConfig(epochs=12, batch_size=16, lr=3e-2, patience=12, seed=0, val_metrics=val_metrics)
+    model = train_model(p, config=config)
+    assert len(set(model.best_epoch.values())) > 1  # the snapshots matter
+    reported, fresh = model.summary["val_metrics"], split_metrics(model, p.val)
+    assert list(reported) == list(fresh) == tasks
+    assert (_recorded_val_metrics(model) is not None) == val_metrics
+    for task in tasks:
+        assert reported[task] == pytest.approx(fresh[task], rel=1e-12, nan_ok=True), task
+        if val_metrics:
+            at_best = model.summary["history"][model.best_epoch[task]]["val_metrics"][task]
+            assert reported[task] == at_best
+        else:
+            assert model.summary["history"][0].get("val_metrics") in (None, {})
+
+
 def test_predicting_from_best_epoch_snapshots_leaves_the_network_as_it_was(small_frame: pd.DataFrame) -> None:
     """raw_outputs loads each task's snapshot in turn; afterwards every parameter and buffer
     (batch-norm statistics included) holds its value from before, and a second call agrees."""

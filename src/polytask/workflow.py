@@ -101,7 +101,8 @@ def train_model(
         network = _build(plan)
         if network.independent_tasks and len(plan.prepared.tasks) > 1 and plan.train_data.labels_disjoint():
             return _train_own_rows(plan, network, setups, callbacks)
-        return _with_metrics(_train_plan(plan, network), plan.prepared)
+        # a resumed run's earlier epochs were scored before it resumed, perhaps on other rows
+        return _with_metrics(_train_plan(plan, network), plan.prepared, recorded=plan.resume_from is None)
 
 
 def _train_plan(plan: RunPlan, network: MultiTaskNetwork) -> FittedModel:
@@ -146,10 +147,27 @@ def _train_own_rows(plan: RunPlan, network: MultiTaskNetwork, setups: Sequence[S
     return _with_metrics(assemble(plan, network, parts), plan.prepared)
 
 
-def _with_metrics(model: FittedModel, prepared: Prepared) -> FittedModel:
-    model.summary["val_metrics"] = split_metrics(model, prepared.val)
+def _with_metrics(model: FittedModel, prepared: Prepared, recorded: bool = False) -> FittedModel:
+    """``model`` with its validation and test metrics in its summary. ``recorded``: the model is
+    one training run's, so each task's validation metrics at its best epoch are already in the
+    history (the same network state on the same rows; :func:`_recorded_val_metrics`)."""
+    model.summary["val_metrics"] = (recorded and _recorded_val_metrics(model)) or split_metrics(model, prepared.val)
     model.summary["test_metrics"] = split_metrics(model, prepared.test)
     return model
+
+
+def _recorded_val_metrics(model: FittedModel) -> dict[str, dict[str, float]] | None:
+    """Each task's validation metrics as the trainer recorded them at the task's best epoch, the
+    epoch whose snapshot predicts it; None when one is missing (metrics off, or no validation)."""
+    history = {h["epoch"]: h.get("val_metrics") or {} for h in model.summary.get("history", [])}
+    out = {}
+    for encoder in model.encoders:
+        name = encoder.task.name
+        recorded = history.get(model.best_epoch.get(name, -1), {}).get(name)
+        if recorded is None:
+            return None
+        out[name] = dict(recorded)
+    return out
 
 
 @dataclass
