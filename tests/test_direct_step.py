@@ -52,7 +52,8 @@ def _assert_same(ours_p, ours, ref_p, ref) -> None:
     assert sa["state"].keys() == sb["state"].keys()
     for k in sa["state"]:
         for name, value in sa["state"][k].items():
-            assert torch.equal(value, sb["state"][k][name]), (k, name)
+            other = sb["state"][k][name]
+            assert value.dtype == other.dtype and value.device == other.device and torch.equal(value, other), (k, name)
 
 
 def _one_group(ps: list[torch.nn.Parameter]) -> list[Any]:
@@ -83,15 +84,62 @@ def test_the_direct_step_is_torchs_fused_step_bit_for_bit(make, groups) -> None:
     _assert_same(ours_p, ours, ref_p, ref)
 
 
-def test_after_the_first_step_optimizer_step_is_not_called() -> None:
-    """The shortcut is taken: only the first step (which makes the state) goes through torch."""
-    ours_p, ours, ref_p, ref = _pair(lambda g: torch.optim.Adam(g, lr=1e-2, fused=True), _one_group)
+def test_optimizer_step_is_never_called_not_even_the_first() -> None:
+    """The shortcut is taken from the first step: the state is made as torch's first step makes
+    it (the same tensors, dtypes and devices after one step and after six)."""
+    ours_p, ours, ref_p, ref = _pair(lambda g: torch.optim.Adam(g, lr=1e-2, amsgrad=True, fused=True), _two_groups)
     calls = []
     plain = ours.step
     ours.step = lambda *a, **k: (calls.append(1), plain(*a, **k))[1]  # type: ignore[method-assign]
-    _run(ours_p, ours, ref_p, ref, 6)
-    assert len(calls) == 1
+    _run(ours_p, ours, ref_p, ref, 1)
     _assert_same(ours_p, ours, ref_p, ref)
+    _run(ours_p, ours, ref_p, ref, 5)
+    assert calls == []
+    _assert_same(ours_p, ours, ref_p, ref)
+
+
+def test_building_and_training_with_polytasks_optimizers_never_imports_dynamo() -> None:
+    """torch.optim imports torch._dynamo on an optimizer's first add_param_group and first
+    step() (about 2.5 s of CPU, once per process). A fit with each named optimizer in a fresh
+    interpreter leaves it unimported (SGD steps through torch: its step imports it, once)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, polytask as pt\n"
+        "from polytask.synthetic import related_tasks\n"
+        "frame, names = related_tasks(n_rows=120, n_features=4, n_tasks=2, seed=0)\n"
+        "for opt in ('adam', 'adamw'):\n"
+        "    pt.fit(frame, names, config=pt.TrainConfig(epochs=2, seed=0, optimizer=opt))\n"
+        "    assert 'torch._dynamo' not in sys.modules, opt\n"
+        "from polytask.training.optim import SGD\n"
+        "import torch\n"
+        "SGD([torch.zeros(1, requires_grad=True)], lr=0.1)\n"
+        "assert 'torch._dynamo' not in sys.modules, 'SGD built'\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_polytasks_optimizers_hold_torchs_groups_and_step_as_torchs() -> None:
+    """optim.Adam/AdamW/SGD only build their parameter groups another way: the same groups
+    (defaults filled in) and, stepped by torch, the same parameters and state."""
+    from polytask.training import optim
+
+    for ours_cls, torch_cls, options in ((optim.Adam, torch.optim.Adam, {"fused": True}),
+                                         (optim.AdamW, torch.optim.AdamW, {"weight_decay": 0.1}),
+                                         (optim.SGD, torch.optim.SGD, {"momentum": 0.9})):
+        ours_p, ours, ref_p, ref = _pair(lambda g: ours_cls(g, lr=1e-2, **options), _two_groups)
+        ref = torch_cls(_two_groups(ref_p), lr=1e-2, **options)
+        assert ours.state_dict()["param_groups"] == ref.state_dict()["param_groups"]
+        for step in range(4):
+            for i, (a, b) in enumerate(zip(ours_p, ref_p)):
+                g = _grads(step, ours_p)[i]
+                a.grad, b.grad = g.clone(), g.clone()
+            ours.step()
+            ref.step()
+        _assert_same(ours_p, ours, ref_p, ref)
 
 
 def test_a_parameter_without_a_gradient_falls_back_to_torch() -> None:

@@ -14,12 +14,12 @@ state tensors (so ``optimizer.state_dict()``, schedulers changing ``lr`` and che
 exactly what torch's own step would have left; the tests compare them bit for bit).
 
 It takes this path only where it is that call: an optimizer of type exactly ``Adam`` or
-``AdamW`` with ``fused=True`` in every group, no ``capturable``/``differentiable``, float
+``AdamW`` (torch's, or :mod:`polytask.training.optim`'s, which are torch's built another way) with ``fused=True`` in every group, no ``capturable``/``differentiable``, float
 (not complex) parameters of one device and dtype, every parameter with a dense gradient, no
-step hooks (global or the optimizer's), and state the optimizer has already made. Anything else
-(the first step, a parameter without a gradient, an optimizer the user passed, SGD, a state
-loaded since) goes through ``optimizer.step()`` unchanged, and the lists are built again when
-they may be stale.
+step hooks (global or the optimizer's). On the first step it makes the state as torch's first
+step would (:meth:`DirectStep._start_state`). Anything else (a parameter without a gradient, an
+optimizer the user passed, SGD, a state loaded since) goes through ``optimizer.step()``
+unchanged, and the lists are built again when they may be stale.
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
+from torch.optim.optimizer import _device_dtype_check_for_fused, _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
-_KINDS = (torch.optim.Adam, torch.optim.AdamW)
+from polytask.training import optim
+
+_KINDS = (torch.optim.Adam, torch.optim.AdamW, optim.Adam, optim.AdamW)  # optim's: torch's, built another way
 
 
 @dataclass
@@ -65,6 +67,11 @@ class DirectStep:
     def step(self) -> None:
         """One optimizer step: the fused kernel directly where that is exactly torch's step."""
         groups = self._ready()
+        if groups is None and self._allowed() and self._start_state():
+            groups = self._groups = self._build()
+            # what a learning-rate scheduler's wrapper of optimizer.step() records on a call
+            # (else its first step warns that it ran before the optimizer's)
+            self.optimizer._opt_called = True  # type: ignore[attr-defined]
         if groups is None:
             self.optimizer.step()
             self._groups = self._build()
@@ -79,11 +86,15 @@ class DirectStep:
                 _fused_update(group, gs)  # type: ignore[arg-type]
 
     # -- when the direct path applies ----------------------------------------------------------
+    def _allowed(self) -> bool:
+        """An eligible optimizer (module docstring) and no step hooks anywhere."""
+        opt = self.optimizer
+        return (self._eligible and not (_global_optimizer_pre_hooks or _global_optimizer_post_hooks)
+                and not (opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks))
+
     def _ready(self) -> list[_Group] | None:
         opt = self.optimizer
-        if not self._eligible or _global_optimizer_pre_hooks or _global_optimizer_post_hooks:
-            return None
-        if opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks:
+        if not self._allowed():
             return None
         built = self._built_for
         if built is None or built[0] is not opt.state or built[1] is not opt.param_groups or built[2] != len(opt.param_groups):
@@ -92,6 +103,27 @@ class DirectStep:
                                             for group, g in zip(self._groups, opt.param_groups)):
             self._groups = None
         return self._groups
+
+    def _start_state(self) -> bool:
+        """The state ``Adam(fused=True)`` makes at its first step, made here for each parameter
+        that has none (a zero ``step`` as a float32 scalar on the parameter's device, zero
+        moments like the parameter), when every parameter has a dense gradient (else False and
+        nothing is made: torch's step decides). Torch's first step would also import
+        ``torch._dynamo`` (its ``step`` wrapper does, about 2.5 s of CPU once per process)."""
+        opt = self.optimizer
+        params = [(p, g) for g in opt.param_groups for p in g["params"]]
+        if any(p.grad is None or p.grad.is_sparse or p.is_complex() for p, _ in params):
+            return False
+        for p, group in params:
+            state = opt.state[p]
+            if len(state) == 0:
+                _device_dtype_check_for_fused(p)
+                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return True
 
     def _build(self) -> list[_Group] | None:
         """The lists of every group from the optimizer's state, or None where some parameter
