@@ -13,7 +13,8 @@ group's ``(n, G d)`` block, cross-entropy on ``(n, C, G)`` logits, each followed
 mean per task. So a step costs a few operations whatever the number of tasks.
 
 Complete labels: with no mask (``masks=None``: every entry observed) the masking is skipped,
-``L_t = sum_i l_i / (n d_t)``, the same value without the mask's operations.
+``L_t = sum_i l_i / (n d_t)``, the same value without the mask's operations, taken as one mean
+per group (one reduction instead of a sum and a division).
 
 A regression task with a sigmoid output (``Task.output == "sigmoid"``) is scored on
 ``sigmoid(f_t(x))``: the head's raw output stays linear and the loss applies the link (tasks
@@ -125,28 +126,41 @@ class _Group:
             return packed.index_select(1, self._index)
         return packed if self._slice is None else packed[:, self._slice]
 
-    def sums(self, packed: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The group's (G,) masked loss sums ``sum_i m_i l_i`` and (G,) label counts ``sum_i m_i``
-        (None without a mask: every label observed)."""
+    def _elements(self, packed: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The ``(n, G * target_width)`` element-wise losses (per row and class index for
+        cross-entropy) of the group's tasks, in the group's order."""
         g = len(self.tasks)
         end = self.target_start + g * self.target_width
-        y = targets[:, self.target_start : end]
+        y = targets if self.target_start == 0 and end == targets.shape[1] else targets[:, self.target_start : end]
         out = self.outputs(packed)
         if self.sigmoid:
             out = torch.sigmoid(out)
         if self.loss == "cross_entropy":
             logits = out.reshape(out.shape[0], g, self.width).transpose(1, 2)  # (n, C, G)
-            per = F.cross_entropy(logits, y.long(), reduction="none")  # (n, G)
-        else:
-            per = _elementwise(self.loss, out, y)
+            return F.cross_entropy(logits, y.long(), reduction="none")  # (n, G)
+        return _elementwise(self.loss, out, y)
+
+    def sums(self, packed: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The group's (G,) masked loss sums ``sum_i m_i l_i`` and (G,) label counts ``sum_i m_i``
+        (None without a mask: every label observed)."""
+        per = self._elements(packed, targets)
+        g = len(self.tasks)
         if masks is None:
             num = per.sum(0)
             return (num.reshape(g, -1).sum(1) if self.target_width > 1 else num), None
-        m = masks[:, self.target_start : end]
+        m = masks[:, self.target_start : self.target_start + g * self.target_width]
         num, den = (per * m).sum(0), m.sum(0)
         if self.target_width > 1:
             num, den = num.reshape(g, -1).sum(1), den.reshape(g, -1).sum(1)
         return num, den
+
+    def means(self, packed: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The group's (G,) mean losses over every row and target column, all labels observed
+        (one reduction: the value of ``sums`` over the label counts)."""
+        per = self._elements(packed, targets)
+        if self.target_width == 1:
+            return per.mean(0)
+        return per.reshape(per.shape[0], len(self.tasks), self.target_width).mean((0, 2))
 
 
 class LossPlan:
@@ -216,8 +230,12 @@ class LossPlan:
         return columns
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        if masks is None and targets.shape[0] > 0:  # every label observed: one mean per group
+            parts = [g.means(outputs, targets) for g in self.groups]
+            loss = torch.cat(parts) if len(parts) > 1 else parts[0]
+            return loss if self._order is None else loss[self._order.to(loss.device)]
         num, den = self.sums(outputs, targets, masks)
-        return num / (den if masks is None and targets.shape[0] > 0 else den.clamp(min=1.0))
+        return num / den.clamp(min=1.0)
 
     def sums(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``(T,)`` masked loss sums and ``(T,)`` label counts, in task order: ``L_t`` is their

@@ -205,4 +205,4 @@ class LossWeighting(Balancer):
     def backward(self, ctx: StepContext) -> torch.Tensor:
         w = self.weights(ctx.losses.detach(), ctx)
         self.objective(ctx, w).backward()
-        return w.detach()
+        return w.detach() if w.requires_grad else w

@@ -23,8 +23,16 @@ class EqualWeighting(LossWeighting):
 
     name = "ew"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._ones: torch.Tensor | None = None
+
     def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        return torch.ones_like(losses)
+        """The ones, made once for the losses' shape, dtype and device (read-only)."""
+        ones = self._ones
+        if ones is None or ones.shape != losses.shape or ones.dtype != losses.dtype or ones.device != losses.device:
+            ones = self._ones = torch.ones_like(losses)
+        return ones
 
     def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
         """``sum_t L_t`` (the weights are all 1; the sum without the product has the same value
