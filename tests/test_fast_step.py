@@ -26,6 +26,7 @@ from polytask.training import Trainer
 from polytask.training.callbacks import Callback
 from polytask.training.early_stopping import snapshot
 from polytask.training.packed import PackedTensors
+from polytask.training.step_means import BLOCK, StepMeans
 from polytask.workflow import prepare, train_model
 
 TASKS = [Task("task0"), Task("label", kind="binary"), Task("grade", kind="multiclass"), Task("task1")]
@@ -236,6 +237,27 @@ def test_equal_weighting_gives_the_gradient_of_the_weighted_sum() -> None:
     got, w.grad = w.grad.clone(), None
     (torch.ones(3) * losses()).sum().backward()
     assert torch.equal(got, w.grad) and torch.equal(applied, torch.ones(3))
+    again = ew.backward(StepContext(losses().double(), ["a", "b", "c"], [w], {}))
+    assert again.dtype == torch.float64 and torch.equal(again, torch.ones(3, dtype=torch.float64))  # made for the new dtype
+
+
+def test_step_means_equal_the_running_sum_and_do_not_hold_what_may_change() -> None:
+    g = torch.Generator().manual_seed(0)
+    values = [torch.rand(3, generator=g) for _ in range(2 * BLOCK + 5)]  # three blocks, the last partial
+    held, added = StepMeans(3, hold=True), StepMeans(3)
+    for v in values:
+        held.add(v)
+        added.add(v)
+    expected = (torch.stack(values).sum(0) / len(values)).tolist()
+    assert held.mean() == pytest.approx(expected, rel=1e-6) and added.mean() == pytest.approx(expected, rel=1e-6)
+    assert held.count == added.count == len(values)
+    weights = torch.ones(3)  # a balancer's own parameter, changed in place after the step
+    means = StepMeans(3)
+    means.add(weights)
+    weights.mul_(5.0)
+    means.add(torch.full((1, 3), 2.0, dtype=torch.float64))  # other shape and dtype: converted
+    assert means.mean() == [1.5, 1.5, 1.5]
+    assert StepMeans(2).mean() == [0.0, 0.0]
 
 
 @pytest.mark.parametrize("arch", ["hps", "mmoe"])

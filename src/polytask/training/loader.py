@@ -38,6 +38,7 @@ import torch
 
 from polytask.data.tensors import TaskTensors
 from polytask.errors import NonFiniteLossError, PolytaskError
+from polytask.training.step_means import StepMeans
 from polytask.training.packed import PackedTensors
 
 if TYPE_CHECKING:
@@ -89,23 +90,20 @@ def train_epoch(trainer: "Trainer", loader: Iterable[Any], epoch: int) -> dict[s
     trainer.network.train()
     _set_epoch(loader, epoch)
     n_tasks = len(trainer.tasks)
-    loss_sum = torch.zeros(n_tasks, device=trainer.device)
-    weight_sum = torch.zeros(n_tasks, device=trainer.device)
-    steps = 0
+    losses, weights = StepMeans(n_tasks, trainer.device, hold=True), StepMeans(n_tasks, trainer.device)
     for raw in loader:
         batch = _packed(trainer, raw)
         if len(batch) < 2 and trainer._batchnorm:
             continue  # batch normalization cannot train on one row
-        values, weights = trainer._train_step(batch, epoch)
-        loss_sum += values
-        weight_sum += weights.reshape(-1).to(weight_sum)
-        steps += 1
-    if steps == 0:
+        values, applied = trainer._train_step(batch, epoch)
+        losses.add(values)
+        weights.add(applied)
+    if losses.count == 0:
         raise PolytaskError("the training loader gave no batch")
     if trainer.scheduler is not None and trainer.config.scheduler_step == "epoch":
         trainer.scheduler.step()
-    return {"epoch": epoch, "train_loss": dict(zip(trainer.task_names, (loss_sum / steps).tolist())),
-            "weights": dict(zip(trainer.task_names, (weight_sum / steps).tolist()))}
+    return {"epoch": epoch, "train_loss": dict(zip(trainer.task_names, losses.mean())),
+            "weights": dict(zip(trainer.task_names, weights.mean()))}
 
 
 def stream_losses(trainer: "Trainer", loader: Iterable[Any],

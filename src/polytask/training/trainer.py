@@ -48,6 +48,7 @@ from polytask.training.early_stopping import EarlyStopping
 from polytask.training.optim import make_optimizer, make_scheduler
 from polytask.training.packed import PackedTensors
 from polytask.training.precision import ScaleGradient, autocast, check_precision, compiled, gradient_scaler, widen
+from polytask.training.step_means import StepMeans
 from polytask.training.threads import default_threads, torch_threads
 
 #: Settings that may differ between a checkpoint and the run that resumes it.
@@ -387,21 +388,17 @@ class Trainer:
 
     def _train_epoch(self, train: PackedTensors, epoch: int) -> dict[str, Any]:
         self.network.train()
-        loss_sum = torch.zeros(len(self.tasks), device=self.device)
-        weight_sum = torch.zeros(len(self.tasks), device=self.device)
-        batches = self._batches(len(train))
-        for rows in batches:
-            values, weights = self._train_step(train.rows(rows), epoch)
-            loss_sum += values
-            same = weights.shape == weight_sum.shape and weights.dtype == weight_sum.dtype and weights.device == weight_sum.device
-            weight_sum += weights if same else weights.reshape(-1).to(weight_sum)
+        losses, weights = StepMeans(len(self.tasks), self.device, hold=True), StepMeans(len(self.tasks), self.device)
+        for rows in self._batches(len(train)):
+            values, applied = self._train_step(train.rows(rows), epoch)
+            losses.add(values)
+            weights.add(applied)
         if self.scheduler is not None and self.config.scheduler_step == "epoch":
             self.scheduler.step()
-        n = max(len(batches), 1)
         return {
             "epoch": epoch,
-            "train_loss": dict(zip(self.task_names, (loss_sum / n).tolist())),
-            "weights": dict(zip(self.task_names, (weight_sum / n).tolist())),
+            "train_loss": dict(zip(self.task_names, losses.mean())),
+            "weights": dict(zip(self.task_names, weights.mean())),
         }
 
     def _validate(self, val: PackedTensors | None, epoch: int, logs: dict[str, Any]) -> dict[str, float]:
