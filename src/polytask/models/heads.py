@@ -90,6 +90,7 @@ class FusedHeads(nn.Module):
             self.banks.append(bank)
         self.layout = OutputLayout.of({t: b.width for b in self.banks for t in b.names})
         self._position = {t: (bank, g) for bank in self.banks for g, t in enumerate(bank.names)}
+        self._state_names: dict[str, list[str]] = {}  # state-dict entry names by prefix
 
     @property
     def task_names(self) -> list[str]:
@@ -141,11 +142,30 @@ class FusedHeads(nn.Module):
         key = module_key(task)
         return [f"{prefix}{key}.{idx}.{kind}" for idx in self.layer_index for kind in ("weight", "bias")]
 
-    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+    def _all_views(self, source: Any) -> list[torch.Tensor]:
+        """:meth:`_views` of every task in layout order, each bank parameter cut once (``split``
+        or ``unbind``: one operation for the bank's G tasks, not G slices)."""
+        cut: dict[str, tuple[torch.Tensor, ...]] = {}
+        for bank in self.banks:
+            for layer, (w_name, b_name) in enumerate(bank.params):
+                rows = bank.layer_widths[layer]
+                w = source(w_name)
+                cut[w_name] = w.split(rows) if layer == 0 else w.unbind(0)
+                cut[b_name] = source(b_name).split(rows)
+        out: list[torch.Tensor] = []
         for task in self.layout.names:
-            views = self._views(task, lambda name: getattr(self, name) if keep_vars else getattr(self, name).detach())
-            for name, value in zip(self._entry_names(task, prefix), views):
-                destination[name] = value if keep_vars else value.clone()
+            bank, g = self._position[task]
+            for w_name, b_name in bank.params:
+                out += (cut[w_name][g], cut[b_name][g])
+        return out
+
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        names = self._state_names.get(prefix)
+        if names is None:  # the entry names of every task in layout order, made once per prefix
+            names = self._state_names[prefix] = [n for t in self.layout.names for n in self._entry_names(t, prefix)]
+        views = self._all_views(lambda name: getattr(self, name) if keep_vars else getattr(self, name).detach())
+        for name, value in zip(names, views):
+            destination[name] = value if keep_vars else value.clone()
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any], strict: bool,
                               missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
