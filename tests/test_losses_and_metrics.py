@@ -210,6 +210,34 @@ def test_a_task_scorer_called_again_scores_each_outputs_as_a_fresh_call(complete
     assert all(np.array_equal(kept[k], targets[k]) for k in kept)
 
 
+@pytest.mark.parametrize("order", ["side_by_side", "interleaved"])
+def test_a_task_scorer_on_packed_outputs_equals_it_on_the_split_ones(order: str) -> None:
+    """``TaskScorer.packed`` (the trainer's call: one packed matrix and its layout) gives the
+    call on the layout's per-task views, whether the scalar regression tasks' columns are
+    consecutive (read as one view) or have a classification task between them (gathered); a
+    second layout with another order is not confused with the first."""
+    from polytask.evaluate import TaskScorer
+    from polytask.losses import OutputLayout
+
+    rng = np.random.default_rng(6)
+    n = 30
+    encoders = [TargetEncoder(Task(f"r{j}"), mean_=[float(j)], std_=[1.5]) for j in range(3)]
+    encoders.append(TargetEncoder(Task("c", kind="multiclass"), classes_=[0, 1, 2]))
+    targets = {e.task.name: rng.normal(size=(n, 1)).astype(np.float32) for e in encoders}
+    targets["c"] = rng.integers(0, 3, size=(n, 1)).astype(np.float32)
+    masks = {e.task.name: rng.random((n, 1)) < 0.8 for e in encoders}
+    names = ["r0", "r1", "r2", "c"] if order == "side_by_side" else ["r0", "c", "r1", "r2"]
+    scorer = TaskScorer(encoders, targets, masks)
+    for layout in (OutputLayout.of({t: 3 if t == "c" else 1 for t in names}),
+                   OutputLayout.of({t: 3 if t == "c" else 1 for t in reversed(names)})):
+        packed = rng.normal(size=(n, layout.width)).astype(np.float32)
+        got, expected = scorer.packed(packed, layout), scorer(layout.split(packed))
+        assert list(got) == list(expected) == [e.task.name for e in encoders]
+        for task, values in expected.items():
+            for metric, value in values.items():
+                assert got[task][metric] == pytest.approx(value, rel=1e-12, nan_ok=True), (task, metric)
+
+
 def test_column_block_finds_views_side_by_side_and_refuses_anything_else() -> None:
     from polytask.losses import column_block
 

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn import metrics as skm
 
 from polytask.data.targets import TargetEncoder
+
+if TYPE_CHECKING:
+    from polytask.losses import OutputLayout
 
 #: Metrics for which a larger value is better; all others are better when smaller.
 HIGHER_IS_BETTER: frozenset[str] = frozenset(
@@ -75,12 +79,36 @@ class TaskScorer:
         scalar = [e for e in self.encoders if e.task.kind == "regression" and self.targets[e.task.name].shape[1] == 1
                   and set(e.task.metric_names) <= set(_REGRESSION)]
         self._together = _ScalarRegression(scalar, self.targets, self.masks) if len(scalar) > 1 else None
+        self._block: tuple[OutputLayout, slice | list[int]] | None = None  # their columns in the last packed layout
 
     def __call__(self, outputs: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
         together = self._together(outputs) if self._together is not None else {}
+        return self._with_the_rest(together, outputs)
+
+    def packed(self, outputs: np.ndarray, layout: OutputLayout) -> dict[str, dict[str, float]]:
+        """The call on ``layout.split(outputs)`` for packed ``(n, H)`` outputs, with the scalar
+        regression tasks' columns taken from ``outputs`` as one block (a view when they sit side
+        by side in ``layout``, as the trainer's packed heads put them)."""
+        together = {}
+        if self._together is not None:
+            if self._block is None or self._block[0] is not layout:
+                self._block = (layout, _block_of(layout, [e.task.name for e in self._together.encoders]))
+            together = self._together.score(outputs[:, self._block[1]])
+        return self._with_the_rest(together, layout.split(outputs))
+
+    def _with_the_rest(self, together: dict[str, dict[str, float]], outputs: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+        """Every encoder's metrics in the encoders' order: ``together``'s, else scored alone."""
         return {e.task.name: together.get(e.task.name) or task_metrics(
             e, np.asarray(outputs[e.task.name]), self.targets[e.task.name], self.masks[e.task.name])
             for e in self.encoders}
+
+
+def _block_of(layout: OutputLayout, names: Sequence[str]) -> slice | list[int]:
+    """The columns of one-column tasks ``names`` in ``layout``: a slice when consecutive."""
+    where = dict(zip(layout.names, layout.starts))
+    columns = [where[n] for n in names]
+    first = columns[0]
+    return slice(first, first + len(columns)) if columns == list(range(first, first + len(columns))) else columns
 
 
 class _ScalarRegression:
@@ -121,27 +149,31 @@ class _ScalarRegression:
         """(first row, float64 copy of the targets, unseen mask) of each block of rows."""
         for first in range(0, self.y.shape[0], self.step):
             rows = slice(first, first + self.step)
-            yield first, np.array(self.y[rows], dtype=np.float64), ~np.asarray(self.seen[rows], dtype=bool)
+            yield first, np.array(self.y[rows], dtype=np.float64, order="C"), ~np.asarray(self.seen[rows], dtype=bool)
 
     def __call__(self, outputs: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
-        out = _columns([np.asarray(outputs[e.task.name]) for e in self.encoders])
+        return self.score(_columns([np.asarray(outputs[e.task.name]) for e in self.encoders]))
+
+    def score(self, out: np.ndarray) -> dict[str, dict[str, float]]:
+        """The metrics from the ``(n, k)`` raw outputs, columns in the encoders' order."""
         sums = np.zeros((2, len(self.encoders)))  # sum |d|, sum d^2
         for first in range(0, out.shape[0], self.step):
             rows = slice(first, first + self.step)
-            error = np.array(out[rows], dtype=np.float64)
+            error = np.array(out[rows], dtype=np.float64, order="C")  # the sums' order whatever the input's layout
             for j in self.sigmoid:
                 error[:, j] = self.encoders[j].link(error[:, j])
             error -= self.y[rows]
             if not self.all_seen:
                 np.copyto(error, 0.0, where=~np.asarray(self.seen[rows], dtype=bool))
-            sums += [np.abs(error).sum(0), np.einsum("ij,ij->j", error, error)]
+            sums[1] += np.einsum("ij,ij->j", error, error)
+            sums[0] += np.abs(error, out=error).sum(0)
         abs_sum, ss_res = sums
         count, ss_tot, scale = self.count, self.ss_tot, self.scale
         with np.errstate(divide="ignore", invalid="ignore"):
-            values = {"rmse": scale * np.sqrt(ss_res / count), "mae": abs_sum * scale / count,
+            arrays = {"rmse": scale * np.sqrt(ss_res / count), "mae": abs_sum * scale / count,
                       "r2": np.where(count < 2, np.nan, np.where(ss_tot == 0, (ss_res == 0).astype(float), 1.0 - ss_res / ss_tot))}
-        return {e.task.name: {m: (float(values[m][j]) if count[j] else math.nan) for m in e.task.metric_names}
-                for j, e in enumerate(self.encoders)}
+        values = {m: np.where(count > 0, a, np.nan).tolist() for m, a in arrays.items()}  # Python floats, all at once
+        return {e.task.name: {m: values[m][j] for m in e.task.metric_names} for j, e in enumerate(self.encoders)}
 
 
 def _columns(arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -160,7 +192,7 @@ def _columns(arrays: Sequence[np.ndarray]) -> np.ndarray:
 
 
 #: Cells (rows x tasks) scored together by :func:`_scalar_regression_metrics`.
-_METRIC_CELLS = 1 << 16
+_METRIC_CELLS = 1 << 18
 _REGRESSION = ("rmse", "mae", "r2")
 
 

@@ -461,7 +461,7 @@ class Trainer:
             return {}
         if self._scorer is None or self._scorer[0] is not data:
             self._scorer = (data, TaskScorer(self.encoders, *data.host_labels()))
-        return self._scorer[1](layout.split(outputs.cpu().numpy()))
+        return self._scorer[1].packed(outputs.cpu().numpy(), layout)
 
     # -- the run -----------------------------------------------------------------------------
     def fit(self, train: TaskTensors | Iterable[Any], val: TaskTensors | Iterable[Any] | None = None,
