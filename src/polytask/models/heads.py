@@ -91,6 +91,8 @@ class FusedHeads(nn.Module):
         self.layout = OutputLayout.of({t: b.width for b in self.banks for t in b.names})
         self._position = {t: (bank, g) for bank in self.banks for g, t in enumerate(bank.names)}
         self._state_names: dict[str, list[str]] = {}  # state-dict entry names by prefix
+        #: The bank parameter behind each state-dict entry, in the entries' order.
+        self._entry_sources = [n for t in self.layout.names for pair in self._position[t][0].params for n in pair]
 
     @property
     def task_names(self) -> list[str]:
@@ -159,30 +161,31 @@ class FusedHeads(nn.Module):
                 out += (cut[w_name][g], cut[b_name][g])
         return out
 
-    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+    def _state_names_for(self, prefix: str) -> list[str]:
+        """The entry names of every task in layout order (as :meth:`_all_views`), made once per prefix."""
         names = self._state_names.get(prefix)
-        if names is None:  # the entry names of every task in layout order, made once per prefix
+        if names is None:
             names = self._state_names[prefix] = [n for t in self.layout.names for n in self._entry_names(t, prefix)]
+        return names
+
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
         views = self._all_views(lambda name: getattr(self, name) if keep_vars else getattr(self, name).detach())
-        for name, value in zip(names, views):
+        for name, value in zip(self._state_names_for(prefix), views):
             destination[name] = value if keep_vars else value.clone()
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any], strict: bool,
                               missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
-        expected: set[str] = set()
+        names = self._state_names_for(prefix)
         # per bank parameter: the (entry name, value, view of the bank) of each task, in bank order
         parts: dict[str, list[tuple[str, Any, torch.Tensor]]] = {}
-        for task in self.layout.names:
-            bank, _ = self._position[task]
-            names = self._entry_names(task, prefix)
-            expected.update(names)
-            sources = [n for pair in bank.params for n in pair]
-            for source, name, target in zip(sources, names, self._views(task, lambda n: getattr(self, n))):
-                parts.setdefault(source, []).append((name, state_dict.get(name), target))
+        views = self._all_views(lambda n: getattr(self, n))
+        for source, name, target in zip(self._entry_sources, names, views):
+            parts.setdefault(source, []).append((name, state_dict.get(name), target))
         with torch.no_grad():
             for source, entries in parts.items():
                 self._load_bank_parameter(getattr(self, source), entries, missing_keys, error_msgs)
         if strict:
+            expected = set(names)
             unexpected_keys.extend(k for k in state_dict if k.startswith(prefix) and k not in expected)
 
     @staticmethod
