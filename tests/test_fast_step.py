@@ -154,6 +154,20 @@ def test_the_loss_plan_without_a_mask_equals_it_with_an_all_ones_mask() -> None:
     _same(empty, plan(outputs[:0], y[:0], ones[:0]))
 
 
+@pytest.mark.parametrize("cells", [8, 27, 10_000])  # many blocks (the last one short), one block
+def test_the_blockwise_loss_vector_equals_the_whole_one(cells: int) -> None:
+    """Validation losses over blocks of rows (small temporaries for large sets) are the loss
+    vector of the whole set, with and without a mask, a task with no label in some blocks
+    included; only the order of the sums differs."""
+    plan, outputs, y = _plan_and_batch(n=23)
+    masks = (torch.rand(y.shape, generator=torch.Generator().manual_seed(1)) < 0.7).to(y.dtype)
+    masks[:12, 1] = 0.0  # task c unlabelled in the first blocks
+    for m in (None, masks):
+        torch.testing.assert_close(plan.blockwise(outputs, y, m, cells=cells), plan(outputs, y, m), rtol=1e-6, atol=1e-7)
+    empty = plan.blockwise(outputs[:0], y[:0], None, cells=cells)
+    assert torch.equal(empty, torch.zeros(5))
+
+
 def test_packing_drops_a_complete_mask_and_keeps_one_with_a_gap() -> None:
     plan, _, y = _plan_and_batch()
     x = torch.randn(7, 3)

@@ -237,6 +237,28 @@ class LossPlan:
         num, den = self.sums(outputs, targets, masks)
         return num / den.clamp(min=1.0)
 
+    def blockwise(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor | None = None,
+                  cells: int = 1 << 18) -> torch.Tensor:
+        """The loss vector of :meth:`__call__` for a large evaluation set: the sums taken over
+        blocks of rows of about ``cells`` target entries each, so that the element-wise
+        temporaries stay small and in cache (equal to the call up to the order of the sums)."""
+        n = int(targets.shape[0])
+        step = max(1, cells // max(1, int(targets.shape[1])))
+        if n <= step:
+            return self(outputs, targets, masks)
+        num: torch.Tensor | None = None
+        den: torch.Tensor | None = None
+        for start in range(0, n, step):
+            rows = slice(start, start + step)
+            part, count = self.sums(outputs[rows], targets[rows], None if masks is None else masks[rows])
+            num = part if num is None else num + part
+            if masks is not None:
+                den = count if den is None else den + count
+        assert num is not None
+        if den is None:
+            den = self.label_counts(None, n, targets.dtype, targets.device)
+        return num / den.clamp(min=1.0)
+
     def sums(self, outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``(T,)`` masked loss sums and ``(T,)`` label counts, in task order: ``L_t`` is their
         ratio (at least 1 below). Data-parallel training adds both over processes first."""

@@ -446,7 +446,7 @@ class Trainer:
 
     def _packed_losses(self, outputs: torch.Tensor, data: PackedTensors) -> dict[str, float]:
         """Masked loss of each task (NaN for a task with no label in ``data``)."""
-        values = data.plan(outputs, data.y, data.mask).tolist()
+        values = data.plan.blockwise(outputs, data.y, data.mask).tolist()
         counts = data.label_counts().tolist()
         return {n: (float(v) if c > 0 else math.nan) for n, v, c in zip(self.task_names, values, counts)}
 
