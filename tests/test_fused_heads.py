@@ -170,6 +170,28 @@ def test_head_factors_give_every_tasks_gradient_of_z_from_one_pass(hidden: tuple
             torch.testing.assert_close(parameter_gradient(p), rows)
 
 
+def test_a_layout_kept_across_steps_makes_the_row_owners_once_and_stays_exact() -> None:
+    """The task of each head row is a property of the layout: made at the first step, reused
+    (the same tensor) at the next, whose factors still equal the per-task loop."""
+    from polytask.gradients import TaskLayout
+
+    net = fused_net()
+    layout, task_params = None, None
+    owners = []
+    for seed in (0, 1):
+        net.zero_grad(set_to_none=True)
+        ctx = batch_context(net, TASKS, seed=seed)
+        task_params = task_params or [ctx.task_params[n] for n in ctx.task_names]  # as the trainer: once a run
+        layout = TaskLayout.of(task_params, layout)
+        expected, _ = per_task_oracle(ctx)
+        factors = head_factors(ctx.losses, ctx.representation, task_params, layout)
+        assert factors is not None and not factors.one_per_task  # task b owns three rows
+        torch.testing.assert_close(factors.dense(), expected)
+        owners.append(factors.owner)
+    assert owners[0] is owners[1]
+    assert sorted(owners[0].tolist()) == [0, 1, 1, 1, 2, 3]  # one row each, three for b (the bank orders them)
+
+
 def test_representation_mode_and_exact_mode_on_fused_heads_equal_the_per_task_loop() -> None:
     net = fused_net()
     ctx = batch_context(net, TASKS)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from polytask.autograd_graph import LinearSite, linear_readers, linear_sites, reaches_any, task_roots
+from polytask.autograd_graph import LinearReader, LinearSite, linear_readers, linear_sites, reaches_any, task_roots
 
 def widen(t: torch.Tensor) -> torch.Tensor:
     """``t`` in float32 when autocast made it half precision (Gramians are float32 or wider)."""
@@ -304,7 +304,7 @@ class HeadFactors:
 
     def direction(self, w: torch.Tensor) -> torch.Tensor:
         """``sum_t w_t dY_t W_t`` (n, k)."""
-        return (self.dy * w[self.owner]) @ self.weight
+        return (self.dy * (w if self.one_per_task else w[self.owner])) @ self.weight
 
     def cost(self) -> tuple[int, int]:
         """(factored, dense): rough multiply counts of the Gramian in each form."""
@@ -321,6 +321,7 @@ class TaskLayout:
         self.flat = [p for ps in task_params for p in ps]
         self.leaves = _Leaves(self.flat)
         self.owners: dict[int, list[tuple[int, int, int]]] = {}
+        self._owner_index: dict[tuple[object, ...], tuple[torch.Tensor, bool]] = {}
         for t, ps in enumerate(task_params):
             for p in ps:
                 base, region = parameter_source(p)
@@ -333,9 +334,21 @@ class TaskLayout:
         """``known`` when it describes ``task_params``, else a new layout."""
         return known if known is not None and known.ids == _ids(task_params) else TaskLayout(task_params)
 
+    def owner_index(self, readers: Sequence[LinearReader], n_tasks: int, device: torch.device) -> tuple[torch.Tensor, bool]:
+        """The task of each row of the readers' weights stacked, as a (H,) long tensor, and
+        whether row t is task t's; made once per set of readers (the rows of a weight belong to
+        the tasks by this layout, so they do not change between steps)."""
+        key = (*(id(r.weight) for r in readers), n_tasks, device)
+        known = self._owner_index.get(key)
+        if known is None:
+            rows = [t for r in readers for t in r.row_owner]
+            known = (torch.tensor(rows, dtype=torch.long, device=device), rows == list(range(n_tasks)))
+            self._owner_index[key] = known
+        return known
+
 
 def _ids(task_params: Sequence[Sequence[torch.Tensor]]) -> tuple[tuple[int, ...], ...]:
-    return tuple(tuple(id(p) for p in ps) for ps in task_params)
+    return tuple(tuple(map(id, ps)) for ps in task_params)
 
 
 def head_factors(losses: torch.Tensor, z: torch.Tensor, task_params: Sequence[Sequence[torch.Tensor]],
@@ -344,8 +357,9 @@ def head_factors(losses: torch.Tensor, z: torch.Tensor, task_params: Sequence[Se
     belong to the tasks (:func:`polytask.autograd_graph.linear_readers`), else None. One
     backward pass of ``sum_t L_t`` gives every layer's ``dY`` and, as a side effect, each task's
     own parameters their gradient (added to ``.grad``; not with ``own_gradients=False``).
-    ``layout``: the task parameters already resolved (:class:`TaskLayout`)."""
-    layout = TaskLayout.of(task_params, layout)
+    ``layout``: the task parameters already resolved (:class:`TaskLayout`, trusted to describe
+    ``task_params``: a caller resolves it once with :meth:`TaskLayout.of`)."""
+    layout = layout if layout is not None else TaskLayout(task_params)
     leaves, owners = layout.leaves, layout.owners
     readers = linear_readers(losses, z, owners)
     if readers is None:
@@ -354,13 +368,18 @@ def head_factors(losses: torch.Tensor, z: torch.Tensor, task_params: Sequence[Se
     grads = torch.autograd.grad(losses.sum(), wanted, retain_graph=True, allow_unused=True)
     if own_gradients:
         leaves.add(grads[len(readers):])
-    dys = [g if g is not None else z.new_zeros((z.shape[0], r.weight.shape[0])) for g, r in zip(grads, readers)]
-    rows = [t for r in readers for t in r.row_owner]
-    owner = torch.tensor(rows, dtype=torch.long, device=z.device)
+    return factors_of(readers, grads[: len(readers)], z, int(losses.shape[0]), layout)
+
+
+def factors_of(readers: Sequence[LinearReader], dys: Sequence[torch.Tensor | None], z: torch.Tensor, n_tasks: int,
+               layout: TaskLayout) -> HeadFactors:
+    """:class:`HeadFactors` from the readers of ``z`` and their output gradients ``dys`` (None: no
+    gradient reached that layer)."""
+    dys = [g.detach() if g is not None else z.new_zeros((z.shape[0], r.weight.shape[0])) for g, r in zip(dys, readers)]
+    owner, one_per_task = layout.owner_index(readers, n_tasks, z.device)
     dy = dys[0] if len(dys) == 1 else torch.cat(dys, 1)
     weight = readers[0].weight if len(readers) == 1 else torch.cat([r.weight for r in readers])
-    n_tasks = int(losses.shape[0])
-    return HeadFactors(dy.detach(), weight.detach(), owner, n_tasks, one_per_task=rows == list(range(n_tasks)))
+    return HeadFactors(dy, weight.detach(), owner, n_tasks, one_per_task=one_per_task)
 
 
 def representation_gradients(
@@ -439,7 +458,7 @@ class RepresentationGradients:
 
     def direction(self, weights: torch.Tensor) -> torch.Tensor:
         """``sum_t w_t Z[t]`` in the shape of ``z``."""
-        w = weights.to(self.z.dtype).to(self.z.device)
+        w = weights.to(device=self.z.device, dtype=self.z.dtype)
         if self.dense is not None:
             return torch.tensordot(w, self.dense, dims=1)
         assert self.factors is not None

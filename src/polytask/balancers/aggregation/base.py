@@ -222,7 +222,7 @@ class GramianAggregator(GradientAggregator):
         """Weights of the present tasks from their Gramian, given in float64 on the CPU."""
 
     def combine(self, jacobian: torch.Tensor | None, gramian: torch.Tensor, problem: Problem) -> tuple[torch.Tensor, torch.Tensor | None]:
-        G = gramian.detach().double().cpu()  # T x T: solved on the CPU
+        G = gramian.detach().to("cpu", torch.float64)  # T x T: solved on the CPU
         if problem.all_present:
             return self.weights_of(G, problem).to(gramian.device, torch.float64, copy=True), None
         present = problem.present
