@@ -148,7 +148,7 @@ class GradientAggregator(Balancer):
             info = gradient_paths.representation_info(ctx, task_params, out=self._buffer, layout=self._layout)
             if info.dense is not None:
                 self._buffer = info.dense
-            problem = Problem.of(info.gramian, present, z.numel())
+            problem = Problem.of(info.gramian, ctx.present, z.numel())  # None: all present, known without a look
             w, vector = gradient_paths.combine(self, ctx, info.jacobian() if self.needs_jacobian else None, info.gramian, problem)
             direction = vector.view_as(z) if vector is not None else info.direction(w)
             z.backward(direction.detach())
@@ -159,7 +159,7 @@ class GradientAggregator(Balancer):
             return collective.exact_backward(self, ctx, task_params, separates, lambda v: Problem.of(v, present, n_shared))
         info = gradient_paths.shared_info(ctx, task_params, separates)
         jac = info.jacobian() if self.needs_jacobian else None
-        problem = Problem.of(info.gramian, present, n_shared)
+        problem = Problem.of(info.gramian, ctx.present, n_shared)
         w, vector = gradient_paths.combine(self, ctx, jac, info.gramian, problem)
         if vector is not None:
             info.apply_vector(vector)
