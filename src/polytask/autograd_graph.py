@@ -15,6 +15,11 @@ Three facts let the gradient engine skip work that a generic Jacobian would do:
   the combined gradient follow from ``x`` and ``dY`` without forming the T per-task weight
   gradients.
 
+- *element-wise chains*: when a linear site's output reaches ``z`` only through element-wise
+  activations (ReLU, GELU, tanh, dropout...), the Jacobian from ``y`` to ``z`` is diagonal, so
+  ``dY_t = D * dZ_t`` with ``D`` the gradient of ``sum(z)`` at ``y`` (one plain pass), and a
+  task's ``dY_t`` needs no pass of its own.
+
 Anything not recognised is left to the generic path, so these are optimisations, never
 assumptions: the result is the same either way.
 """
@@ -129,6 +134,36 @@ def linear_sites(start: Node | None, params: Sequence[torch.Tensor]) -> tuple[li
             covered.add(bias)
     others = [i for i in range(len(params)) if i not in covered]
     return sites, others
+
+
+#: Autograd nodes of unary element-wise functions: each output entry depends on the same entry
+#: of the one input, so their Jacobian is diagonal. ``MulBackward0`` / ``MulBackward1`` count only
+#: with one differentiable input (a mask or a constant factor, as dropout applies).
+ELEMENTWISE_NODES = frozenset({
+    "ReluBackward0", "LeakyReluBackward0", "GeluBackward0", "SiluBackward0", "TanhBackward0", "SigmoidBackward0",
+    "EluBackward0", "CeluBackward0", "SoftplusBackward0", "HardtanhBackward0", "HardswishBackward0",
+    "HardsigmoidBackward0", "MishBackward0", "MulBackward0", "MulBackward1",
+})
+
+
+def elementwise_chain(top: torch.Tensor, edge: GradientEdge, max_nodes: int = 16) -> list[str] | None:
+    """The kinds of the nodes from ``top`` down to the output ``y`` behind ``edge`` (empty when
+    ``top`` is ``y``) when they are all element-wise functions (:data:`ELEMENTWISE_NODES`, each
+    with one differentiable input), so that ``d top / d y`` is diagonal; else None. The caller
+    checks that shapes agree (a broadcast would make the Jacobian non-diagonal)."""
+    node, nr = top.grad_fn, top.output_nr
+    kinds: list[str] = []
+    for _ in range(max_nodes + 1):
+        if node is edge.node and nr == edge.output_nr:
+            return kinds
+        if node is None or nr != 0 or type(node).__name__ not in ELEMENTWISE_NODES:
+            return None
+        inputs = [(nxt, i) for nxt, i in node.next_functions if nxt is not None]
+        if len(inputs) != 1:
+            return None
+        kinds.append(type(node).__name__)
+        node, nr = inputs[0]
+    return None
 
 
 @dataclass

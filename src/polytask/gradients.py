@@ -26,7 +26,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from polytask.autograd_graph import LinearReader, LinearSite, linear_readers, linear_sites, reaches_any, task_roots
+from polytask.autograd_graph import (
+    LinearReader, LinearSite, elementwise_chain, linear_readers, linear_sites, reaches_any, task_roots,
+)
 
 def widen(t: torch.Tensor) -> torch.Tensor:
     """``t`` in float32 when autocast made it half precision (Gramians are float32 or wider)."""
@@ -176,7 +178,8 @@ def per_task_gradients(
 
 
 def per_task_gradient_norms(losses: torch.Tensor, params: Sequence[torch.Tensor], representation: torch.Tensor | None = None,
-                            task_params: Sequence[Sequence[torch.Tensor]] = (), layout: "TaskLayout | None" = None) -> torch.Tensor:
+                            task_params: Sequence[Sequence[torch.Tensor]] = (), layout: "TaskLayout | None" = None,
+                            factors: "HeadFactors | None" = None) -> torch.Tensor:
     """``||dL_t/dparams||`` for each task (T,), without forming the (T, P) Jacobian: the
     diagonal of the engine's Gramian (as :class:`SharedGradients` factors it, without the
     off-diagonal terms), so a linear layer's weight costs ``||dY_t^T x||^2 = <dY_t, (x x^T) dY_t>``
@@ -185,29 +188,38 @@ def per_task_gradient_norms(losses: torch.Tensor, params: Sequence[torch.Tensor]
     The per-task output gradients come from one batched product from the losses or, when the
     ``params`` reach the losses only through ``representation`` and the heads read it through
     linear layers owned by the tasks (``task_params``), from the factored gradients of ``z``
-    (one plain pass through the heads, :func:`head_factors`; ``layout``: the task parameters
-    already resolved) pushed back from ``z`` alone. The parameters must be leaves; no ``.grad``
+    (one plain pass through the heads, :func:`head_factors`, or ``factors`` when the caller has
+    them; ``layout``: the task parameters already resolved). A linear layer whose output reaches
+    ``z`` through element-wise activations only gets ``dY_t = D * dZ_t`` (:func:`_diagonal_norms`);
+    other parameters, ``dZ_t`` pushed back from ``z``. The parameters must be leaves; no ``.grad``
     is touched and the graph is kept."""
     params = list(params)
     n_tasks = losses.shape[0]
     if not params:
         return losses.new_zeros(n_tasks)
     z = representation
-    factors = None
-    if z is not None and z.ndim == 2 and z.grad_fn is not None and task_params:
+    if factors is None and z is not None and z.ndim == 2 and z.grad_fn is not None and task_params:
         if not reaches_any([losses.grad_fn], params, stop=z.grad_fn):  # type: ignore[list-item]
             factors = head_factors(losses, z, task_params, layout, own_gradients=False)
+    squared = losses.new_zeros(n_tasks)
     if factors is not None:
         assert z is not None
         sites, others = linear_sites(z.grad_fn, params)
+        pending = []
+        for site in sites:
+            part = _diagonal_norms(z, site, params[site.weight].shape[0], factors)
+            if part is None:
+                pending.append(site)
+            else:
+                squared += part
+        sites = pending
         inputs = [s.edge for s in sites] + [params[i] for i in others]
-        grads = _trunk_gradients(z, factors.dense(), inputs, [params[i] for i in others])
+        grads = _trunk_gradients(z, factors.dense(), inputs, [params[i] for i in others]) if inputs else []
     else:
         sites, others = linear_sites(losses.grad_fn, params)
         inputs = [s.edge for s in sites] + [params[i] for i in others]
         eye = torch.eye(n_tasks, dtype=losses.dtype, device=losses.device)
         grads = torch.autograd.grad(losses, inputs, grad_outputs=eye, retain_graph=True, allow_unused=True, is_grads_batched=True)
-    squared = losses.new_zeros(n_tasks)
     for site, dy in zip(sites, grads[: len(sites)]):
         if dy is not None:
             squared += _site_squared_norms(site, dy, params[site.weight].shape[0], site.bias is not None)
@@ -217,6 +229,61 @@ def per_task_gradient_norms(losses: torch.Tensor, params: Sequence[torch.Tensor]
     return squared.sqrt()
 
 
+def _diagonal_norms(z: torch.Tensor, site: LinearSite, d_out: int, factors: "HeadFactors") -> torch.Tensor | None:
+    """``||dY_t^T x||^2`` (plus the bias term) for a layer whose output ``y`` reaches ``z`` only
+    through element-wise functions, with one output row per task in ``factors``
+    (``dZ_t = dy_t w_t^T``; row order is the readers', put in task order at the end): then
+    ``dY_t = D * (dy_t w_t^T)`` with ``D = d sum(z) / dy`` (``z > 0`` through ReLUs, else one
+    plain pass), and
+
+        ||dY_t^T x||^2 = sum_ij (x x^T)_ij dy_ti dy_tj S_tij,   S_tij = sum_k D_ik D_jk w_tk^2,
+        ||sum_i dY_t[i]||^2 = ||(D^T dy_t) * w_t||^2,
+
+    which costs ``T m^2 d_out`` multiplies and never pushes T gradients through the
+    activations. None when the layer does not qualify or the direct product ``T m d_out d_in``
+    is cheaper (the caller then takes the batched pass)."""
+    x = site.x
+    m, d_in = x.shape
+    if m > d_in or z.shape != (m, d_out) or not factors.one_row_each():
+        return None
+    kinds = elementwise_chain(z, site.edge)
+    if kinds is None:
+        return None
+    diag = _diagonal(z, site, kinds)
+    x, dy, w = widen(x), factors.dy.T, factors.weight  # (m, d_in), (T, m), (T, d_out)
+    out = (_masked_inner(diag, w) * (x @ x.T) * (dy[:, :, None] * dy[:, None, :])).sum(dim=(1, 2))
+    if site.bias is not None:
+        summed = dy @ diag if diag is not None else dy.sum(1, keepdim=True)  # (T, d_out) or (T, 1): D^T dy_t
+        out = out + (summed * w).pow(2).sum(1)
+    return factors.per_task(out)
+
+
+def _diagonal(z: torch.Tensor, site: LinearSite, kinds: list[str]) -> torch.Tensor | None:
+    """``D = d sum(z) / dy`` (m, d_out) along an element-wise chain of ``kinds``; None for the
+    identity (``z`` is ``y``)."""
+    if not kinds:
+        return None
+    if all(k == "ReluBackward0" for k in kinds):
+        return (z.detach() > 0).to(widen(z).dtype)  # relu'(y) = 1 exactly where the output is positive
+    (diag,) = torch.autograd.grad([z], [site.edge], grad_outputs=[torch.ones_like(z)], retain_graph=True)
+    return widen(diag.detach())
+
+
+def _masked_inner(diag: torch.Tensor | None, w: torch.Tensor, max_pairs: int = 1 << 22) -> torch.Tensor:
+    """``S_tij = sum_k D_ik D_jk w_tk^2`` (T, m, m): from the T scaled copies ``D * w_t`` (T m
+    d entries) or, with many tasks, from the row pairs ``D_i * D_j`` (m^2 d entries, one large
+    product; measured faster from T >= m / 2 at m = 32, d = 512)."""
+    n_tasks, d_out = w.shape
+    if diag is None:
+        return (w * w).sum(1)[:, None, None]
+    m = diag.shape[0]
+    if 2 * n_tasks >= m and m * m * d_out <= max_pairs:
+        pairs = (diag[:, None, :] * diag[None, :, :]).view(m * m, d_out)
+        return (pairs @ (w * w).T).T.reshape(n_tasks, m, m)
+    scaled = diag[None] * w[:, None, :]  # (T, m, d_out)
+    return scaled @ scaled.transpose(1, 2)
+
+
 def _site_squared_norms(site: LinearSite, dy: torch.Tensor, d_out: int, bias: bool) -> torch.Tensor:
     """``||dY_t^T x||^2`` (plus ``||sum_i dY_t[i]||^2`` for the bias) for each task, from the
     per-task output gradients ``dy`` (T, m, d_out): ``sum((x x^T dY_t) * dY_t)`` when that is
@@ -224,9 +291,7 @@ def _site_squared_norms(site: LinearSite, dy: torch.Tensor, d_out: int, bias: bo
     x = site.x
     n_tasks, (m, d_in) = dy.shape[0], x.shape
     if m * m * (d_in + n_tasks * d_out) <= n_tasks * m * d_out * d_in:
-        rows = dy.transpose(0, 1)  # (m, T, d_out)
-        kx = (x @ x.T) @ rows.reshape(m, -1)
-        out = (kx.view(m, n_tasks, d_out) * rows).sum(dim=(0, 2))
+        out = (torch.matmul(x @ x.T, dy) * dy).sum(dim=(1, 2))
     else:
         out = torch.matmul(dy.transpose(1, 2), x).reshape(n_tasks, -1).pow(2).sum(1)
     return out + dy.sum(dim=1).pow(2).sum(1) if bias else out
@@ -301,6 +366,20 @@ class HeadFactors:
         if self.one_per_task:
             return self.dy.T[:, :, None] * self.weight[:, None, :]
         return torch.einsum("nh,th,hk->tnk", self.dy, self.blocks(), self.weight)
+
+    def one_row_each(self) -> bool:
+        """Whether every task owns exactly one row (in any order)."""
+        if self.one_per_task:
+            return True
+        return self.dy.shape[1] == self.n_tasks and bool((torch.bincount(self.owner, minlength=self.n_tasks) == 1).all())
+
+    def per_task(self, rows: torch.Tensor) -> torch.Tensor:
+        """Values (H, ...) of the rows, put in task order when each task owns one row."""
+        return rows if self.one_per_task else torch.zeros_like(rows).index_copy_(0, self.owner, rows)
+
+    def total(self) -> torch.Tensor:
+        """``sum_t dY_t W_t`` (n, k): the gradient of ``z`` of the losses whose factors these are."""
+        return self.dy @ self.weight
 
     def direction(self, w: torch.Tensor) -> torch.Tensor:
         """``sum_t w_t dY_t W_t`` (n, k)."""

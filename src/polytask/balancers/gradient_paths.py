@@ -17,9 +17,27 @@ from typing import Any
 
 import torch
 
+from polytask.autograd_graph import reaches_any
 from polytask.balancers.base import StepContext
 from polytask.generic_gradients import loop_jacobian, loop_representation, loop_shared_gradients
 from polytask.gradients import per_task_gradients, representation_step, shared_gradients
+
+
+class Separation:
+    """Whether the shared parameters reach the losses only through ``ctx.representation`` (so
+    that a pass from ``z`` alone gives them their whole gradient). A property of the
+    architecture: read from the graph once per set of shared parameters and remembered."""
+
+    def __init__(self) -> None:
+        self._known: tuple[tuple[int, ...], bool] | None = None
+
+    def __call__(self, ctx: StepContext) -> bool:
+        key = tuple(id(p) for p in ctx.shared_params)
+        if self._known is None or self._known[0] != key:
+            z = ctx.representation
+            assert z is not None
+            self._known = (key, not reaches_any([ctx.losses.grad_fn], ctx.shared_params, stop=z.grad_fn))
+        return self._known[1]
 
 
 def task_jacobian(ctx: StepContext, losses: torch.Tensor, params: Sequence[torch.Tensor], retain_graph: bool = True) -> torch.Tensor:

@@ -38,7 +38,6 @@ from typing import ClassVar
 
 import torch
 
-from polytask.autograd_graph import reaches_any
 from polytask.balancers import gradient_paths
 from polytask.balancers.aggregation import collective
 from polytask.balancers.base import Balancer, StepContext, presence_mask
@@ -94,7 +93,7 @@ class GradientAggregator(Balancer):
         if mode not in self.modes:
             raise PolytaskError(f"balancer '{self.name}' cannot run in mode '{mode}' (modes: {', '.join(self.modes)})")
         self.mode = mode
-        self._separation: tuple[tuple[int, ...], bool] | None = None
+        self._separates = gradient_paths.Separation()  # whether the shared parameters reach the losses only through z
         self._buffer: torch.Tensor | None = None  # per-task gradients of z, reused across steps
         self._layout: TaskLayout | None = None  # the task parameters, resolved once
 
@@ -192,18 +191,6 @@ class GradientAggregator(Balancer):
             w = w * factor
         accumulate_own_task_gradients(ctx.losses, task_params)
         return w.detach().float()
-
-    def _separates(self, ctx: StepContext) -> bool:
-        """Whether the shared parameters reach the losses only through ``ctx.representation``.
-
-        A property of the architecture, so it is read from the graph once per set of shared
-        parameters and remembered."""
-        key = tuple(id(p) for p in ctx.shared_params)
-        if self._separation is None or self._separation[0] != key:
-            z = ctx.representation
-            assert z is not None
-            self._separation = (key, not reaches_any([ctx.losses.grad_fn], ctx.shared_params, stop=z.grad_fn))
-        return self._separation[1]
 
 
 def _spread(values: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
