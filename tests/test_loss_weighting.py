@@ -29,6 +29,7 @@ from polytask.errors import PolytaskError
 from polytask.models import HardSharing
 from polytask.training import Callback, CheckpointCallback, Trainer
 from polytask.workflow import prepare
+from gradnorm_oracle import gradnorm_weight_gradient
 
 OURS = ["uw", "dwa", "rlw", "gls", "imtl_l", "db_mtl", "famo", "stch", "gradnorm"]
 F64 = torch.float64
@@ -416,15 +417,7 @@ def test_gradnorm_weight_gradient_equals_autograd_of_the_gradnorm_loss() -> None
             p.add_(0.05 * torch.randn_like(p))
     b.loss_weights.grad = None  # type: ignore[union-attr]
     ctx = toy.ctx()
-    W = ctx.last_shared_params
-    w = b.normalized_weights().to(F64).clone().requires_grad_(True)  # type: ignore[attr-defined]
-    G = torch.stack([
-        torch.cat([g.reshape(-1) for g in torch.autograd.grad(w[t] * ctx.losses[t], W, create_graph=True, retain_graph=True)]).norm()
-        for t in range(2)
-    ])
-    ratio = ctx.losses.detach() / b.initial_losses.to(F64)  # type: ignore[union-attr]
-    target = (G.mean() * (ratio / ratio.mean()) ** 1.2).detach()
-    expected = torch.autograd.grad((G - target).abs().sum(), w, retain_graph=True)[0]
+    expected = gradnorm_weight_gradient(b, ctx, alpha=1.2)
     b.backward(ctx)
     torch.testing.assert_close(b.loss_weights.grad.to(F64), expected, rtol=1e-5, atol=1e-7)  # type: ignore[union-attr]
 

@@ -1,7 +1,11 @@
-"""Where a representation-mode step's time goes, next to an EW step (the figures behind the
-"Representation mode" paragraph of docs/PERFORMANCE.md).
+"""Where a gradient method's step time goes, next to an EW step (the figures behind the
+"Representation mode" and "GradNorm" paragraphs of docs/PERFORMANCE.md).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/representation_breakdown.py --net mlp --tasks 30 --method sum
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/step_breakdown.py --net mlp --tasks 30 --method sum
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/step_breakdown.py --net mlp --tasks 3 --method gradnorm
+
+An aggregation method runs in representation mode; GradNorm (a learnable loss weighting that
+reads per-task gradient norms) as it is.
 
 Each named piece is wrapped by a timer (perf_counter, one thread) during ``--steps`` training
 steps of the benchmark network; the median per step is printed. The timers add a little to the
@@ -21,7 +25,7 @@ from typing import Any
 import torch
 
 from polytask import balancers, gradients
-from polytask.balancers import gradient_paths
+from polytask.balancers import gradient_paths, gradnorm
 from polytask.balancers.aggregation import base
 from polytask_lab.bench.problems import FULL_SIZE, build_network, make_batch, task_list
 from polytask_lab.bench.suite import _step_fn, _trainer
@@ -52,9 +56,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     tasks, batch = task_list(args.tasks), make_batch(args.net, args.tasks, FULL_SIZE)
+    method = balancers.get(args.method) if args.method == "gradnorm" else balancers.get(args.method, mode="representation")
     runs = {label: _step_fn(_trainer(build_network(args.net, args.tasks, FULL_SIZE), tasks, balancer, "cpu"), batch)
-            for label, balancer in (("ew", balancers.get("ew")), (args.method, balancers.get(args.method, mode="representation")))}
+            for label, balancer in (("ew", balancers.get("ew")), (args.method, method))}
     timings: Timings = {}
+    wrap_pieces(timings)
+    report(runs, args, timings)
+    problem_after_a_step(runs[args.method], args.tasks)
+
+
+def wrap_pieces(timings: Timings) -> None:
+    """Timers around the pieces of both kinds of step (each reports only where it runs)."""
     timed(gradients, "linear_readers", "graph read (linear_readers)", timings)
     timed(gradients.torch.autograd, "grad", "heads pass (autograd.grad)", timings)
     timed(gradients.HeadFactors, "gramian", "Gramian", timings)
@@ -64,6 +76,16 @@ def main() -> None:
     timed(torch.Tensor, "backward", "trunk pass (z.backward) / EW's one pass", timings)
     timed(base.GradientAggregator, "backward", "whole balancer.backward", timings)
     timed(balancers.get("ew").__class__, "backward", "EW balancer.backward", timings)
+    timed(gradients, "linear_sites", "graph read (linear_sites)", timings)
+    timed(gradients, "_diagonal_norms", "norms (_diagonal_norms)", timings)
+    timed(gradnorm, "per_task_gradient_norms", "norms, all (per_task_gradient_norms)", timings)
+    for name in ("normalized_weights", "_initial", "_weight_gradient"):
+        timed(gradnorm.GradNorm, name, f"GradNorm.{name}", timings)
+    timed(gradnorm.GradNorm, "backward", "whole GradNorm.backward", timings)
+
+
+def report(runs: dict[str, Callable[[], None]], args: argparse.Namespace, timings: Timings) -> None:
+    """Warm each step up, run ``--steps`` of it, print each piece's median per step."""
     for label, step in runs.items():
         for _ in range(50):
             step()
@@ -75,8 +97,11 @@ def main() -> None:
             new = values[before.get(key, 0):]
             if new:
                 print(f"{key:42s} {statistics.median(new) / 1e3:8.1f} us")
-    gram, after, again, loop = torch.randn(args.tasks, args.tasks), [], [], []
-    step = runs[args.method]
+
+
+def problem_after_a_step(step: Callable[[], None], n_tasks: int) -> None:
+    """One small call (``Problem.of``) right after a step, at once again, and in a tight loop."""
+    gram, after, again, loop = torch.randn(n_tasks, n_tasks), [], [], []
     for _ in range(300):
         step()
         for bucket in (after, again):

@@ -1,0 +1,37 @@
+"""benchmarks/step_breakdown.py, the command behind the representation-mode and GradNorm figures
+of docs/PERFORMANCE.md, runs and names every piece it reports (in a subprocess: it wraps
+library functions with timers)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_breakdown_reports_each_piece_of_a_representation_step() -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_breakdown.py"), "--tasks", "3", "--steps", "3"],
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    sum_part = done.stdout.split("-- sum")[1]
+    for piece in ("graph read", "heads pass", "Gramian", "Problem.of", "weights (combine)", "direction", "trunk pass",
+                  "whole balancer.backward"):
+        assert piece in sum_part, piece
+    assert "EW balancer.backward" in done.stdout.split("-- sum")[0]
+    assert "Problem.of right after a step" in done.stdout
+
+
+def test_breakdown_reports_each_piece_of_a_gradnorm_step() -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_breakdown.py"), "--tasks", "3", "--steps", "3",
+                           "--method", "gradnorm"], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    part = done.stdout.split("-- gradnorm")[1]
+    for piece in ("graph read (linear_readers)", "heads pass", "graph read (linear_sites)", "norms (_diagonal_norms)",
+                  "GradNorm._weight_gradient", "trunk pass", "whole GradNorm.backward"):
+        assert piece in part, piece
+    assert "GradNorm" not in done.stdout.split("-- gradnorm")[0]
