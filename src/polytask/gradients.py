@@ -264,7 +264,7 @@ def _diagonal(z: torch.Tensor, site: LinearSite, kinds: list[str]) -> torch.Tens
     if not kinds:
         return None
     if all(k == "ReluBackward0" for k in kinds):
-        return (z.detach() > 0).to(widen(z).dtype)  # relu'(y) = 1 exactly where the output is positive
+        return torch.sign(widen(z.detach()))  # relu'(y) = 1 exactly where the output (>= 0) is positive; sign is cheaper than > 0
     (diag,) = torch.autograd.grad([z], [site.edge], grad_outputs=[torch.ones_like(z)], retain_graph=True)
     return widen(diag.detach())
 
