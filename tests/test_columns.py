@@ -271,6 +271,25 @@ def test_one_odd_cell_in_a_numeric_feature_is_an_error_naming_the_cell_and_its_l
     assert prepared.preprocessor.roles()["x1"] == "numeric" and "x1" in prepared.preprocessor.indicators_
 
 
+def test_a_late_odd_cell_in_a_long_csv_leaves_no_pandas_warning_only_the_one_line_error(tmp_path: Path) -> None:
+    """pandas parses a long CSV in blocks of 2**18 rows and, when one block of a column holds text
+    and another numbers, printed a DtypeWarning (three lines naming polytask's source) before
+    polytask's own error; the reader handles such columns itself, so the warning is not shown."""
+    n = 270_000
+    rng = np.random.default_rng(4)
+    a, y = rng.normal(size=n).round(3), rng.normal(size=n).round(3)
+    lines = [f"{x},{t}" for x, t in zip(a, y)]
+    lines[n - 10] = f"abc,{y[n - 10]}"
+    path = tmp_path / "long.csv"
+    path.write_text("a,y\n" + "\n".join(lines) + "\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = read_table(path)
+    assert [w for w in caught if issubclass(w.category, pd.errors.DtypeWarning)] == []
+    with pytest.raises(PolytaskError, match=rf"feature column 'a' holds numbers except in 1 cell: 'abc' \(line {n - 8}\)"):
+        prepare(frame, ["y"])
+
+
 def test_a_number_with_thousands_separators_never_becomes_a_class_label() -> None:
     frame = _table(10)
     frame["price"] = [f"{1000 + 37 * i:,}" for i in range(10)]  # "1,000", "1,037", ...

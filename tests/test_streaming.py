@@ -26,6 +26,8 @@ from polytask.data import read_table
 from polytask.data.preprocessing import FeaturePreprocessor
 from polytask.data.columns import infer_roles
 from polytask.data.splits import Split
+from polytask.data import stream_source
+from polytask.data.config import DataConfig
 from polytask.data.stream_config import StreamConfig
 from polytask.data.stream_source import StreamSource
 from polytask.data.stream_split import TEST, TRAIN, VAL, RowSplit
@@ -322,6 +324,31 @@ def test_stream_reads_csv_files_as_parquet(parquet_dir: Path, tmp_path: Path) ->
     assert a.rows == b.rows and a.preprocessor.categorical_ == b.preprocessor.categorical_
     for col, stats in a.preprocessor.numeric_.items():
         assert b.preprocessor.numeric_[col]["mean"] == pytest.approx(stats["mean"], rel=1e-6)
+
+
+def test_a_csv_cell_that_breaks_its_streamed_column_type_is_named_and_the_options_fix_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """pyarrow types a streamed CSV's columns from its first block. A text cell further down in a
+    numeric column used to stop the run with "In CSV column #1: CSV conversion error to double",
+    and neither --na-values nor --categorical helped, since both acted after pyarrow's conversion.
+    Now the error names the column and the value, and both options work while reading."""
+    monkeypatch.setattr(stream_source, "_CSV_BLOCK_BYTES", 1 << 12)  # 4 KiB blocks: row 2,500 is far past the first
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.normal(size=3000).round(4), "b": rng.normal(size=3000).round(4)})
+    frame["y"] = frame["a"] - frame["b"] + 0.1 * rng.normal(size=3000)
+    cells = frame.astype(object)
+    cells.loc[2500, "b"] = "abc"  # the second column: the message must not say '#1'
+    data = tmp_path / "late.csv"
+    cells.to_csv(data, index=False)
+    code, _, err = _run(["fit", data, "-t", "y", "--stream", "--epochs", "1", "-o", tmp_path / "m"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "column 'b' was read as numbers from the first rows but holds 'abc' (line 2502)" in err and "--na-values" in err
+    missing = prepare_stream(data, ["y"], DataConfig(na_values=("abc",)), stream=STREAM)
+    assert missing.preprocessor.roles()["b"] == "numeric"
+    assert sum(missing.rows.values()) == 3000  # no row lost
+    with pytest.warns(UserWarning, match="feature column 'b' has 2083 categories"):  # read as text: every value a class
+        text = prepare_stream(data, ["y"], DataConfig(categorical=("b",)), stream=STREAM)
+    assert text.preprocessor.roles()["b"] == "categorical"
 
 
 def test_dataloader_workers_each_read_their_own_record_batches(parquet_dir: Path) -> None:

@@ -182,6 +182,7 @@ def read_csv(path: Path, delimiter: str = ",", exact: Iterable[str] = ()) -> pd.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)  # pandas would drop the extra fields
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed blocks are handled below (_csv_column)
             for chunk in pd.read_csv(path, sep=delimiter, header=0, names=names, chunksize=rows, encoding="utf-8",
                                      index_col=False):
                 for j, name in enumerate(names):

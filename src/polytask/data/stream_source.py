@@ -5,13 +5,15 @@ Parquet files, or CSV files (pyarrow's streaming CSV reader, more slowly).
 so every row has a stable address (file name, row in file) that a split can hash. The files of
 a directory are read in name order and must share one schema (names and types), checked from
 their metadata before any data is read; CSV files are read with the types of the first file's
-first block. Each batch is converted to pandas as :func:`polytask.data.reading.read_parquet`
+first block (columns the user calls categorical as text, the user's missing-value texts as
+missing in every column). Each batch is converted to pandas as :func:`polytask.data.reading.read_parquet`
 does (floats as float32 unless beyond float32's range), so the encoders see the same values as
 on the in-memory path.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ from polytask.errors import PolytaskError
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_CSV_BLOCK_BYTES = 1 << 22  # what pyarrow's CSV reader reads at a time; the first block sets the types
+_CSV_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\w+): invalid value '(.*)'")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -42,17 +46,21 @@ class StreamSource:
     files: tuple[Path, ...]
     kind: str  # parquet or csv
     schema: pa.Schema
+    null_values: tuple[str, ...] = ()  # CSV: cell texts read as missing
 
     @classmethod
-    def open(cls, path: str | Path) -> "StreamSource":
-        """The files at ``path`` (a file or a directory), their schema checked to agree."""
+    def open(cls, path: str | Path, text_columns: Sequence[str] = (), na_values: Sequence[str] = ()) -> "StreamSource":
+        """The files at ``path`` (a file or a directory), their schema checked to agree. CSV only:
+        ``text_columns`` are read as text whatever their first rows hold, and ``na_values`` (with
+        pyarrow's usual ones such as ``NA`` and the empty cell) as missing values."""
         root = Path(path)
         if not root.exists():
             raise PolytaskError(f"'{root}' does not exist")
         files = _listing(root)
-        kind = "parquet" if files[0].suffix.lower() in PARQUET_SUFFIXES else "csv"
-        schema = _parquet_schema(files) if kind == "parquet" else _csv_schema(files[0])
-        return cls(root, tuple(files), kind, schema)
+        if files[0].suffix.lower() in PARQUET_SUFFIXES:
+            return cls(root, tuple(files), "parquet", _parquet_schema(files))
+        nulls = tuple(dict.fromkeys([*pacsv.ConvertOptions().null_values, *na_values]))
+        return cls(root, tuple(files), "csv", _csv_schema(files[0], text_columns, nulls), nulls)
 
     @property
     def names(self) -> list[str]:
@@ -83,14 +91,27 @@ class StreamSource:
                         yield i, offset, batch
                         offset += batch.num_rows
             except (pa.ArrowException, OSError, ValueError) as exc:
-                raise PolytaskError(f"{self.where(i)} could not be read as {self.kind}: {_first_line(exc)}") from None
+                raise PolytaskError(self._problem(i, exc)) from None
+
+    def _problem(self, file_index: int, exc: BaseException) -> str:
+        """One line on why a file could not be read; a CSV cell that does not fit the type its
+        column got from the first block is named with that column and what to do."""
+        text, where = _first_line(exc), self.where(file_index)
+        found = _CSV_CONVERSION.search(text) if self.kind == "csv" else None
+        if found is None or int(found.group(1)) >= len(self.schema.names):
+            return f"{where} could not be read as {self.kind}: {text}"
+        name, line, kind, value = self.schema.names[int(found.group(1))], found.group(2), found.group(3), found.group(4)
+        kind = {"double": "numbers", "float": "numbers", "int64": "whole numbers", "bool": "true/false values"}.get(kind, kind)
+        at = f" (line {line})" if line else " further down"
+        return (f"{where}: column '{name}' was read as {kind} from the first rows but holds '{value}'{at}; "
+                f"fix or blank that cell, list '{value}' in --na-values, or list the column in --categorical")
 
     def _file_batches(self, path: Path, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
         if self.kind == "parquet":
             yield from pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns, use_pandas_metadata=False)
             return
-        convert = pacsv.ConvertOptions(column_types=self.schema, include_columns=columns)
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22),
+        convert = pacsv.ConvertOptions(column_types=self.schema, include_columns=columns, null_values=list(self.null_values))
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
                                 parse_options=pacsv.ParseOptions(delimiter=_delimiter(path)), convert_options=convert)
         for batch in reader:
             for start in range(0, batch.num_rows, rows):
@@ -150,11 +171,13 @@ def _delimiter(path: Path) -> str:
     return "\t" if path.suffix.lower() == ".tsv" else ","
 
 
-def _csv_schema(path: Path) -> pa.Schema:
-    """The column types pyarrow infers from the first block of the first CSV file."""
+def _csv_schema(path: Path, text_columns: Sequence[str], null_values: tuple[str, ...]) -> pa.Schema:
+    """The column types pyarrow infers from the first block of the first CSV file (text for
+    ``text_columns``)."""
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in text_columns}, null_values=list(null_values))
     try:
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22),
-                                parse_options=pacsv.ParseOptions(delimiter=_delimiter(path)))
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+                                parse_options=pacsv.ParseOptions(delimiter=_delimiter(path)), convert_options=convert)
         return reader.schema
     except (pa.ArrowException, OSError) as exc:
         raise PolytaskError(f"file '{path}' could not be read as csv: {_first_line(exc)}") from None
