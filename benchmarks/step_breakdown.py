@@ -73,11 +73,13 @@ def wrap_pieces(timings: Timings) -> None:
     timed(base.Problem, "of", "Problem.of", timings)
     timed(gradient_paths, "combine", "weights (combine)", timings)
     timed(gradients.RepresentationGradients, "direction", "direction", timings)
-    timed(torch.Tensor, "backward", "trunk pass (z.backward) / EW's one pass", timings)
+    timed(torch.Tensor, "backward", "Tensor.backward (trunk pass, or the one pass)", timings)
     timed(base.GradientAggregator, "backward", "whole balancer.backward", timings)
     timed(balancers.get("ew").__class__, "backward", "EW balancer.backward", timings)
     timed(gradients, "linear_sites", "graph read (linear_sites)", timings)
-    timed(gradients, "_diagonal_norms", "norms (_diagonal_norms)", timings)
+    timed(gradients, "_site_diagonal", "D, before the pass (_site_diagonal)", timings)
+    timed(gradients, "_norms_through_diagonal", "norms (_norms_through_diagonal)", timings)
+    timed(gradnorm, "backward_with_gradient_norms", "one pass and the norms (backward_with_gradient_norms)", timings)
     timed(gradnorm, "per_task_gradient_norms", "norms, all (per_task_gradient_norms)", timings)
     for name in ("normalized_weights", "_initial", "_weight_gradient"):
         timed(gradnorm.GradNorm, name, f"GradNorm.{name}", timings)
@@ -96,7 +98,7 @@ def report(runs: dict[str, Callable[[], None]], args: argparse.Namespace, timing
         for key, values in timings.items():
             new = values[before.get(key, 0):]
             if new:
-                print(f"{key:42s} {statistics.median(new) / 1e3:8.1f} us")
+                print(f"{key:56s} {statistics.median(new) / 1e3:8.1f} us")
 
 
 def problem_after_a_step(step: Callable[[], None], n_tasks: int) -> None:

@@ -8,10 +8,11 @@ import torch
 from gradnorm_oracle import gradnorm_weight_gradient
 from torch import nn
 
+import polytask.balancers.gradnorm as gradnorm_module
 import polytask.gradients as gradients
 from polytask import balancers
 from polytask.balancers import StepContext
-from polytask.gradients import TaskLayout, head_factors, per_task_gradient_norms
+from polytask.gradients import TaskLayout, backward_with_gradient_norms, head_factors, per_task_gradient_norms
 
 F64 = torch.float64
 ACTIVATIONS = {
@@ -114,6 +115,45 @@ def test_norms_from_weighted_factors_are_the_weighted_norms(monkeypatch: pytest.
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
 
 
+def one_pass(ctx: StepContext) -> torch.Tensor | None:
+    task_params = [ctx.task_params[n] for n in ctx.task_names]
+    return backward_with_gradient_norms(ctx.losses, ctx.representation, list(ctx.last_shared_params), TaskLayout(task_params))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("n_tasks", [3, 5], ids=["scaled-copies", "row-pairs"])
+def test_one_backward_pass_gives_the_summed_gradient_and_every_tasks_norm(monkeypatch: pytest.MonkeyPatch, act: str,
+                                                                          bias: bool, n_tasks: int) -> None:
+    """``backward_with_gradient_norms``: one pass of ``sum_t L_t`` leaves in every parameter's
+    ``.grad`` what ``sum_t L_t`` gives it, and the norms it returns, from the heads' output
+    gradients recorded during that pass, equal one backward pass per task."""
+    torch.manual_seed(5)
+    net = Net(ACTIVATIONS[act], bias=bias, n_tasks=n_tasks)
+    ctx = net.ctx(*batch(7, n_tasks=n_tasks))
+    params = list(net.parameters())
+    expected_norms = loop_norms(ctx.losses, list(ctx.last_shared_params))
+    expected = torch.autograd.grad(ctx.losses.sum(), params, retain_graph=True)
+    refuse_batched_pass(monkeypatch)
+    got = one_pass(ctx)
+    assert got is not None
+    torch.testing.assert_close(got, expected_norms, rtol=1e-10, atol=1e-12)
+    for p, g in zip(params, expected):
+        torch.testing.assert_close(p.grad, g, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", ["layernorm", "two-outputs", "more-rows-than-inputs"])
+def test_one_pass_norms_refuse_other_shapes_and_run_nothing(case: str) -> None:
+    """A full Jacobian after the layer, heads with two outputs each, or more rows than inputs:
+    None, no ``.grad`` written and the graph still whole (the caller takes another path)."""
+    torch.manual_seed(6)
+    net = Net(nn.ReLU(), outputs=2 if case == "two-outputs" else 1, post=nn.LayerNorm(6).double() if case == "layernorm" else None)
+    ctx = net.ctx(*batch(20 if case == "more-rows-than-inputs" else 7))
+    assert one_pass(ctx) is None
+    assert all(p.grad is None for p in net.parameters())
+    ctx.losses.sum().backward()  # the graph was not freed
+
+
 def gradnorm_after_a_first_step(net: Net, rows: int) -> tuple[balancers.Balancer, StepContext]:
     b = balancers.get("gradnorm", alpha=1.2)
     b.setup([f"t{t}" for t in range(3)])
@@ -125,21 +165,23 @@ def gradnorm_after_a_first_step(net: Net, rows: int) -> tuple[balancers.Balancer
     return b, net.ctx(*batch(rows, seed=4))
 
 
-@pytest.mark.parametrize("shape", ["factored", "more-rows-than-inputs", "shared-outside-z"])
+@pytest.mark.parametrize("shape", ["factored", "two-outputs", "more-rows-than-inputs", "shared-outside-z"])
 def test_gradnorm_step_gives_the_network_the_weighted_gradient_and_the_weights_their_gradient(
         monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
-    """Whichever path the step takes (heads differentiated once and the norms from their
-    factors, or the generic norms and a full backward pass), the network's ``.grad`` is
+    """Whichever path the step takes (one backward pass recording the heads' output gradients;
+    heads with two outputs: the heads differentiated once, the norms through a batched pass from
+    their factors and a pass from z; or the generic norms and a full backward pass), the network's ``.grad`` is
     ``grad sum_t w_t L_t`` and the weights' gradient is autograd of ``L_grad``."""
     torch.manual_seed(3)
-    net = Net(nn.ReLU(), skip=shape == "shared-outside-z")
+    net = Net(nn.ReLU(), skip=shape == "shared-outside-z", outputs=2 if shape == "two-outputs" else 1)
     b, ctx = gradnorm_after_a_first_step(net, 20 if shape == "more-rows-than-inputs" else 6)
     expected_w = gradnorm_weight_gradient(b, ctx, alpha=1.2)
     w = b.normalized_weights().to(F64)  # type: ignore[attr-defined]
     params = list(net.parameters())
     expected = torch.autograd.grad((w * ctx.losses).sum(), params, retain_graph=True)
-    if shape == "factored":
+    if shape == "factored":  # one backward pass: neither the batched pass nor a separate pass through the heads
         refuse_batched_pass(monkeypatch)
+        monkeypatch.setattr(gradnorm_module, "head_factors", lambda *a, **k: pytest.fail("the heads were differentiated apart"))
     b.backward(ctx)
     torch.testing.assert_close(b.loss_weights.grad.to(F64), expected_w, rtol=1e-6, atol=1e-8)  # type: ignore[union-attr]  # w is float32
     for p, g in zip(params, expected):

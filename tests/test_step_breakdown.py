@@ -31,7 +31,7 @@ def test_breakdown_reports_each_piece_of_a_gradnorm_step() -> None:
                            "--method", "gradnorm"], capture_output=True, text=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     part = done.stdout.split("-- gradnorm")[1]
-    for piece in ("graph read (linear_readers)", "heads pass", "graph read (linear_sites)", "norms (_diagonal_norms)",
-                  "GradNorm._weight_gradient", "trunk pass", "whole GradNorm.backward"):
+    for piece in ("graph read (linear_readers)", "graph read (linear_sites)", "D, before the pass", "norms (_norms_through_diagonal)",
+                  "one pass and the norms", "GradNorm._weight_gradient", "the one pass", "whole GradNorm.backward"):
         assert piece in part, piece
     assert "GradNorm" not in done.stdout.split("-- gradnorm")[0]

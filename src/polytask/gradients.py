@@ -232,30 +232,79 @@ def per_task_gradient_norms(losses: torch.Tensor, params: Sequence[torch.Tensor]
 def _diagonal_norms(z: torch.Tensor, site: LinearSite, d_out: int, factors: "HeadFactors") -> torch.Tensor | None:
     """``||dY_t^T x||^2`` (plus the bias term) for a layer whose output ``y`` reaches ``z`` only
     through element-wise functions, with one output row per task in ``factors``
-    (``dZ_t = dy_t w_t^T``; row order is the readers', put in task order at the end): then
-    ``dY_t = D * (dy_t w_t^T)`` with ``D = d sum(z) / dy`` (``z > 0`` through ReLUs, else one
-    plain pass), and
+    (:func:`_norms_through_diagonal`); None when the layer does not qualify (the caller then
+    takes the batched pass)."""
+    if not factors.one_row_each():
+        return None
+    found = _site_diagonal(z, site, d_out)
+    return None if found is None else _norms_through_diagonal(site.x, found[0], factors, site.bias is not None)
 
-        ||dY_t^T x||^2 = sum_ij (x x^T)_ij dy_ti dy_tj S_tij,   S_tij = sum_k D_ik D_jk w_tk^2,
-        ||sum_i dY_t[i]||^2 = ||(D^T dy_t) * w_t||^2,
 
-    which costs ``T m^2 d_out`` multiplies and never pushes T gradients through the
-    activations. None when the layer does not qualify or the direct product ``T m d_out d_in``
-    is cheaper (the caller then takes the batched pass)."""
-    x = site.x
-    m, d_in = x.shape
-    if m > d_in or z.shape != (m, d_out) or not factors.one_row_each():
+def _site_diagonal(z: torch.Tensor, site: LinearSite, d_out: int) -> tuple[torch.Tensor | None] | None:
+    """``(D,)`` with ``D = d sum(z) / dy`` (None: ``z`` is ``y``) for a layer whose output reaches
+    ``z`` through element-wise functions only, else None (as when the direct product
+    ``T m d_out d_in`` would be cheaper: ``m > d_in``)."""
+    m, d_in = site.x.shape
+    if m > d_in or z.shape != (m, d_out):
         return None
     kinds = elementwise_chain(z, site.edge)
-    if kinds is None:
-        return None
-    diag = _diagonal(z, site, kinds)
+    return None if kinds is None else (_diagonal(z, site, kinds),)
+
+
+def _norms_through_diagonal(x: torch.Tensor, diag: torch.Tensor | None, factors: "HeadFactors", bias: bool) -> torch.Tensor:
+    """With one output row per task (``dZ_t = dy_t w_t^T``, rows in the readers' order, put in
+    task order at the end), ``dY_t = D * (dy_t w_t^T)`` and
+
+        ||dY_t^T x||^2 = sum_ij (x x^T)_ij dy_ti dy_tj S_tij,   S_tij = sum_k D_ik D_jk w_tk^2,
+        ||sum_i dY_t[i]||^2 = ||(D^T dy_t) * w_t||^2   (the bias),
+
+    which costs ``T m^2 d_out`` multiplies and never pushes T gradients through the activations."""
     x, dy, w = widen(x), factors.dy.T, factors.weight  # (m, d_in), (T, m), (T, d_out)
     out = (_masked_inner(diag, w) * (x @ x.T) * (dy[:, :, None] * dy[:, None, :])).sum(dim=(1, 2))
-    if site.bias is not None:
+    if bias:
         summed = dy @ diag if diag is not None else dy.sum(1, keepdim=True)  # (T, d_out) or (T, 1): D^T dy_t
         out = out + (summed * w).pow(2).sum(1)
     return factors.per_task(out)
+
+
+def backward_with_gradient_norms(losses: torch.Tensor, z: torch.Tensor, params: Sequence[torch.Tensor],
+                                 layout: "TaskLayout") -> torch.Tensor | None:
+    """``losses.sum().backward()``, returning ``||d losses_t / d params||`` (T,) from that one
+    pass; or None, with nothing run, unless every parameter belongs to a linear layer whose
+    output reaches ``z`` through element-wise functions only and the heads read ``z`` through
+    linear layers with one output row per task (``layout``: the task parameters resolved).
+    The layers' inputs and ``D`` are taken from the graph before the pass frees it; hooks on the
+    heads' linear layers record their output gradients ``dy`` during it, and the norms follow
+    as in :func:`_norms_through_diagonal`. The caller guarantees that ``params`` reach the
+    losses only through ``z``."""
+    n_tasks = losses.shape[0]
+    readers = linear_readers(losses, z, layout.owners)
+    if readers is None or sum(r.weight.shape[0] for r in readers) != n_tasks:
+        return None
+    owner, one_per_task = layout.owner_index(readers, n_tasks, z.device)
+    if not one_per_task and not bool((torch.bincount(owner, minlength=n_tasks) == 1).all()):
+        return None
+    sites, others = linear_sites(z.grad_fn, params)
+    plans = [(site, _site_diagonal(z, site, params[site.weight].shape[0])) for site in sites]
+    if others or not plans or any(found is None for _, found in plans):
+        return None
+    recorded: list[torch.Tensor | None] = [None] * len(readers)
+
+    def recorder(k: int):  # type: ignore[no-untyped-def]
+        def hook(grad_outputs: tuple[torch.Tensor | None, ...]) -> None:
+            recorded[k] = grad_outputs[0]
+        return hook
+
+    handles = [r.edge.node.register_prehook(recorder(k)) for k, r in enumerate(readers)]
+    try:
+        losses.sum().backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    factors = factors_of(readers, recorded, z, n_tasks, layout)
+    squared = sum(_norms_through_diagonal(site.x, found[0], factors, site.bias is not None)  # type: ignore[index]
+                  for site, found in plans)
+    return squared.sqrt()  # type: ignore[union-attr]
 
 
 def _diagonal(z: torch.Tensor, site: LinearSite, kinds: list[str]) -> torch.Tensor | None:

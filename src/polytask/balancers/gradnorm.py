@@ -32,7 +32,7 @@ from polytask.balancers.base import Balancer, Remembers, StepContext
 from polytask.balancers.gradient_paths import Separation, task_jacobian
 from polytask.balancers.option_checks import real
 from polytask.errors import PolytaskError
-from polytask.gradients import TaskLayout, head_factors, per_task_gradient_norms
+from polytask.gradients import TaskLayout, backward_with_gradient_norms, head_factors, per_task_gradient_norms
 
 MIN_WEIGHT = 1e-4
 
@@ -135,6 +135,10 @@ class GradNorm(Remembers, Balancer):
             assert z is not None
             task_params = [list(ctx.task_params.get(t, [])) for t in ctx.task_names]
             self._layout = TaskLayout.of(task_params, self._layout)
+            in_one_pass = backward_with_gradient_norms(weighted, z, params, self._layout)
+            if in_one_pass is not None:
+                scaled = in_one_pass / w.to(weighted)
+                return scaled if ctx.grad_scale == 1.0 else scaled / ctx.grad_scale
             factors = head_factors(weighted, z, task_params, self._layout)
         if factors is None:
             norms = self._norms(ctx, params)
