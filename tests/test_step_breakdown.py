@@ -1,6 +1,6 @@
-"""benchmarks/step_breakdown.py, the command behind the representation-mode and GradNorm figures
-of docs/PERFORMANCE.md, runs and names every piece it reports (in a subprocess: it wraps
-library functions with timers)."""
+"""benchmarks/step_breakdown.py and benchmarks/step_elimination.py, the commands behind the
+representation-mode and GradNorm figures of docs/PERFORMANCE.md, run and name every piece they
+report (in a subprocess: they replace library functions while they run)."""
 
 from __future__ import annotations
 
@@ -35,3 +35,15 @@ def test_breakdown_reports_each_piece_of_a_gradnorm_step() -> None:
                   "one pass and the norms", "GradNorm._weight_gradient", "the one pass", "whole GradNorm.backward"):
         assert piece in part, piece
     assert "GradNorm" not in done.stdout.split("-- gradnorm")[0]
+
+
+def test_elimination_reports_every_candidate_against_ew() -> None:
+    """benchmarks/step_elimination.py (the GradNorm paragraph's elimination figures) runs and
+    prints a ratio for every candidate, EW's own being 1."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_elimination.py"), "--tasks", "3", "--steps", "2",
+                           "--rounds", "1"], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = {line[:22].strip(): line[22:].split() for line in done.stdout.splitlines()[1:]}
+    assert set(rows) == {"ew", "ew (control)", "gradnorm", "no norms", "no norms, no update", "one pass", "two passes"}
+    assert rows["ew"][0] == "1.000" and all(float(r[0]) > 0 for r in rows.values())
