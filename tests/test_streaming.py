@@ -331,7 +331,7 @@ def test_a_csv_cell_that_breaks_its_streamed_column_type_is_named_and_the_option
     """pyarrow types a streamed CSV's columns from its first block. A text cell further down in a
     numeric column used to stop the run with "In CSV column #1: CSV conversion error to double",
     and neither --na-values nor --categorical helped, since both acted after pyarrow's conversion.
-    Now the error names the column and the value, and both options work while reading."""
+    Now the error names the column and the value, and both options (and --drop) work while reading."""
     monkeypatch.setattr(stream_source, "_CSV_BLOCK_BYTES", 1 << 12)  # 4 KiB blocks: row 2,500 is far past the first
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({"a": rng.normal(size=3000).round(4), "b": rng.normal(size=3000).round(4)})
@@ -349,6 +349,7 @@ def test_a_csv_cell_that_breaks_its_streamed_column_type_is_named_and_the_option
     with pytest.warns(UserWarning, match="feature column 'b' has 2083 categories"):  # read as text: every value a class
         text = prepare_stream(data, ["y"], DataConfig(categorical=("b",)), stream=STREAM)
     assert text.preprocessor.roles()["b"] == "categorical"
+    assert prepare_stream(data, ["y"], DataConfig(drop=("b",)), stream=STREAM).preprocessor.roles() == {"a": "numeric"}
 
 
 def test_dataloader_workers_each_read_their_own_record_batches(parquet_dir: Path) -> None:

@@ -104,7 +104,7 @@ class StreamSource:
         kind = {"double": "numbers", "float": "numbers", "int64": "whole numbers", "bool": "true/false values"}.get(kind, kind)
         at = f" (line {line})" if line else " further down"
         return (f"{where}: column '{name}' was read as {kind} from the first rows but holds '{value}'{at}; "
-                f"fix or blank that cell, list '{value}' in --na-values, or list the column in --categorical")
+                f"fix or blank that cell, list '{value}' in --na-values, or list the column in --categorical (or --drop)")
 
     def _file_batches(self, path: Path, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
         if self.kind == "parquet":

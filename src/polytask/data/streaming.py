@@ -124,7 +124,8 @@ def prepare_stream(data: str | Path, tasks: TaskSource, config: DataConfig | Non
     """Roles and kinds from the first rows, then the split and every statistic in one pass
     (see the module docstring); warnings as :func:`~polytask.data.prepare.prepare` issues them."""
     config, stream = config or DataConfig(), stream or StreamConfig(stream=True)
-    source = StreamSource.open(data, text_columns=config.categorical or (), na_values=config.na_values or ())
+    text = (*(config.categorical or ()), *(config.drop or ()))  # read as text: a dropped column's cells never stop the run
+    source = StreamSource.open(data, text_columns=text, na_values=config.na_values or ())
     split = RowSplit(config.val_fraction, config.test_fraction, seed if config.split_seed is None else config.split_seed,
                      stream.row_id, stream.split_column)
     for name, what in ((split.row_id, "--row-id"), (split.split_column, "--split-column")):
