@@ -350,6 +350,11 @@ def test_a_csv_cell_that_breaks_its_streamed_column_type_is_named_and_the_option
         text = prepare_stream(data, ["y"], DataConfig(categorical=("b",)), stream=STREAM)
     assert text.preprocessor.roles()["b"] == "categorical"
     assert prepare_stream(data, ["y"], DataConfig(drop=("b",)), stream=STREAM).preprocessor.roles() == {"a": "numeric"}
+    counts = frame.assign(b=np.arange(3000) % 7).astype(object)  # whole numbers, then one decimal
+    counts.loc[2500, "b"] = "2.5"
+    counts.to_csv(data, index=False)
+    code, _, err = _run(["fit", data, "-t", "y", "--stream", "--epochs", "1", "-o", tmp_path / "m2"], capsys)
+    assert code == 2 and "column 'b' holds whole numbers in its first rows but '2.5' (line 2502)" in err and "Parquet" in err
 
 
 def test_dataloader_workers_each_read_their_own_record_batches(parquet_dir: Path) -> None:

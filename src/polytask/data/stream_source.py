@@ -103,6 +103,10 @@ class StreamSource:
         name, line, kind, value = self.schema.names[int(found.group(1))], found.group(2), found.group(3), found.group(4)
         kind = {"double": "numbers", "float": "numbers", "int64": "whole numbers", "bool": "true/false values"}.get(kind, kind)
         at = f" (line {line})" if line else " further down"
+        if kind == "whole numbers" and _is_number(value):  # no option widens a column's type mid-stream yet
+            return (f"{where}: column '{name}' holds whole numbers in its first rows but '{value}'{at}; --stream "
+                    "cannot yet change a CSV column's type as it reads: write the column as Parquet (or with a decimal "
+                    "point in its first rows), or read the file without --stream")
         return (f"{where}: column '{name}' was read as {kind} from the first rows but holds '{value}'{at}; "
                 f"fix or blank that cell, list '{value}' in --na-values, or list the column in --categorical (or --drop)")
 
@@ -165,6 +169,14 @@ def _parquet_schema(files: list[Path]) -> pa.Schema:
     if len(first.names) == 0:
         raise PolytaskError(f"file '{files[0]}' has no columns")
     return first
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _delimiter(path: Path) -> str:
