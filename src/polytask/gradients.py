@@ -282,7 +282,7 @@ def backward_with_gradient_norms(losses: torch.Tensor, z: torch.Tensor, params: 
     if readers is None or sum(r.weight.shape[0] for r in readers) != n_tasks:
         return None
     owner, one_per_task = layout.owner_index(readers, n_tasks, z.device)
-    if not one_per_task and not bool((torch.bincount(owner, minlength=n_tasks) == 1).all()):
+    if not (one_per_task or one_row_per_task(owner, n_tasks)):
         return None
     sites, others = linear_sites(z.grad_fn, params)
     plans = [(site, _site_diagonal(z, site, params[site.weight].shape[0])) for site in sites]
@@ -383,6 +383,11 @@ def accumulate_own_task_gradients(losses: torch.Tensor, task_params: Sequence[Se
     leaves.add(grads)
 
 
+def one_row_per_task(owner: torch.Tensor, n_tasks: int) -> bool:
+    """Whether ``owner`` (the task of each head row) gives every task exactly one row."""
+    return owner.shape[0] == n_tasks and bool((torch.bincount(owner, minlength=n_tasks) == 1).all())
+
+
 class HeadFactors:
     """``dL_t/dz = dY_t W_t`` for heads that read ``z`` (n, k) through linear layers: ``dy``
     (n, H) the output gradients of those layers side by side, ``weight`` (H, k) their weights
@@ -418,9 +423,7 @@ class HeadFactors:
 
     def one_row_each(self) -> bool:
         """Whether every task owns exactly one row (in any order)."""
-        if self.one_per_task:
-            return True
-        return self.dy.shape[1] == self.n_tasks and bool((torch.bincount(self.owner, minlength=self.n_tasks) == 1).all())
+        return self.one_per_task or one_row_per_task(self.owner, self.n_tasks)
 
     def per_task(self, rows: torch.Tensor) -> torch.Tensor:
         """Values (H, ...) of the rows, put in task order when each task owns one row."""
