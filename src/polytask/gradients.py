@@ -318,19 +318,17 @@ def _diagonal(z: torch.Tensor, site: LinearSite, kinds: list[str]) -> torch.Tens
     return widen(diag.detach())
 
 
-def _masked_inner(diag: torch.Tensor | None, w: torch.Tensor, max_pairs: int = 1 << 22) -> torch.Tensor:
-    """``S_tij = sum_k D_ik D_jk w_tk^2`` (T, m, m): from the T scaled copies ``D * w_t`` (T m
-    d entries) or, with many tasks, from the row pairs ``D_i * D_j`` (m^2 d entries, one large
-    product; measured faster from T >= m / 2 at m = 32, d = 512)."""
+def _masked_inner(diag: torch.Tensor | None, w: torch.Tensor) -> torch.Tensor:
+    """``S_tij = sum_k D_ik D_jk w_tk^2`` (T, m, m) as one product ``(D * w_t^2)_t D^T``
+    ((T m, d_out) by (d_out, m)): measured as fast as or faster than T products of the scaled
+    copies ``D * w_t`` with themselves, and than one product of the row pairs ``D_i * D_j`` with
+    ``w^2``, at every T from 3 to 50 (m = 32, d_out = 512; m = 64, d_out = 64)."""
     n_tasks, d_out = w.shape
     if diag is None:
         return (w * w).sum(1)[:, None, None]
     m = diag.shape[0]
-    if 2 * n_tasks >= m and m * m * d_out <= max_pairs:
-        pairs = (diag[:, None, :] * diag[None, :, :]).view(m * m, d_out)
-        return (pairs @ (w * w).T).T.reshape(n_tasks, m, m)
-    scaled = diag[None] * w[:, None, :]  # (T, m, d_out)
-    return scaled @ scaled.transpose(1, 2)
+    scaled = diag[None] * (w * w)[:, None, :]  # (T, m, d_out)
+    return (scaled.view(n_tasks * m, d_out) @ diag.T).view(n_tasks, m, m)
 
 
 def _site_squared_norms(site: LinearSite, dy: torch.Tensor, d_out: int, bias: bool) -> torch.Tensor:
