@@ -67,7 +67,7 @@ def refuse_batched_pass(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("act", list(ACTIVATIONS))
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
-@pytest.mark.parametrize("n_tasks", [3, 5], ids=["scaled-copies", "row-pairs"])
+@pytest.mark.parametrize("n_tasks", [3, 5], ids=["3-tasks", "5-tasks"])
 def test_norms_through_elementwise_activations_need_no_batched_pass(monkeypatch: pytest.MonkeyPatch, act: str, bias: bool,
                                                                       n_tasks: int) -> None:
     """Fewer rows (7) than the layer's inputs (9), one output per head and only element-wise
@@ -122,7 +122,7 @@ def one_pass(ctx: StepContext) -> torch.Tensor | None:
 
 @pytest.mark.parametrize("act", list(ACTIVATIONS))
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
-@pytest.mark.parametrize("n_tasks", [3, 5], ids=["scaled-copies", "row-pairs"])
+@pytest.mark.parametrize("n_tasks", [3, 5], ids=["3-tasks", "5-tasks"])
 def test_one_backward_pass_gives_the_summed_gradient_and_every_tasks_norm(monkeypatch: pytest.MonkeyPatch, act: str,
                                                                           bias: bool, n_tasks: int) -> None:
     """``backward_with_gradient_norms``: one pass of ``sum_t L_t`` leaves in every parameter's

@@ -255,23 +255,23 @@ def _norms_through_diagonal(x: torch.Tensor, diag: torch.Tensor | None, factors:
     """With one output row per task (``dZ_t = dy_t w_t^T``, rows in the readers' order, put in
     task order at the end), ``dY_t = D * (dy_t w_t^T)`` and
 
-        ||dY_t^T x||^2 = sum_ij (x x^T)_ij dy_ti dy_tj S_tij,   S_tij = sum_k D_ik D_jk w_tk^2,
-        ||sum_i dY_t[i]||^2 = ||(D^T dy_t) * w_t||^2   (the bias),
+        ||dY_t^T x||^2 + ||sum_i dY_t[i]||^2 = sum_ij K_ij dy_ti dy_tj S_tij,
+        K = x x^T (+ 1 with a bias),   S_tij = sum_k D_ik D_jk w_tk^2,
 
-    which costs ``T m^2 d_out`` multiplies and never pushes T gradients through the activations."""
+    (the bias's gradient is ``dY_t^T 1``: a constant 1 appended to every row of ``x``), which costs
+    ``T m^2 d_out`` multiplies and never pushes T gradients through the activations."""
     x, dy, w = widen(x), factors.dy.T, factors.weight  # (m, d_in), (T, m), (T, d_out)
-    out = (_masked_inner(diag, w) * (x @ x.T) * (dy[:, :, None] * dy[:, None, :])).sum(dim=(1, 2))
+    inner = x @ x.T
     if bias:
-        summed = dy @ diag if diag is not None else dy.sum(1, keepdim=True)  # (T, d_out) or (T, 1): D^T dy_t
-        out = out + (summed * w).pow(2).sum(1)
-    return factors.per_task(out)
+        inner += 1.0
+    return factors.per_task((_masked_inner(diag, w) * inner * (dy[:, :, None] * dy[:, None, :])).sum(dim=(1, 2)))
 
 
 def backward_with_gradient_norms(losses: torch.Tensor, z: torch.Tensor, params: Sequence[torch.Tensor],
                                  layout: "TaskLayout") -> torch.Tensor | None:
     """``losses.sum().backward()``, returning ``||d losses_t / d params||`` (T,) from that one
-    pass; or None, with nothing run, unless every parameter belongs to a linear layer whose
-    output reaches ``z`` through element-wise functions only and the heads read ``z`` through
+    pass; or None, with nothing run, unless ``params`` are one linear layer (weight, and bias if
+    any) whose output reaches ``z`` through element-wise functions only and the heads read ``z`` through
     linear layers with one output row per task (``layout``: the task parameters resolved).
     The layers' inputs and ``D`` are taken from the graph before the pass frees it; hooks on the
     heads' linear layers record their output gradients ``dy`` during it, and the norms follow
@@ -285,8 +285,11 @@ def backward_with_gradient_norms(losses: torch.Tensor, z: torch.Tensor, params: 
     if not (one_per_task or one_row_per_task(owner, n_tasks)):
         return None
     sites, others = linear_sites(z.grad_fn, params)
-    plans = [(site, _site_diagonal(z, site, params[site.weight].shape[0])) for site in sites]
-    if others or not plans or any(found is None for _, found in plans):
+    if others or len(sites) != 1:  # an element-wise chain down from z reaches one layer at most
+        return None
+    (site,) = sites
+    found = _site_diagonal(z, site, params[site.weight].shape[0])
+    if found is None:
         return None
     recorded: list[torch.Tensor | None] = [None] * len(readers)
 
@@ -302,9 +305,7 @@ def backward_with_gradient_norms(losses: torch.Tensor, z: torch.Tensor, params: 
         for handle in handles:
             handle.remove()
     factors = factors_of(readers, recorded, z, n_tasks, layout)
-    squared = sum(_norms_through_diagonal(site.x, found[0], factors, site.bias is not None)  # type: ignore[index]
-                  for site, found in plans)
-    return squared.sqrt()  # type: ignore[union-attr]
+    return _norms_through_diagonal(site.x, found[0], factors, site.bias is not None).sqrt()
 
 
 def _diagonal(z: torch.Tensor, site: LinearSite, kinds: list[str]) -> torch.Tensor | None:

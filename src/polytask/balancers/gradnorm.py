@@ -72,7 +72,7 @@ class GradNorm(Remembers, Balancer):
         w = self._w()
         with torch.no_grad():
             w.clamp_(min=MIN_WEIGHT)
-            w.mul_(w.numel() / w.sum())
+            w.div_(w.mean())  # sum T
         return w.detach()
 
     def backward(self, ctx: StepContext) -> torch.Tensor:
