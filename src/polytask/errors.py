@@ -12,6 +12,14 @@ class PolytaskError(ValueError):
     """A user mistake: bad input data, a bad option or a bad model directory."""
 
 
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of ``exc``'s message (its type's name when the message is empty), cut to
+    ``limit`` characters if given: what a one-line error quotes from a library's exception."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if limit is None else line[:limit]
+
+
 class NonFiniteLossError(PolytaskError):
     """Training produced a NaN or infinite loss for a task."""
 

@@ -22,7 +22,7 @@ import torch
 
 from polytask.data.preprocessing import FeaturePreprocessor
 from polytask.data.targets import TargetEncoder
-from polytask.errors import PolytaskError
+from polytask.errors import PolytaskError, first_line
 from polytask.models import network_from_config
 from polytask.models.base import MultiTaskNetwork
 from polytask.tasks import Task, TaskSet
@@ -37,10 +37,6 @@ T = TypeVar("T")
 def _naming(exc: PolytaskError, source: str, prefix: str) -> PolytaskError:
     """``exc`` as is when it names ``source``, else with ``prefix`` (which does)."""
     return exc if source in str(exc) else PolytaskError(prefix + str(exc))
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _finite(value: Any) -> bool:
@@ -195,7 +191,7 @@ def build_network(arch: str, config: dict[str, Any], modules: Mapping[str, Any],
             raise _naming(exc, source, f"{source} is corrupted: '{META_FILE}' entry 'network': ") from None
         except Exception as exc:
             raise PolytaskError(f"{source} is corrupted: '{META_FILE}' describes a network that cannot be built "
-                                f"({_first_line(exc)})") from None
+                                f"({first_line(exc, limit=200)})") from None
         expected = skeleton.state_dict()
         for epoch, snapshot in snapshots.items():
             check_weights(expected, snapshot, epoch, source, hint)
@@ -204,7 +200,7 @@ def build_network(arch: str, config: dict[str, Any], modules: Mapping[str, Any],
     except PolytaskError:
         raise  # about the user modules given: their messages name them
     except Exception as exc:
-        raise PolytaskError(f"{source}: the network cannot be built ({_first_line(exc)}){hint}") from None
+        raise PolytaskError(f"{source}: the network cannot be built ({first_line(exc, limit=200)}){hint}") from None
     if hint:  # not checked on the meta device
         for epoch, snapshot in snapshots.items():
             check_weights(network.state_dict(), snapshot, epoch, source, hint)
@@ -217,7 +213,7 @@ def build_network(arch: str, config: dict[str, Any], modules: Mapping[str, Any],
         if set(out) != set(dims) or any(tuple(out[t].shape) != (1, dims[t]) for t in dims):
             raise ValueError("its outputs do not have the saved tasks' widths")
     except Exception as exc:  # load_state_dict or a user module's forward
-        raise PolytaskError(f"{source}: the network cannot run with the saved weights ({_first_line(exc)}){hint}") from None
+        raise PolytaskError(f"{source}: the network cannot run with the saved weights ({first_line(exc, limit=200)}){hint}") from None
     return network
 
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from polytask.data.rows import SOURCE_KEY, csv_records
-from polytask.errors import PolytaskError
+from polytask.errors import PolytaskError, first_line
 
 _PARQUET_GROUP = 32  # Parquet columns read at a time
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -216,7 +216,7 @@ def _header(path: Path, delimiter: str, where: str) -> list[str]:
     except UnicodeDecodeError:
         raise PolytaskError(f"{where} is not UTF-8 text; save the file as UTF-8") from None
     except (OSError, csv.Error, EOFError) as exc:
-        raise PolytaskError(f"{where} could not be read as csv: {_first_line(exc)}") from None
+        raise PolytaskError(f"{where} could not be read as csv: {first_line(exc)}") from None
     raise PolytaskError(f"{where} has no header row")
 
 
@@ -296,16 +296,11 @@ def _csv_problem(exc: BaseException, where: str) -> str:
     """One line for a parse error (pandas names the line of a row with too many fields)."""
     if isinstance(exc, UnicodeDecodeError):
         return f"{where} is not UTF-8 text; save the file as UTF-8"
-    text = _first_line(exc)
+    text = first_line(exc)
     m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
     if m:
         return f"{where} could not be read as csv: line {m.group(2)} has {m.group(3)} fields but the header has {m.group(1)}"
     return f"{where} could not be read as csv: {text.removeprefix('Error tokenizing data. ')}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _numbers_from_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -348,7 +343,7 @@ def read_parquet(path: Path, exact: Iterable[str] = ()) -> pd.DataFrame:
     except PolytaskError:
         raise
     except (pa.ArrowException, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise PolytaskError(f"{where} could not be read as parquet: {_first_line(exc)}") from None
+        raise PolytaskError(f"{where} could not be read as parquet: {first_line(exc)}") from None
     return _assemble(names, columns, {"format": "parquet", "path": str(path)})
 
 

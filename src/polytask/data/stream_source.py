@@ -24,18 +24,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from polytask.errors import PolytaskError
+from polytask.errors import PolytaskError, first_line
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _CSV_BLOCK_BYTES = 1 << 22  # what pyarrow's CSV reader reads at a time; the first block sets the types
 _CSV_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\w+): invalid value '(.*)'")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -96,7 +91,7 @@ class StreamSource:
     def _problem(self, file_index: int, exc: BaseException) -> str:
         """One line on why a file could not be read; a CSV cell that does not fit the type its
         column got from the first block is named with that column and what to do."""
-        text, where = _first_line(exc), self.where(file_index)
+        text, where = first_line(exc), self.where(file_index)
         found = _CSV_CONVERSION.search(text) if self.kind == "csv" else None
         if found is None or int(found.group(1)) >= len(self.schema.names):
             return f"{where} could not be read as {self.kind}: {text}"
@@ -152,7 +147,7 @@ def _parquet_schema(files: list[Path]) -> pa.Schema:
         try:
             schema = _plain_schema(pq.read_schema(path))
         except (pa.ArrowException, OSError) as exc:
-            raise PolytaskError(f"file '{path}' could not be read as parquet: {_first_line(exc)}") from None
+            raise PolytaskError(f"file '{path}' could not be read as parquet: {first_line(exc)}") from None
         if first is None:
             first = schema
             continue
@@ -192,7 +187,7 @@ def _csv_schema(path: Path, text_columns: Sequence[str], null_values: tuple[str,
                                 parse_options=pacsv.ParseOptions(delimiter=_delimiter(path)), convert_options=convert)
         return reader.schema
     except (pa.ArrowException, OSError) as exc:
-        raise PolytaskError(f"file '{path}' could not be read as csv: {_first_line(exc)}") from None
+        raise PolytaskError(f"file '{path}' could not be read as csv: {first_line(exc)}") from None
 
 
 def batch_frame(batch: pa.RecordBatch) -> pd.DataFrame:
