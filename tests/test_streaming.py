@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -29,7 +30,7 @@ from polytask.data.splits import Split
 from polytask.data import stream_source
 from polytask.data.config import DataConfig
 from polytask.data.stream_config import StreamConfig
-from polytask.data.stream_source import StreamSource
+from polytask.data.stream_source import StreamSource, batch_frame
 from polytask.data.stream_split import TEST, TRAIN, VAL, RowSplit
 from polytask.data.stream_stats import Moments, StreamStats
 from polytask.data.streaming import prepare_stream
@@ -350,11 +351,47 @@ def test_a_csv_cell_that_breaks_its_streamed_column_type_is_named_and_the_option
         text = prepare_stream(data, ["y"], DataConfig(categorical=("b",)), stream=STREAM)
     assert text.preprocessor.roles()["b"] == "categorical"
     assert prepare_stream(data, ["y"], DataConfig(drop=("b",)), stream=STREAM).preprocessor.roles() == {"a": "numeric"}
-    counts = frame.assign(b=np.arange(3000) % 7).astype(object)  # whole numbers, then one decimal
-    counts.loc[2500, "b"] = "2.5"
-    counts.to_csv(data, index=False)
+    ints = frame.assign(b=np.arange(3000) % 7).astype(object)  # whole numbers, then text
+    ints.loc[2500, "b"] = "x1"
+    ints.to_csv(data, index=False)
     code, _, err = _run(["fit", data, "-t", "y", "--stream", "--epochs", "1", "-o", tmp_path / "m2"], capsys)
-    assert code == 2 and "column 'b' holds whole numbers in its first rows but '2.5' (line 2502)" in err and "Parquet" in err
+    assert code == 2 and "column 'b' was read as whole numbers from the first rows but holds 'x1' (line 2502)" in err
+
+
+def test_a_streamed_csv_column_of_whole_numbers_takes_a_later_decimal_and_loses_no_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A whole-number column that holds a decimal past the first block used to stop a --stream run
+    ("holds whole numbers in its first rows but '2.5'"). Now the column is widened to float64 where
+    that cell is met: every row comes once, at its position, with its value; the statistics equal
+    those of the same table written with decimals from its first row; an all-integer column stays
+    int64 (exact beyond 2**53)."""
+    monkeypatch.setattr(stream_source, "_CSV_BLOCK_BYTES", 1 << 12)  # 4 KiB blocks: row 2,500 is far past the first
+    rng = np.random.default_rng(4)
+    b = (np.arange(3000) % 7).astype(float)
+    b[2500] = 2.5
+    big = 2**60 + np.arange(3000, dtype=np.int64)  # not representable in float64
+    frame = pd.DataFrame({"a": rng.normal(size=3000).round(4), "big": big})
+    frame["y"] = frame["a"] + b + 0.1 * rng.normal(size=3000)
+    (tmp_path / "late").mkdir(), (tmp_path / "early").mkdir()
+    late, early = tmp_path / "late" / "t.csv", tmp_path / "early" / "t.csv"  # one name: the split hashes it
+    frame.assign(b=[f"{v:g}" for v in b]).to_csv(late, index=False)  # 0, 1, ..., 2.5 at row 2,500
+    frame.assign(b=[f"{v:.1f}" for v in b]).to_csv(early, index=False)  # 0.0, 1.0, ...: numbers from the start
+    source = StreamSource.open(late)
+    assert source.schema.field("b").type == pa.int64()  # the first block's type
+    for _ in range(2):  # the second pass uses the widening the first one found
+        given = list(source.batches(["b", "big"], 500))
+        got = pd.concat([batch_frame(batch) for _, _, batch in given], ignore_index=True)
+        assert len(got) == 3000 and got["b"].to_numpy(np.float64).tolist() == b.tolist()
+        assert got["big"].dtype == np.int64 and (got["big"].to_numpy() == big).all()
+        assert all(f + batch.num_rows == g for (_, f, batch), (_, g, _) in zip(given, given[1:]))  # positions tile the file
+        assert source.widened == {"b": pa.float64()}
+    config = DataConfig(drop=("big",))
+    widened, typed = prepare_stream(late, ["y"], config, stream=STREAM), prepare_stream(early, ["y"], config, stream=STREAM)
+    assert widened.rows == typed.rows and sum(widened.rows.values()) == 3000
+    assert widened.preprocessor.roles() == typed.preprocessor.roles() == {"a": "numeric", "b": "numeric"}
+    for col, stats in typed.preprocessor.numeric_.items():
+        assert widened.preprocessor.numeric_[col]["mean"] == pytest.approx(stats["mean"], rel=1e-6)
+        assert widened.preprocessor.numeric_[col]["std"] == pytest.approx(stats["std"], rel=1e-6)
 
 
 def test_dataloader_workers_each_read_their_own_record_batches(parquet_dir: Path) -> None:

@@ -6,16 +6,20 @@ so every row has a stable address (file name, row in file) that a split can hash
 a directory are read in name order and must share one schema (names and types), checked from
 their metadata before any data is read; CSV files are read with the types of the first file's
 first block (columns the user calls categorical as text, the user's missing-value texts as
-missing in every column). Each batch is converted to pandas as :func:`polytask.data.reading.read_parquet`
-does (floats as float32 unless beyond float32's range), so the encoders see the same values as
-on the in-memory path.
+missing in every column). A CSV column of whole numbers that holds a decimal (or a number too
+large for int64) further down is widened to float64 where that cell is met: the file is read
+again from its start with the wider type, the rows already given skipped, and the wider type
+kept for the rest of the files and later passes (so an all-integer column stays exact). Each
+batch is converted to pandas as :func:`polytask.data.reading.read_parquet` does (floats as
+float32 unless beyond float32's range), so the encoders see the same values as on the in-memory
+path.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +46,7 @@ class StreamSource:
     kind: str  # parquet or csv
     schema: pa.Schema
     null_values: tuple[str, ...] = ()  # CSV: cell texts read as missing
+    widened: dict[str, pa.DataType] = field(default_factory=dict, compare=False, repr=False)  # CSV: wider types met while reading
 
     @classmethod
     def open(cls, path: str | Path, text_columns: Sequence[str] = (), na_values: Sequence[str] = ()) -> "StreamSource":
@@ -79,38 +84,75 @@ class StreamSource:
     def batches(self, columns: Sequence[str], rows: int) -> Iterator[tuple[int, int, pa.RecordBatch]]:
         """``(file index, position of the batch's first row in its file, batch)`` of ``columns``."""
         for i, path in enumerate(self.files):
-            offset = 0
-            try:
-                for batch in self._file_batches(path, list(columns), rows):
-                    if batch.num_rows:
-                        yield i, offset, batch
-                        offset += batch.num_rows
-            except (pa.ArrowException, OSError, ValueError) as exc:
-                raise PolytaskError(self._problem(i, exc)) from None
+            given = 0  # rows of this file yielded so far (a read again after widening skips them)
+            while True:
+                try:
+                    position = 0
+                    for batch in self._file_batches(path, list(columns), rows):
+                        start, position = max(given - position, 0), position + batch.num_rows
+                        if start < batch.num_rows:
+                            part = batch.slice(start) if start else batch
+                            yield i, given, part
+                            given += part.num_rows
+                    break
+                except (pa.ArrowException, OSError, ValueError) as exc:
+                    if not self._widen(exc):
+                        raise PolytaskError(self._problem(i, exc, list(columns))) from None
 
-    def _problem(self, file_index: int, exc: BaseException) -> str:
-        """One line on why a file could not be read; a CSV cell that does not fit the type its
-        column got from the first block is named with that column and what to do."""
-        text, where = first_line(exc), self.where(file_index)
-        found = _CSV_CONVERSION.search(text) if self.kind == "csv" else None
+    def _conversion(self, exc: BaseException) -> tuple[str, str | None, str, str] | None:
+        """``(column, line or None, target type, value)`` of a CSV cell pyarrow could not convert."""
+        found = _CSV_CONVERSION.search(first_line(exc)) if self.kind == "csv" else None
         if found is None or int(found.group(1)) >= len(self.schema.names):
+            return None
+        return self.schema.names[int(found.group(1))], found.group(2), found.group(3), found.group(4)
+
+    def _widen(self, exc: BaseException) -> bool:
+        """Widen a whole-number CSV column to float64 when ``exc`` is one of its cells holding
+        another number; whether it did (then the file is read again)."""
+        found = self._conversion(exc)
+        if found is None or found[2] != "int64" or not _is_number(found[3]) or found[0] in self.widened:
+            return False
+        self.widened[found[0]] = pa.float64()
+        return True
+
+    def _column_types(self) -> pa.Schema:
+        """The CSV columns' types: the first block's, with the widenings met so far."""
+        schema = self.schema
+        for name, kind in self.widened.items():
+            schema = schema.set(schema.get_field_index(name), pa.field(name, kind))
+        return schema
+
+    def _problem(self, file_index: int, exc: BaseException, columns: list[str]) -> str:
+        """One line on why a file could not be read; a CSV cell that does not fit the type its
+        column got from the first block is named with that column, its line and what to do."""
+        text, where = first_line(exc), self.where(file_index)
+        found = self._conversion(exc)
+        if found is None:
             return f"{where} could not be read as {self.kind}: {text}"
-        name, line, kind, value = self.schema.names[int(found.group(1))], found.group(2), found.group(3), found.group(4)
+        name, line, kind, value = found
+        line = line or self._line_of(self.files[file_index], columns)
         kind = {"double": "numbers", "float": "numbers", "int64": "whole numbers", "bool": "true/false values"}.get(kind, kind)
         at = f" (line {line})" if line else " further down"
-        if kind == "whole numbers" and _is_number(value):  # no option widens a column's type mid-stream yet
-            return (f"{where}: column '{name}' holds whole numbers in its first rows but '{value}'{at}; --stream "
-                    "cannot yet change a CSV column's type as it reads: write the column as Parquet (or with a decimal "
-                    "point in its first rows), or read the file without --stream")
         return (f"{where}: column '{name}' was read as {kind} from the first rows but holds '{value}'{at}; "
                 f"fix or blank that cell, list '{value}' in --na-values, or list the column in --categorical (or --drop)")
 
-    def _file_batches(self, path: Path, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+    def _line_of(self, path: Path, columns: list[str]) -> str | None:
+        """The line of the first cell that fails to convert, read again on one thread (pyarrow's
+        threaded reader does not always know the line of a failing cell)."""
+        try:
+            for _ in self._file_batches(path, columns, 1 << 30, threads=False):
+                pass
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            found = self._conversion(exc)
+            return None if found is None else found[1]
+        return None
+
+    def _file_batches(self, path: Path, columns: list[str], rows: int, threads: bool = True) -> Iterator[pa.RecordBatch]:
         if self.kind == "parquet":
             yield from pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns, use_pandas_metadata=False)
             return
-        convert = pacsv.ConvertOptions(column_types=self.schema, include_columns=columns, null_values=list(self.null_values))
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+        convert = pacsv.ConvertOptions(column_types=self._column_types(), include_columns=columns, null_values=list(self.null_values))
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, use_threads=threads),
                                 parse_options=pacsv.ParseOptions(delimiter=_delimiter(path)), convert_options=convert)
         for batch in reader:
             for start in range(0, batch.num_rows, rows):
