@@ -26,6 +26,7 @@ from polytask.data import (
     read_table,
 )
 from polytask.data.prepare import prepare
+from polytask.data.reading import csv_delimiter
 
 FAST = ["--epochs", "3", "--trunk", "8"]
 
@@ -105,6 +106,37 @@ def test_numbers_are_read_as_float32_and_integers_exactly(tmp_path: Path) -> Non
     assert frame["big"].dtype == np.float64  # beyond float32's range: kept in float64, not made infinite
     assert frame["id"].tolist() == [9007199254740993, 9007199254740995]  # exact (not representable in a float)
     assert frame["flag"].dtype == bool
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_a_csv_separated_by_semicolons_tabs_or_pipes_is_read_as_its_header_shows(tmp_path: Path, sep: str) -> None:
+    """A spreadsheet export from a locale with a decimal comma separates fields with ';'. It used
+    to be read as one column named 'id;x;y' ("target column 'y' is not in the data")."""
+    import gzip
+
+    text = sep.join(["id", "x", "y", "c"]) + "\n" + "".join(sep.join([f"r{i}", f"{i / 4}", f"{2 * i}", "ab"[i % 2]]) + "\n" for i in range(6))
+    plain, packed = tmp_path / "t.csv", tmp_path / "t.csv.gz"
+    plain.write_text("\ufeff" + text, encoding="utf-8")  # with a byte-order mark, as Excel writes
+    packed.write_bytes(gzip.compress(text.encode("utf-8")))
+    for path in (plain, packed):
+        assert csv_delimiter(path) == sep
+        frame = read_table(path)
+        assert list(frame.columns) == ["id", "x", "y", "c"] and frame["x"].tolist() == [i / 4 for i in range(6)]
+        assert frame["c"].tolist() == list("ababab")
+    odd = tmp_path / "odd.csv"
+    odd.write_text(sep.join(["x", "y"]) + "\n1" + sep + "2\n3" + sep + "4" + sep + "5\n")
+    with pytest.raises(PolytaskError, match="line 3 has 3 fields but the header has 2"):  # the separator counts fields
+        read_table(odd)
+
+
+def test_a_comma_csv_stays_comma_separated_whatever_its_names_hold(tmp_path: Path) -> None:
+    path = tmp_path / "names.csv"
+    path.write_text('"a;b","c|d",y\n1,2,3\n4,5,6\n')
+    assert csv_delimiter(path) == "," and list(read_table(path).columns) == ["a;b", "c|d", "y"]
+    single = tmp_path / "single.csv"
+    single.write_text("y\n1\n2\n")
+    assert csv_delimiter(single) == ","
+    assert csv_delimiter(tmp_path / "t.tsv") == "\t"  # by its name, before anything is read
 
 
 def test_a_row_with_too_many_fields_names_its_line(tmp_path: Path) -> None:

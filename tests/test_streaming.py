@@ -320,11 +320,16 @@ def test_stream_reads_csv_files_as_parquet(parquet_dir: Path, tmp_path: Path) ->
     csv.mkdir()
     for f in StreamSource.open(parquet_dir).files:
         pd.read_parquet(f).to_csv(csv / f"{f.stem}.csv", index=False)
+    semicolons = tmp_path / "semicolons"  # as spreadsheets export them where the decimal point is a comma
+    semicolons.mkdir()
+    for f in StreamSource.open(parquet_dir).files:
+        pd.read_parquet(f).to_csv(semicolons / f"{f.stem}.csv", index=False, sep=";")
     a = prepare_stream(parquet_dir, ["y", "z"], stream=STREAM)
-    b = prepare_stream(csv, ["y", "z"], stream=STREAM)
-    assert a.rows == b.rows and a.preprocessor.categorical_ == b.preprocessor.categorical_
-    for col, stats in a.preprocessor.numeric_.items():
-        assert b.preprocessor.numeric_[col]["mean"] == pytest.approx(stats["mean"], rel=1e-6)
+    for other in (csv, semicolons):
+        b = prepare_stream(other, ["y", "z"], stream=STREAM)
+        assert a.rows == b.rows and a.preprocessor.categorical_ == b.preprocessor.categorical_
+        for col, stats in a.preprocessor.numeric_.items():
+            assert b.preprocessor.numeric_[col]["mean"] == pytest.approx(stats["mean"], rel=1e-6)
 
 
 def test_a_csv_cell_that_breaks_its_streamed_column_type_is_named_and_the_options_fix_it(

@@ -202,6 +202,35 @@ def read_csv(path: Path, delimiter: str = ",", exact: Iterable[str] = ()) -> pd.
     return _numbers_from_text(frame)
 
 
+#: Field separators a CSV file may use, in the order a tie is broken.
+CSV_DELIMITERS = (",", ";", "\t", "|")
+_SNIFF_CHARS = 1 << 16
+
+
+def csv_delimiter(path: Path) -> str:
+    """The field separator of a CSV file: a tab for ``.tsv``; else ``,`` unless the header is one
+    field with it and more with ``;``, a tab or ``|`` (the one giving the most fields), as in
+    spreadsheet exports from locales that write a decimal comma."""
+    import csv
+    import gzip
+    import io
+
+    name = path.name.lower()
+    if name.endswith((".tsv", ".tsv.gz")):
+        return "\t"
+    opener: Any = gzip.open if name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            head = fh.read(_SNIFF_CHARS)
+    except (OSError, EOFError):
+        return ","  # the read that follows names the problem
+    counts = {d: next((len(r) for r in csv.reader(io.StringIO(head), delimiter=d) if r), 0) for d in CSV_DELIMITERS}
+    if counts[","] > 1:
+        return ","
+    best = max(CSV_DELIMITERS, key=lambda d: counts[d])  # the first of a tie
+    return best if counts[best] > 1 else ","
+
+
 def _header(path: Path, delimiter: str, where: str) -> list[str]:
     """The header's names exactly as written (pandas would rename a duplicate)."""
     import csv

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from polytask.data.reading import csv_delimiter
 from polytask.errors import PolytaskError, first_line
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -153,7 +154,7 @@ class StreamSource:
             return
         convert = pacsv.ConvertOptions(column_types=self._column_types(), include_columns=columns, null_values=list(self.null_values))
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, use_threads=threads),
-                                parse_options=pacsv.ParseOptions(delimiter=_delimiter(path)), convert_options=convert)
+                                parse_options=pacsv.ParseOptions(delimiter=csv_delimiter(path)), convert_options=convert)
         for batch in reader:
             for start in range(0, batch.num_rows, rows):
                 yield batch.slice(start, rows)
@@ -216,17 +217,13 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _delimiter(path: Path) -> str:
-    return "\t" if path.suffix.lower() == ".tsv" else ","
-
-
 def _csv_schema(path: Path, text_columns: Sequence[str], null_values: tuple[str, ...]) -> pa.Schema:
     """The column types pyarrow infers from the first block of the first CSV file (text for
     ``text_columns``)."""
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in text_columns}, null_values=list(null_values))
     try:
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-                                parse_options=pacsv.ParseOptions(delimiter=_delimiter(path)), convert_options=convert)
+                                parse_options=pacsv.ParseOptions(delimiter=csv_delimiter(path)), convert_options=convert)
         return reader.schema
     except (pa.ArrowException, OSError) as exc:
         raise PolytaskError(f"file '{path}' could not be read as csv: {first_line(exc)}") from None
