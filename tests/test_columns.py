@@ -26,7 +26,7 @@ from polytask.data import (
     read_table,
 )
 from polytask.data.prepare import prepare
-from polytask.data.reading import csv_delimiter
+from polytask.data.csv_dialect import CsvDialect, csv_dialect
 
 FAST = ["--epochs", "3", "--trunk", "8"]
 
@@ -119,7 +119,7 @@ def test_a_csv_separated_by_semicolons_tabs_or_pipes_is_read_as_its_header_shows
     plain.write_text("\ufeff" + text, encoding="utf-8")  # with a byte-order mark, as Excel writes
     packed.write_bytes(gzip.compress(text.encode("utf-8")))
     for path in (plain, packed):
-        assert csv_delimiter(path) == sep
+        assert csv_dialect(path) == CsvDialect(sep, ".")
         frame = read_table(path)
         assert list(frame.columns) == ["id", "x", "y", "c"] and frame["x"].tolist() == [i / 4 for i in range(6)]
         assert frame["c"].tolist() == list("ababab")
@@ -132,11 +132,39 @@ def test_a_csv_separated_by_semicolons_tabs_or_pipes_is_read_as_its_header_shows
 def test_a_comma_csv_stays_comma_separated_whatever_its_names_hold(tmp_path: Path) -> None:
     path = tmp_path / "names.csv"
     path.write_text('"a;b","c|d",y\n1,2,3\n4,5,6\n')
-    assert csv_delimiter(path) == "," and list(read_table(path).columns) == ["a;b", "c|d", "y"]
+    assert csv_dialect(path) == CsvDialect(",", ".") and list(read_table(path).columns) == ["a;b", "c|d", "y"]
     single = tmp_path / "single.csv"
-    single.write_text("y\n1\n2\n")
-    assert csv_delimiter(single) == ","
-    assert csv_delimiter(tmp_path / "t.tsv") == "\t"  # by its name, before anything is read
+    single.write_text("y\n1,5\n2\n")
+    assert csv_dialect(single) == CsvDialect(",", ".")  # a comma-separated file never has decimal commas
+    assert csv_dialect(tmp_path / "t.tsv").delimiter == "\t"  # by its name, before anything is read
+
+
+def test_decimal_commas_are_read_where_a_semicolon_file_writes_them_in_memory_and_streamed(tmp_path: Path) -> None:
+    """A spreadsheet saved as CSV where the decimal mark is a comma writes ``x;y`` / ``1,5;-2,25``.
+    Its numbers are numbers on both readers; a file that also writes ``1.5`` keeps one mark (the
+    point), and its comma cells are named in the error, not silently read."""
+    from polytask.data.streaming import prepare_stream
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200).round(3)
+    y = (2 * x + rng.normal(scale=0.1, size=200)).round(3)
+    (tmp_path / "semi").mkdir(), (tmp_path / "plain").mkdir()
+    path, plain = tmp_path / "semi" / "t.csv", tmp_path / "plain" / "t.csv"  # one name: a streamed split hashes it
+    rows = [(f"{a}", f"{b}", "pq"[i % 2]) for i, (a, b) in enumerate(zip(x, y))]
+    path.write_text("x;y;c\n" + "".join(";".join(r).replace(".", ",") + "\n" for r in rows))
+    plain.write_text("x,y,c\n" + "".join(",".join(r) + "\n" for r in rows))
+    assert csv_dialect(path) == CsvDialect(";", ",")
+    frame = read_table(path)
+    assert frame["x"].dtype == np.float32 and np.allclose(frame["x"], x) and np.allclose(frame["y"], y)
+    pd.testing.assert_frame_equal(frame, read_table(plain))
+    streamed, reference = prepare_stream(path, ["y"]), prepare_stream(plain, ["y"])
+    assert streamed.rows == reference.rows and streamed.preprocessor.roles() == reference.preprocessor.roles() == {"x": "numeric", "c": "categorical"}
+    assert streamed.preprocessor.numeric_["x"] == pytest.approx(reference.preprocessor.numeric_["x"])
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("x;y\n1.5;2\n" + "".join(f"{i},5;{i}\n" for i in range(30)))
+    assert csv_dialect(mixed) == CsvDialect(";", ".")
+    with pytest.raises(PolytaskError, match=r"feature column 'x' holds numbers except in 30 cells: '0,5' \(line 3\)"):
+        prepare(read_table(mixed), ["y"])
 
 
 def test_a_row_with_too_many_fields_names_its_line(tmp_path: Path) -> None:

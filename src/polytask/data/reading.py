@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from polytask.data.csv_dialect import CsvDialect
 from polytask.data.rows import SOURCE_KEY, csv_records
 from polytask.errors import PolytaskError, first_line
 
@@ -166,13 +167,16 @@ def _assemble(names: list[str], columns: list[_Column], source: dict[str, Any]) 
 _CHUNK_CELLS = 1 << 21  # cells of a CSV read at a time
 
 
-def read_csv(path: Path, delimiter: str = ",", exact: Iterable[str] = ()) -> pd.DataFrame:
+def read_csv(path: Path, dialect: CsvDialect | None = None, exact: Iterable[str] = ()) -> pd.DataFrame:
     """A CSV file as a DataFrame (see the module docstring); malformed files raise PolytaskError.
+    ``dialect``: its separator and decimal mark (default: comma-separated, decimal point).
 
     pandas' C parser reads a block of rows at a time (on this project's machines it costs less
     CPU than pyarrow's CSV reader); each block's numbers go to float32 at once. A column whose
     blocks disagree (numbers in one, text in another) is read again as text."""
     where = f"file '{path}'"
+    dialect = dialect or CsvDialect()
+    delimiter, decimal = dialect.delimiter, dialect.decimal
     names = check_header(_header(path, delimiter, where), where)
     _check_last_line(path, delimiter, len(names), where)
     exact = set(exact)
@@ -184,7 +188,7 @@ def read_csv(path: Path, delimiter: str = ",", exact: Iterable[str] = ()) -> pd.
             warnings.simplefilter("error", pd.errors.ParserWarning)  # pandas would drop the extra fields
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed blocks are handled below (_csv_column)
             for chunk in pd.read_csv(path, sep=delimiter, header=0, names=names, chunksize=rows, encoding="utf-8",
-                                     index_col=False):
+                                     index_col=False, decimal=decimal):
                 for j, name in enumerate(names):
                     pieces[j].append(_csv_piece(chunk[name], j, wide))
     except PolytaskError:
@@ -199,36 +203,7 @@ def read_csv(path: Path, delimiter: str = ",", exact: Iterable[str] = ()) -> pd.
             for j, name in enumerate(names)}
     frame = pd.DataFrame(data, copy=False)
     frame.attrs[SOURCE_KEY] = {"format": "csv", "path": str(path), "delimiter": delimiter}
-    return _numbers_from_text(frame)
-
-
-#: Field separators a CSV file may use, in the order a tie is broken.
-CSV_DELIMITERS = (",", ";", "\t", "|")
-_SNIFF_CHARS = 1 << 16
-
-
-def csv_delimiter(path: Path) -> str:
-    """The field separator of a CSV file: a tab for ``.tsv``; else ``,`` unless the header is one
-    field with it and more with ``;``, a tab or ``|`` (the one giving the most fields), as in
-    spreadsheet exports from locales that write a decimal comma."""
-    import csv
-    import gzip
-    import io
-
-    name = path.name.lower()
-    if name.endswith((".tsv", ".tsv.gz")):
-        return "\t"
-    opener: Any = gzip.open if name.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
-            head = fh.read(_SNIFF_CHARS)
-    except (OSError, EOFError):
-        return ","  # the read that follows names the problem
-    counts = {d: next((len(r) for r in csv.reader(io.StringIO(head), delimiter=d) if r), 0) for d in CSV_DELIMITERS}
-    if counts[","] > 1:
-        return ","
-    best = max(CSV_DELIMITERS, key=lambda d: counts[d])  # the first of a tie
-    return best if counts[best] > 1 else ","
+    return _numbers_from_text(frame, decimal)
 
 
 def _header(path: Path, delimiter: str, where: str) -> list[str]:
@@ -332,13 +307,15 @@ def _csv_problem(exc: BaseException, where: str) -> str:
     return f"{where} could not be read as csv: {text.removeprefix('Error tokenizing data. ')}"
 
 
-def _numbers_from_text(frame: pd.DataFrame) -> pd.DataFrame:
+def _numbers_from_text(frame: pd.DataFrame, decimal: str = ".") -> pd.DataFrame:
     """Text columns whose every cell is a number once surrounding spaces are removed become
-    numbers (the first 64 cells decide whether to look at all)."""
+    numbers (the first 64 cells decide whether to look at all); ``decimal``: the file's decimal
+    mark."""
     for name in frame.columns:
         s = frame[name]
         if not (pd.api.types.is_string_dtype(s) or s.dtype == object):
             continue
+        s = s if decimal == "." else s.where(s.isna(), s.astype("str").str.replace(decimal, ".", regex=False))
         observed = s.dropna().astype("str").str.strip()
         if observed.empty or pd.to_numeric(observed.iloc[:64], errors="coerce").isna().any():
             continue

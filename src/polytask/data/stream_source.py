@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from polytask.data.reading import csv_delimiter
+from polytask.data.csv_dialect import csv_dialect
 from polytask.errors import PolytaskError, first_line
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -152,9 +152,11 @@ class StreamSource:
         if self.kind == "parquet":
             yield from pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns, use_pandas_metadata=False)
             return
-        convert = pacsv.ConvertOptions(column_types=self._column_types(), include_columns=columns, null_values=list(self.null_values))
+        dialect = csv_dialect(path)
+        convert = pacsv.ConvertOptions(column_types=self._column_types(), include_columns=columns, null_values=list(self.null_values),
+                                       decimal_point=dialect.decimal)
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES, use_threads=threads),
-                                parse_options=pacsv.ParseOptions(delimiter=csv_delimiter(path)), convert_options=convert)
+                                parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter), convert_options=convert)
         for batch in reader:
             for start in range(0, batch.num_rows, rows):
                 yield batch.slice(start, rows)
@@ -220,10 +222,12 @@ def _is_number(text: str) -> bool:
 def _csv_schema(path: Path, text_columns: Sequence[str], null_values: tuple[str, ...]) -> pa.Schema:
     """The column types pyarrow infers from the first block of the first CSV file (text for
     ``text_columns``)."""
-    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in text_columns}, null_values=list(null_values))
+    dialect = csv_dialect(path)
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in text_columns}, null_values=list(null_values),
+                                   decimal_point=dialect.decimal)
     try:
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-                                parse_options=pacsv.ParseOptions(delimiter=csv_delimiter(path)), convert_options=convert)
+                                parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter), convert_options=convert)
         return reader.schema
     except (pa.ArrowException, OSError) as exc:
         raise PolytaskError(f"file '{path}' could not be read as csv: {first_line(exc)}") from None

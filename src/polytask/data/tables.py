@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from polytask.data.reading import csv_delimiter, read_csv, read_parquet
+from polytask.data.csv_dialect import csv_dialect
+from polytask.data.reading import read_csv, read_parquet
 from polytask.errors import PolytaskError
 
 TableLike = Any  # str | Path | pd.DataFrame | np.ndarray | torch.Tensor
@@ -17,8 +18,8 @@ TableLike = Any  # str | Path | pd.DataFrame | np.ndarray | torch.Tensor
 
 def read_table(path: str | Path, exact: Iterable[str] = ()) -> pd.DataFrame:
     """Read a CSV (``.csv``, ``.txt``, ``.tsv``, ``.gz``; fields separated by ``,``, or by ``;``,
-    a tab or ``|`` where the header shows it: :func:`~polytask.data.reading.csv_delimiter`) or
-    Parquet file with pyarrow
+    a tab or ``|`` where the header shows it, decimal commas where the first rows show them:
+    :mod:`polytask.data.csv_dialect`) or Parquet file with pyarrow
     (:mod:`polytask.data.reading`: float columns as float32, integers exactly, headers checked);
     empty, missing or malformed files raise PolytaskError. ``exact`` names columns kept at
     full precision (identifiers copied to predictions)."""
@@ -35,7 +36,7 @@ def read_table(path: str | Path, exact: Iterable[str] = ()) -> pd.DataFrame:
     if suffix in (".parquet", ".pq"):
         df = read_parquet(p, exact)
     elif suffix in (".csv", ".txt", ".tsv", ".gz"):
-        df = read_csv(p, csv_delimiter(p), exact)
+        df = read_csv(p, csv_dialect(p), exact)
     else:
         raise PolytaskError(f"file '{p}': unsupported format '{suffix}' (use .csv or .parquet)")
     if df.shape[0] == 0 or df.shape[1] == 0:
