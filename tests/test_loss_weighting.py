@@ -324,6 +324,46 @@ def test_famo_matches_torchjd_fed_with_the_next_batch_losses(steps: list[list[fl
 
 
 @FAST
+@given(grads=st.lists(st.lists(st.floats(-2.0, 2.0), min_size=3, max_size=3), min_size=1, max_size=12),
+       lr=st.floats(1e-3, 0.5), wd=st.sampled_from([0.0, 1e-3, 0.1]), dtype=st.sampled_from([torch.float32, F64]))
+def test_famo_logit_adam_is_torch_adam_exactly(grads: list[list[float]], lr: float, wd: float, dtype: torch.dtype) -> None:
+    """FAMO's logits step with Adam written out (torch.optim.Adam's step cost more than the rest of
+    FAMO together); it must give torch.optim.Adam's values bit for bit, step after step."""
+    from polytask.balancers.famo import _LogitAdam
+
+    ours, theirs = torch.tensor([0.3, -0.2, 0.0], dtype=dtype), torch.tensor([0.3, -0.2, 0.0], dtype=dtype, requires_grad=True)
+    adam, reference = _LogitAdam(ours, lr, wd), torch.optim.Adam([theirs], lr=lr, weight_decay=wd)
+    for g in grads:
+        adam.step(ours, torch.tensor(g, dtype=dtype))
+        theirs.grad = torch.tensor(g, dtype=dtype)
+        reference.step()
+        assert torch.equal(ours, theirs.detach())
+
+
+def test_famo_loads_the_torch_adam_state_that_earlier_versions_saved() -> None:
+    """Models saved before the written-out Adam hold ``optimizer`` (torch.optim.Adam's state dict,
+    its state keyed by a number that the JSON round trip makes text); they continue as torch's
+    Adam would."""
+    b = built("famo", 3)
+    steps = [torch.tensor(v, dtype=torch.float32) for v in ([1.0, 2.0, 0.5], [0.9, 1.5, 0.45], [0.8, 1.4, 0.44])]
+    for L in steps:
+        applied(b, L)
+    state = b.get_extra_state()  # type: ignore[attr-defined]
+    logits = state["logits"].clone().requires_grad_(True)
+    torch_adam = torch.optim.Adam([logits], lr=0.025, weight_decay=1e-3)
+    logits.grad = torch.zeros(3)
+    torch_adam.step()  # a step whose state is then overwritten with ours (same values, torch's layout)
+    torch_adam.state[logits] = {"step": torch.tensor(float(state["adam"]["step"])), "exp_avg": state["adam"]["exp_avg"].clone(),
+                                "exp_avg_sq": state["adam"]["exp_avg_sq"].clone()}
+    saved = torch_adam.state_dict()
+    old = {k: v for k, v in state.items() if k != "adam"} | {"optimizer": {"state": {"0": saved["state"][0]}, "param_groups": saved["param_groups"]}}
+    c = built("famo", 3)
+    c.set_extra_state(old)  # type: ignore[attr-defined]
+    L = torch.tensor([0.7, 1.3, 0.43])
+    torch.testing.assert_close(applied(c, L)[0], applied(b, L)[0], rtol=0, atol=0)
+
+
+@FAST
 @given(fast=st.floats(0.05, 0.3), slow_fraction=st.floats(0.0, 0.5))
 def test_famo_shifts_weight_to_the_task_whose_loss_decreases_slower(fast: float, slow_fraction: float) -> None:
     """FAMO's logit update raises z_t for tasks whose log-loss falls less per step."""
