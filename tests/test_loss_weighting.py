@@ -290,11 +290,18 @@ def test_gls_leaves_a_task_without_labels_out_of_the_geometric_mean() -> None:
 
 def test_gls_without_a_mask_keeps_a_zero_loss_in_the_product() -> None:
     """Without a mask every task is present: a loss of exactly 0 is a loss of 0 (floored at
-    1e-12), not an absent task, as the definition ``(prod L_t)^(1/T)`` says."""
+    1e-12), not an absent task, as the definition ``(prod L_t)^(1/T)`` says. The floored objective
+    does not move with that loss, so its weight is 0 (it used to be reported as
+    ``L / (3 * 1e-12)`` while the gradient applied gave it 0), and the gradient is the
+    objective's."""
     L = torch.tensor([0.0, 0.8, 2.5], dtype=F64)
-    w, _ = applied(built("gls", 3), L)
+    w, grad = applied(built("gls", 3), L)
     value = (1e-12 * 0.8 * 2.5) ** (1 / 3)
-    torch.testing.assert_close(w, value / (3 * L.clamp_min(1e-12)))
+    torch.testing.assert_close(w, torch.tensor([0.0, value / (3 * 0.8), value / (3 * 2.5)], dtype=F64))
+    leaf = L.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(torch.exp(torch.log(leaf.clamp_min(1e-12)).mean()), leaf)
+    torch.testing.assert_close(grad, expected)
+    torch.testing.assert_close(grad, w)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ A task with no label in the batch (absent, ``StepContext.present``) has loss 0, 
 the product, and every task's gradient, vanish. Absent tasks are left out of that step: the mean
 runs over the present tasks (``T`` counts only them) and an absent task gets weight 0. Present
 losses are clamped from below at 1e-12 inside the logarithm (a present task's loss of 0 stays
-in the product, as the definition says).
+in the product, as the definition says); where the floor holds the objective does not move with
+that loss, so its weight is 0. The network's gradient is ``sum_t w_t grad L_t`` with those
+weights (one pass, as for a fixed weighting).
 """
 
 from __future__ import annotations
@@ -26,20 +28,21 @@ FLOOR = 1e-12
 
 
 class GeometricLossStrategy(LossWeighting):
-    """``L = exp(mean_t log L_t)`` (losses floored at 1e-12); applied weights ``L / (T L_t)``."""
+    """``L = exp(mean_t log L_t)`` (losses floored at 1e-12); applied weights ``dL/dL_t = L / (T L_t)``
+    (0 for an absent task and for a loss under the floor)."""
 
     name = "gls"
 
     def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        floored = losses.clamp_min(FLOOR)
+        if ctx.present is None:  # every task present: no mask to apply
+            mean = torch.exp(torch.log(floored).mean())
+            return torch.where(losses >= FLOOR, mean / (losses.shape[0] * floored), torch.zeros_like(losses))
         present = ctx.presence().to(losses.device)
         if not bool(present.any()):
             return torch.zeros_like(losses)
-        floored = losses.clamp_min(FLOOR)
         mean = geometric_mean(losses, present)
-        return torch.where(present, mean / (int(present.sum()) * floored), torch.zeros_like(losses))
-
-    def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
-        return geometric_mean(ctx.losses, ctx.presence().to(ctx.losses.device))
+        return torch.where(present & (losses >= FLOOR), mean / (int(present.sum()) * floored), torch.zeros_like(losses))
 
 
 def geometric_mean(losses: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
