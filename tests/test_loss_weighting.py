@@ -111,27 +111,27 @@ def losses_of(n_min: int = 2, n_max: int = 6) -> st.SearchStrategy[list[float]]:
 @FAST
 @given(values=losses_of(), log_var=st.lists(st.floats(-3.0, 3.0), min_size=6, max_size=6))
 def test_uw_objective_is_kendalls_formula_and_matches_torchjd(values: list[float], log_var: list[float]) -> None:
+    """The gradients UW writes out (for the network through the losses, and for the log-variances)
+    are those of Kendall et al.'s objective, differentiated by autograd, and of torchjd's UW."""
     n = len(values)
     L = torch.tensor(values, dtype=F64)
     b = built("uw", n)
     with torch.no_grad():
         b.log_variance.data = torch.tensor(log_var[:n], dtype=F64)  # type: ignore[union-attr]
-    leaf = L.clone().requires_grad_(True)
-    ctx = loss_ctx(leaf)
-    w = b.weights(leaf.detach(), ctx)
-    ours = b.objective(ctx, w)
+    w, grad = applied(b, L)
     # Kendall et al. 2018, eq. 7 written with sigma: sum_t L_t / (2 sigma_t^2) + log sigma_t
-    sigma = torch.exp(0.5 * torch.tensor(log_var[:n], dtype=F64))
-    paper = (L / (2 * sigma**2) + torch.log(sigma)).sum()
-    torch.testing.assert_close(ours.detach(), paper)
+    leaf, s = L.clone().requires_grad_(True), torch.tensor(log_var[:n], dtype=F64, requires_grad=True)
+    sigma = torch.exp(0.5 * s)
+    paper_L, paper_s = torch.autograd.grad((leaf / (2 * sigma**2) + torch.log(sigma)).sum(), [leaf, s])
+    torch.testing.assert_close(grad, paper_L)
+    torch.testing.assert_close(b.log_variance.grad, paper_s)  # type: ignore[union-attr]
     oracle = tjs.UW(n).double()
     with torch.no_grad():
         oracle.log_var.copy_(torch.tensor(log_var[:n], dtype=F64))
-    torch.testing.assert_close(ours.detach(), oracle(L))
-    # the reported weight is the coefficient of L_t in the objective
-    ours.backward()
-    torch.testing.assert_close(leaf.grad, w)
-    torch.testing.assert_close(w, 1 / (2 * sigma**2))
+    _, oracle_L = oracle_weights(oracle, L)
+    torch.testing.assert_close(grad, oracle_L)
+    torch.testing.assert_close(b.log_variance.grad, oracle.log_var.grad)  # type: ignore[union-attr]
+    torch.testing.assert_close(w, 1 / (2 * sigma.detach() ** 2))  # the reported weight is the coefficient of L_t
 
 
 def test_uw_log_variance_is_pulled_to_log_loss() -> None:
@@ -163,8 +163,9 @@ def test_imtl_l_matches_torchjd(values: list[float], scale: list[float]) -> None
     value, oracle_grad = oracle_weights(oracle, L)
     torch.testing.assert_close(grad, oracle_grad)
     torch.testing.assert_close(w, torch.exp(torch.tensor(scale[:n], dtype=F64)))
-    # and the objective's value, with the learned scales' gradient: d/ds (e^s L - s) = e^s L - 1
+    # the learned scales' gradient: d/ds (e^s L - s) = e^s L - 1, by hand and by autograd in torchjd's IMTLL
     torch.testing.assert_close(b.log_scale.grad, torch.exp(torch.tensor(scale[:n], dtype=F64)) * L - 1)  # type: ignore[union-attr]
+    torch.testing.assert_close(b.log_scale.grad, oracle.log_scale.grad)  # type: ignore[union-attr]
 
 
 # ----------------------------------------------------------------------------------------------

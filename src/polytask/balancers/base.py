@@ -206,3 +206,35 @@ class LossWeighting(Balancer):
         w = self.weights(ctx.losses.detach(), ctx)
         self.objective(ctx, w).backward()
         return w.detach() if w.requires_grad else w
+
+
+class LearnedLossScales(LossWeighting):
+    """Loss weighting with one learnable scalar ``s_t`` per task and the objective
+
+        L = sum_t present_t ( a(s_t) L_t + r(s_t) ),
+
+    the weights ``w_t = a(s_t)`` (:meth:`weights`). Its gradient is written out: the network's
+    is one pass of ``sum_t w_t L_t`` over the present tasks, and ``dL/ds_t = a'(s_t) L_t + r'(s_t)``
+    (:meth:`scale_gradient`) is added to ``s.grad`` for the present tasks (an absent task's ``s_t``
+    gets nothing from that step), as autograd would give them, with fewer operations."""
+
+    @abstractmethod
+    def scales(self) -> nn.Parameter:
+        """The learnable ``s`` (T,)."""
+
+    @abstractmethod
+    def scale_gradient(self, s: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        """``dL/ds_t`` (T,) at detached ``s`` and loss values."""
+
+    def backward(self, ctx: StepContext) -> torch.Tensor:
+        values, s = ctx.losses.detach(), self.scales()
+        w = self.weights(values, ctx)
+        grad = self.scale_gradient(s.detach().to(values), values)
+        if ctx.present is None:
+            (w * ctx.losses).sum().backward()
+        else:
+            present = ctx.presence().to(values.device)
+            (torch.where(present, w, torch.zeros_like(w)) * ctx.losses).sum().backward()
+            grad = torch.where(present, grad, torch.zeros_like(grad))
+        s.grad = grad.to(s) if s.grad is None else s.grad + grad.to(s)
+        return w

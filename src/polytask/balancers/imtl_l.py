@@ -10,6 +10,9 @@ The ``s_t`` are optimized with the network by the trainer (they are this balance
 driven towards the same value, 1, whatever the raw scale of the task; the ``- s_t`` term stops
 ``s_t -> -inf``.
 
+The gradients are written out (:class:`~polytask.balancers.base.LearnedLossScales`): one pass
+of ``sum_t w_t L_t`` for the network, ``exp(s_t) L_t - 1`` for ``s_t``.
+
 Absent tasks: an absent task's term is left out of the objective (its ``s_t`` gets no gradient
 from that step; its loss of 0 would push ``s_t`` up through ``- s_t``).
 """
@@ -19,10 +22,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from polytask.balancers.base import LossWeighting, StepContext
+from polytask.balancers.base import LearnedLossScales, StepContext
 
 
-class ImpartialLossWeighting(LossWeighting):
+class ImpartialLossWeighting(LearnedLossScales):
     """``L = sum_t exp(s_t) L_t - s_t`` with learnable ``s_t`` starting at 0 (IMTL-L, Liu et al.
     2021). The applied weight of task ``t`` is ``exp(s_t)``."""
 
@@ -37,14 +40,13 @@ class ImpartialLossWeighting(LossWeighting):
         super().setup(task_names)
         self.log_scale = nn.Parameter(torch.zeros(len(task_names)))
 
-    def _s(self) -> nn.Parameter:
+    def scales(self) -> nn.Parameter:
         assert self.log_scale is not None, "setup() was not called"
         return self.log_scale
 
     def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        return torch.exp(self._s().detach()).to(losses)
+        return torch.exp(self.scales().detach()).to(losses)
 
-    def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
-        s = self._s()
-        terms = torch.exp(s) * ctx.losses - s
-        return torch.where(ctx.presence().to(terms.device), terms, torch.zeros_like(terms)).sum()
+    def scale_gradient(self, s: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        """``d/ds_t (exp(s_t) L_t - s_t) = exp(s_t) L_t - 1``."""
+        return torch.exp(s) * losses - 1.0

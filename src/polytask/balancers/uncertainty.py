@@ -11,6 +11,9 @@ the negative log-likelihood of a Gaussian with variance ``sigma_t^2`` (up to con
 ``L_t`` the optimum is ``s_t = log L_t``, so the weight ``1/2 exp(-s_t)`` tends to
 ``1 / (2 L_t)``: tasks with larger loss (more noise) are weighted down.
 
+The gradients are written out (:class:`~polytask.balancers.base.LearnedLossScales`): one pass
+of ``sum_t w_t L_t`` for the network, ``1/2 (1 - exp(-s_t) L_t)`` for ``s_t``.
+
 Absent tasks: an absent task's term is left out of the objective, so its ``s_t`` gets no
 gradient from that step (its loss of 0 would otherwise pull ``s_t`` down through ``1/2 s_t``).
 """
@@ -20,11 +23,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from polytask.balancers.base import LossWeighting, StepContext
+from polytask.balancers.base import LearnedLossScales, StepContext
 from polytask.balancers.option_checks import real
 
 
-class UncertaintyWeighting(LossWeighting):
+class UncertaintyWeighting(LearnedLossScales):
     """``L = sum_t 1/2 exp(-s_t) L_t + 1/2 s_t`` with learnable log-variances ``s_t`` (Kendall et
     al. 2018). The applied weight of task ``t`` is ``1/2 exp(-s_t)``.
 
@@ -44,14 +47,13 @@ class UncertaintyWeighting(LossWeighting):
         super().setup(task_names)
         self.log_variance = nn.Parameter(torch.full((len(task_names),), self.init_log_variance))
 
-    def _s(self) -> nn.Parameter:
+    def scales(self) -> nn.Parameter:
         assert self.log_variance is not None, "setup() was not called"
         return self.log_variance
 
     def weights(self, losses: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        return (0.5 * torch.exp(-self._s().detach())).to(losses)
+        return (0.5 * torch.exp(-self.scales().detach())).to(losses)
 
-    def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
-        s = self._s()
-        terms = 0.5 * torch.exp(-s) * ctx.losses + 0.5 * s
-        return torch.where(ctx.presence().to(terms.device), terms, torch.zeros_like(terms)).sum()
+    def scale_gradient(self, s: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        """``d/ds_t (1/2 exp(-s_t) L_t + 1/2 s_t) = 1/2 (1 - exp(-s_t) L_t)``."""
+        return 0.5 - 0.5 * torch.exp(-s) * losses
