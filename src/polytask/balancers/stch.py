@@ -18,7 +18,9 @@ Warm-up: during the first ``warmup_epochs`` epochs the objective is ``sum_t log(
 and the losses of the last of those epochs are averaged into ``Lbar``. (The paper's code counts
 differently: its ``warmup_epoch = k`` is ``warmup_epochs = k + 1`` here.) A reference given with
 ``reference=[...]`` replaces the averaged one. The applied weights are the coefficients of
-``grad L_t``: ``1 / (L_t + eps)`` in warm-up, ``T softmax((f - z*) / mu)_t / (L_t + eps)`` after.
+``grad L_t``: ``1 / (L_t + eps)`` in warm-up, ``T softmax((f - z*) / mu)_t / (L_t + eps)`` after;
+the network's gradient is one pass of ``sum_t w_t L_t`` with them (:meth:`SmoothTchebycheff.value`
+gives the objective's value).
 
 Absent tasks (``StepContext.present``): left out of the step (``T`` counts the present tasks,
 an absent task gets weight 0) and of the warm-up averages, which are per task over the batches
@@ -112,7 +114,9 @@ class SmoothTchebycheff(Remembers, LossWeighting):
         soft = torch.softmax(self._exponents(losses, present), dim=0)
         return torch.where(present, int(present.sum()) * soft / (losses + EPS), zero)
 
-    def objective(self, ctx: StepContext, w: torch.Tensor) -> torch.Tensor:
+    def value(self, ctx: StepContext) -> torch.Tensor:
+        """The objective's value (for inspection): the step differentiates ``sum_t w_t L_t`` with the
+        weights above, which are its derivatives ``dL_STCH/dL_t``, in one pass."""
         losses = ctx.losses
         present = ctx.presence().to(losses.device)
         if self._in_warmup(ctx) or not bool(present.any()):
